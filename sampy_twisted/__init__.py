@@ -1,0 +1,4 @@
+"""
+sampy_twisted: SAMP (the IVOA Simple Application Messaging Protocol) for
+Twisted.  Everything that talks to a hub returns a Deferred.
+"""

@@ -1,0 +1,265 @@
+# -*- test-case-name: tests.test_discovery -*-
+"""
+Standard Profile hub discovery: where the lockfile is and what it says.
+
+``SAMP_HUB=std-lockurl:<url>`` names the lockfile (``file:`` or ``http:``);
+otherwise it is ``.samp`` in the home directory (``USERPROFILE`` on Windows).
+SAMPy and astropy's multi-hub mode also leave lockfiles in ``~/.samp-1/``.
+"""
+
+import os
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ._errors import SAMPHubError
+from ._xmlrpc import XMLRPCProxy
+
+__all__ = [
+    "default_lockfile_path",
+    "get_hub_params",
+    "get_running_hubs",
+    "lockfile_location",
+    "parse_lockfile",
+    "read_lockfile",
+]
+
+_log = Logger()
+
+STD_LOCKURL = "std-lockurl:"
+REQUIRED_KEYS = ("samp.secret", "samp.hub.xmlrpc.url")
+MULTI_HUB_DIR = ".samp-1"
+MAX_LOCKFILE_BYTES = 1024 * 1024
+
+
+def _home(environ):
+    if os.name == "nt" and environ.get("USERPROFILE"):
+        return environ["USERPROFILE"]
+    home = environ.get("HOME")
+    if not home:
+        raise SAMPHubError(
+            "cannot find the SAMP lockfile: neither SAMP_HUB nor HOME is set"
+        )
+    return home
+
+
+def default_lockfile_path(environ=None):
+    """
+    The standard lockfile path, ``~/.samp``, ignoring ``SAMP_HUB``.
+
+    :param environ: the environment to read (``os.environ`` by default).
+    :rtype: str
+    """
+    environ = os.environ if environ is None else environ
+    return os.path.join(_home(environ), ".samp")
+
+
+def lockfile_location(environ=None):
+    """
+    Where the Standard Profile lockfile is, following SAMP 1.3 §4.
+
+    :param environ: the environment to read (``os.environ`` by default).
+    :return: ``("file", path)`` for a local file, or ``("url", url)`` for a
+        lockfile published over ``http:``/``https:``.
+    :raises SAMPHubError: ``SAMP_HUB`` is set but is not a ``std-lockurl:``
+        with a ``file:`` or ``http(s):`` URL.
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get("SAMP_HUB", "").strip()
+    if not value:
+        return "file", default_lockfile_path(environ)
+    if not value.startswith(STD_LOCKURL):
+        raise SAMPHubError(
+            f"SAMP_HUB={value!r} is not supported: only the Standard Profile "
+            f"form 'std-lockurl:<url>' is understood"
+        )
+    url = value[len(STD_LOCKURL):]
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise SAMPHubError(
+                f"SAMP_HUB={value!r}: file URL names host {parts.netloc!r}; "
+                f"only local files can be read"
+            )
+        return "file", url2pathname(unquote(parts.path))
+    if parts.scheme in ("http", "https"):
+        return "url", url
+    raise SAMPHubError(
+        f"SAMP_HUB={value!r}: the lockfile URL must be file:, http: or https:"
+    )
+
+
+def parse_lockfile(text, source="lockfile"):
+    """
+    Parse lockfile text into a dict of its entries.
+
+    Lines starting ``#`` and blank lines are skipped; each other line is split
+    at its first ``=``, so values may themselves contain ``=``.  Java-style
+    ``\\:`` escapes in the hub URL are undone.
+
+    :param str text: the lockfile's content.
+    :param str source: the file or URL, named in errors.
+    :rtype: dict
+    :raises SAMPHubError: a required key is missing or the hub URL is not an
+        http(s) URL.
+    """
+    params = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            _log.warn(
+                "Ignoring line {number} of SAMP lockfile {source}: not key=value",
+                number=number,
+                source=source,
+            )
+            continue
+        params[key] = value.strip()
+    missing = [key for key in REQUIRED_KEYS if not params.get(key)]
+    if missing:
+        raise SAMPHubError(
+            f"SAMP lockfile {source} is incomplete or broken: no "
+            f"{' or '.join(missing)} (try deleting it if no hub is running)"
+        )
+    url = params["samp.hub.xmlrpc.url"].replace("\\", "")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise SAMPHubError(
+            f"SAMP lockfile {source}: samp.hub.xmlrpc.url={url!r} is not an "
+            f"http or https URL"
+        )
+    params["samp.hub.xmlrpc.url"] = url
+    return params
+
+
+def _decode(data, source):
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise SAMPHubError(f"SAMP lockfile {source} is not an ASCII text file") from None
+
+
+def read_lockfile(path):
+    """
+    Read and parse a lockfile on disk.
+
+    :param str path: the lockfile's path.
+    :rtype: dict
+    :raises SAMPHubError: the file is missing ("no hub is running"),
+        unreadable, too large, or malformed.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_LOCKFILE_BYTES + 1)
+    except FileNotFoundError:
+        raise SAMPHubError(f"no SAMP hub is running: lockfile {path} does not exist") from None
+    except OSError as exc:
+        raise SAMPHubError(f"cannot read SAMP lockfile {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_LOCKFILE_BYTES:
+        raise SAMPHubError(f"SAMP lockfile {path} is too large to be a lockfile")
+    return parse_lockfile(_decode(data, path), path)
+
+
+def _fetch_lockfile(url, reactor, timeout):
+    from twisted.web.client import Agent, readBody
+
+    agent = Agent(reactor, connectTimeout=timeout)
+    d = agent.request(b"GET", url.encode("ascii"))
+
+    def got(response):
+        if response.code != 200:
+            raise SAMPHubError(f"SAMP lockfile {url}: HTTP {response.code}")
+        return readBody(response)
+
+    d.addCallback(got)
+    d.addTimeout(timeout, reactor)
+    d.addCallback(lambda data: parse_lockfile(_decode(data, url), url))
+
+    def failed(failure):
+        if failure.check(SAMPHubError):
+            return failure
+        raise SAMPHubError(f"cannot fetch SAMP lockfile {url}: {failure.getErrorMessage()}")
+
+    return d.addErrback(failed)
+
+
+def get_hub_params(reactor=None, environ=None, timeout=10.0):
+    """
+    Find the running hub's lockfile and read it.
+
+    :param reactor: the reactor, needed for lockfiles fetched over http.
+    :param environ: the environment to read (``os.environ`` by default).
+    :return: a Deferred firing with the lockfile entries as a dict, or
+        failing with :class:`SAMPHubError`.
+    """
+    try:
+        kind, where = lockfile_location(environ)
+        if kind == "file":
+            return defer.succeed(read_lockfile(where))
+    except SAMPHubError:
+        return defer.fail()
+    if reactor is None:
+        from twisted.internet import reactor
+    return _fetch_lockfile(where, reactor, timeout)
+
+
+def ping_hub(params, reactor, timeout=5.0):
+    """
+    Whether the hub described by *params* answers ``samp.hub.ping``.
+
+    :return: a Deferred firing with ``True`` or ``False``; it never fails.
+    """
+    proxy = XMLRPCProxy(params["samp.hub.xmlrpc.url"], reactor, timeout=timeout)
+    d = proxy.call("samp.hub.ping")
+    d.addCallbacks(lambda _: True, lambda _: False)
+
+    def closed(alive):
+        return proxy.close().addCallback(lambda _: alive)
+
+    return d.addCallback(closed)
+
+
+def _candidate_lockfiles(environ):
+    try:
+        kind, where = lockfile_location(environ)
+    except SAMPHubError:
+        kind, where = "file", default_lockfile_path(environ)
+    found = [where] if kind == "file" else []
+    multi = os.path.join(_home(environ), MULTI_HUB_DIR)
+    try:
+        names = sorted(os.listdir(multi))
+    except OSError:
+        names = []
+    found.extend(os.path.join(multi, n) for n in names if n.startswith("samp-hub"))
+    return found
+
+
+def get_running_hubs(reactor=None, environ=None, timeout=5.0):
+    """
+    List the live hubs: the standard one and SAMPy/astropy multi-hub ones.
+
+    Each lockfile found (the one ``SAMP_HUB`` or ``~/.samp`` names, and
+    ``~/.samp-1/samp-hub*``) is read and its hub pinged; stale or broken
+    lockfiles are left out.
+
+    :return: a Deferred firing with ``{lockfile path: hub params}``.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    environ = os.environ if environ is None else environ
+    candidates = []
+    for path in _candidate_lockfiles(environ):
+        try:
+            candidates.append((path, read_lockfile(path)))
+        except SAMPHubError:
+            continue
+    pings = [ping_hub(params, reactor, timeout) for _, params in candidates]
+    d = defer.gatherResults(pings)
+    d.addCallback(
+        lambda alive: {path: params for (path, params), ok in zip(candidates, alive) if ok}
+    )
+    return d
