@@ -1,4 +1,74 @@
 """
 sampy_twisted: SAMP (the IVOA Simple Application Messaging Protocol) for
-Twisted.  Everything that talks to a hub returns a Deferred.
+Twisted.
+
+Everything that talks to a hub returns a
+:class:`~twisted.internet.defer.Deferred`; the names, arguments and defaults
+follow astropy.samp.
 """
+
+from ._client import SAMPClient, error_response
+from ._discovery import (
+    default_lockfile_path,
+    get_hub_params,
+    get_running_hubs,
+    lockfile_location,
+    parse_lockfile,
+    read_lockfile,
+)
+from ._encoding import (
+    check_samp_value,
+    decode_boolean,
+    decode_float,
+    decode_int,
+    encode_boolean,
+    encode_float,
+    encode_int,
+    make_message,
+)
+from ._errors import (
+    SAMP_STATUS_ERROR,
+    SAMP_STATUS_OK,
+    SAMP_STATUS_WARNING,
+    SAMPCallTimeout,
+    SAMPClientError,
+    SAMPHubError,
+    SAMPProxyError,
+    SAMPWarning,
+)
+from ._hub_proxy import SAMPHubProxy
+from ._integrated import SAMPIntegratedClient
+from ._tracker import ClientTracker, TrackedClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClientTracker",
+    "SAMPCallTimeout",
+    "SAMPClient",
+    "SAMPClientError",
+    "SAMPHubError",
+    "SAMPHubProxy",
+    "SAMPIntegratedClient",
+    "SAMPProxyError",
+    "SAMPWarning",
+    "SAMP_STATUS_ERROR",
+    "SAMP_STATUS_OK",
+    "SAMP_STATUS_WARNING",
+    "TrackedClient",
+    "check_samp_value",
+    "decode_boolean",
+    "decode_float",
+    "decode_int",
+    "default_lockfile_path",
+    "encode_boolean",
+    "encode_float",
+    "encode_int",
+    "error_response",
+    "get_hub_params",
+    "get_running_hubs",
+    "lockfile_location",
+    "make_message",
+    "parse_lockfile",
+    "read_lockfile",
+]

@@ -1,0 +1,683 @@
+# -*- test-case-name: tests.test_client -*-
+"""
+The callable side of a SAMP client: an XML-RPC server that receives
+notifications, calls and responses from the hub and dispatches them to
+handlers bound by MType or msg-tag.
+"""
+
+import hmac
+import itertools
+import secrets
+import traceback
+import xmlrpc.client
+from collections import OrderedDict
+
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.logger import Logger
+
+from ._encoding import check_samp_value, timeout_seconds
+from ._errors import (
+    SAMP_STATUS_ERROR,
+    SAMP_STATUS_OK,
+    SAMPCallTimeout,
+    SAMPClientError,
+)
+from ._mtype import best_match, check_mtype_pattern
+from ._xmlrpc import XMLRPCResource, make_site
+
+#: How many recent msg-ids are remembered to refuse a redelivered call.
+SEEN_CALLS = 1024
+
+
+def error_response(text, exc=None):
+    """
+    Build a ``samp.error`` response map.
+
+    :param str text: the ``samp.errortxt``.
+    :param BaseException exc: the exception behind it, whose class and
+        traceback fill ``samp.code`` and ``samp.debugtxt``.
+    :rtype: dict
+    """
+    error = {"samp.errortxt": _legal(text)}
+    if exc is not None:
+        error["samp.code"] = type(exc).__name__
+        error["samp.debugtxt"] = _legal(
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        )
+    return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
+
+
+def _legal(text):
+    """Keep only characters SAMP allows, so an error text can always be sent."""
+    return "".join(c if c in "\t\n\r" or " " <= c <= "\x7f" else "?" for c in str(text))
+
+
+def _split_message(message):
+    if not isinstance(message, dict) or not isinstance(message.get("samp.mtype"), str):
+        raise ValueError("message has no samp.mtype")
+    params = message.get("samp.params", {})
+    if not isinstance(params, dict):
+        raise ValueError("samp.params is not a map")
+    extra = {k: v for k, v in message.items() if k not in ("samp.mtype", "samp.params")}
+    return message["samp.mtype"], params, extra
+
+
+class _Binding:
+    __slots__ = ("function", "declare", "metadata")
+
+    def __init__(self, function, declare, metadata):
+        self.function = function
+        self.declare = declare
+        self.metadata = metadata
+
+
+class _PendingWait:
+    """One client-side ``call_and_wait`` awaiting its response."""
+
+    __slots__ = ("recipient_id", "deferred", "timer")
+
+    def __init__(self, recipient_id, deferred):
+        self.recipient_id = recipient_id
+        self.deferred = deferred
+        self.timer = None
+
+
+class SAMPClient:
+    """
+    A callable SAMP client: registration, the callback XML-RPC server and
+    the tables binding MTypes and msg-tags to handlers.
+
+    Handlers have the seeds' signatures.  A notification handler is called
+    as ``f(private_key, sender_id, mtype, params, extra)``; a call handler as
+    ``f(private_key, sender_id, msg_id, mtype, params, extra)``.  Either may
+    return a Deferred or be a coroutine function.  What a call handler
+    returns decides the reply: a map is sent as ``samp.result`` of a
+    ``samp.ok`` response (or as the whole response when it has a
+    ``samp.status`` key); ``None`` means the handler replies itself with
+    :meth:`SAMPHubProxy.reply`; an exception or failure is answered with a
+    ``samp.error`` response.
+
+    :param hub: a :class:`SAMPHubProxy`.
+    :param str name: the ``samp.name`` metadata.
+    :param str description: the ``samp.description.text`` metadata.
+    :param dict metadata: further metadata.
+    :param str addr: the address to listen on (``127.0.0.1`` by default).
+    :param int port: the port to listen on (0: any free port).
+    :param bool callable: whether the client receives messages at all.
+    :param reactor: the reactor; the global one when ``None``.
+    :param endpoint: an ``IStreamServerEndpoint`` to listen on instead of
+        *addr* and *port*.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        hub,
+        name=None,
+        description=None,
+        metadata=None,
+        addr=None,
+        port=0,
+        https=False,
+        key_file=None,
+        cert_file=None,
+        cert_reqs=0,
+        ca_certs=None,
+        ssl_version=None,
+        callable=True,
+        reactor=None,
+        endpoint=None,
+    ):
+        if https or key_file or cert_file or ca_certs or ssl_version:
+            raise NotImplementedError("TLS callbacks are not supported yet")
+        if reactor is None:
+            from twisted.internet import reactor
+        self.hub = hub
+        self._reactor = reactor
+        self._metadata = self._initial_metadata(name, description, metadata)
+        self._callable = callable
+        self._addr = addr or "127.0.0.1"
+        self._port_number = port
+        self._endpoint = endpoint
+        self._port = None
+        self._url = None
+        self._notification_bindings = {}
+        self._call_bindings = {}
+        self._response_bindings = {}
+        self._system = {}
+        self._extra_subscriptions = {}
+        self._pending = {}
+        self._seen_calls = OrderedDict()
+        self._tags = (f"sampy_twisted:{secrets.token_hex(4)}:{n}" for n in itertools.count())
+        self._private_key = self._public_id = self._hub_id = None
+        self._registration_observers = []
+        self._bind_system("samp.hub.event.shutdown", self._hub_shut_down)
+        self._bind_system("samp.hub.disconnect", self._hub_disconnected)
+
+    @staticmethod
+    def _initial_metadata(name, description, metadata):
+        result = dict(metadata or {})
+        if name is not None:
+            result["samp.name"] = name
+        if description is not None:
+            result["samp.description.text"] = description
+        return check_samp_value(result, "metadata")
+
+    # -- state --------------------------------------------------------------
+
+    @property
+    def is_running(self):
+        """Whether the callback server is listening (always ``False`` for a
+        client that is not callable)."""
+        return self._port is not None
+
+    @property
+    def is_registered(self):
+        """Whether the client is registered with a hub."""
+        return self._private_key is not None
+
+    @property
+    def callback_url(self):
+        """The URL of the callback server, or ``None`` when not listening."""
+        return self._url
+
+    def get_private_key(self):
+        """
+        The private key from registration (``samp.private-key``).
+
+        :rtype: str or None
+        """
+        return self._private_key
+
+    def get_public_id(self):
+        """
+        The public id from registration (``samp.self-id``).
+
+        :rtype: str or None
+        """
+        return self._public_id
+
+    def get_hub_id(self):
+        """
+        The hub's own client id (``samp.hub-id``).
+
+        :rtype: str or None
+        """
+        return self._hub_id
+
+    # -- listening ------------------------------------------------------------
+
+    def start(self):
+        """
+        Start the callback server (nothing for a client that is not callable).
+
+        :return: a Deferred firing when listening.
+        """
+        if not self._callable or self._port is not None:
+            return defer.succeed(None)
+        resource = XMLRPCResource(
+            {
+                "samp.client.receiveNotification": self.receive_notification,
+                "samp.client.receiveCall": self.receive_call,
+                "samp.client.receiveResponse": self.receive_response,
+            }
+        )
+        endpoint = self._endpoint or self._default_endpoint()
+        d = endpoint.listen(make_site(resource, reactor=self._reactor))
+        return d.addCallback(self._listening)
+
+    def _default_endpoint(self):
+        kind = TCP6ServerEndpoint if ":" in self._addr else TCP4ServerEndpoint
+        return kind(self._reactor, self._port_number, interface=self._addr)
+
+    def _listening(self, port):
+        self._port = port
+        address = port.getHost()
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)
+        if ":" in host:
+            host = f"[{host}]"
+        self._url = f"http://{host}:{address.port}/"
+        self._log.debug("Callback server listening at {url}", url=self._url)
+
+    def stop(self):
+        """
+        Stop the callback server.  Waits still pending fail.
+
+        :return: a Deferred firing when the port is closed.
+        """
+        self._fail_pending(SAMPClientError("the client stopped"))
+        port, self._port, self._url = self._port, None, None
+        if port is None:
+            return defer.succeed(None)
+        return defer.maybeDeferred(port.stopListening)
+
+    # -- registration -------------------------------------------------------
+
+    def register(self):
+        """
+        Register with the hub: register, declare metadata, set the callback
+        URL and declare subscriptions, in the order JSAMP requires.
+
+        :return: a Deferred firing when all of it is done.
+        """
+        if self._private_key is not None:
+            return defer.fail(SAMPClientError("the client is already registered"))
+        if not self.hub.is_connected:
+            return defer.fail(SAMPClientError("cannot register: the hub proxy is not connected"))
+        if self._callable and self._port is None:
+            return defer.fail(SAMPClientError("cannot register: call start() first"))
+        d = self.hub.register(self.hub.lockfile["samp.secret"])
+        d.addCallback(self._registered)
+        d.addCallback(lambda _: self._declare_after_registering())
+        return d
+
+    def _registered(self, info):
+        key, self_id = info.get("samp.private-key"), info.get("samp.self-id")
+        if not isinstance(key, str) or not key or not isinstance(self_id, str) or not self_id:
+            raise SAMPClientError("the hub's registration answer has no private key or id")
+        self._private_key, self._public_id = key, self_id
+        self._hub_id = info.get("samp.hub-id")
+        self._log.info("Registered with the hub as {client_id}", client_id=self_id)
+
+    def _declare_after_registering(self):
+        d = self.hub.declare_metadata(self._private_key, self._metadata) if self._metadata else defer.succeed(None)
+        if self._callable:
+            d.addCallback(lambda _: self.hub.set_xmlrpc_callback(self._private_key, self._url))
+            d.addCallback(lambda _: self.declare_subscriptions())
+
+        def undo(failure):
+            # Half-registered clients confuse other applications.
+            key, self._private_key = self._private_key, None
+            d = self.hub.unregister(key)
+            d.addErrback(lambda _: None)
+            return d.addCallback(lambda _: failure)
+
+        return d.addErrback(undo)
+
+    def unregister(self):
+        """
+        Unregister from the hub.  Waits still pending fail.
+
+        :return: a Deferred firing when the hub has answered; the client
+            counts as unregistered afterwards even if the hub could not be
+            reached.
+        """
+        key = self._private_key
+        if key is None:
+            return defer.succeed(None)
+        d = self.hub.unregister(key)
+
+        def ended(result):
+            self._lose_registration("the client unregistered")
+            return result
+
+        return d.addBoth(ended)
+
+    def when_unregistered(self):
+        """
+        A Deferred firing with a reason text when the current registration
+        ends, whether by :meth:`unregister`, a hub shutdown
+        (``samp.hub.event.shutdown``) or a hub disconnection
+        (``samp.hub.disconnect``).
+        """
+        d = defer.Deferred()
+        self._registration_observers.append(d)
+        return d
+
+    def _lose_registration(self, reason):
+        if self._private_key is None:
+            return
+        self._private_key = None
+        self._fail_pending(SAMPClientError(f"no response: {reason}"))
+        observers, self._registration_observers = self._registration_observers, []
+        for d in observers:
+            d.callback(reason)
+
+    # -- metadata and subscriptions ----------------------------------------
+
+    def declare_metadata(self, metadata=None):
+        """
+        Declare the client's metadata, replacing what was declared before.
+
+        :param dict metadata: the new metadata; the current one when ``None``.
+        :return: a Deferred firing when the hub has it.
+        """
+        if metadata is not None:
+            self._metadata = check_samp_value(dict(metadata), "metadata")
+        if self._private_key is None:
+            return defer.succeed(None)
+        return self.hub.declare_metadata(self._private_key, self._metadata)
+
+    def get_subscriptions_map(self):
+        """
+        The subscriptions this client declares: its bindings, its own
+        administrative MTypes and any extra ones given to
+        :meth:`declare_subscriptions`.
+
+        :rtype: dict
+        """
+        subscriptions = {"samp.app.ping": {}}
+        subscriptions.update((mtype, {}) for mtype in self._system)
+        for table in (self._notification_bindings, self._call_bindings):
+            for mtype, binding in table.items():
+                if binding.declare:
+                    subscriptions[mtype] = dict(binding.metadata or {})
+        subscriptions.update(self._extra_subscriptions)
+        return subscriptions
+
+    def declare_subscriptions(self, subscriptions=None):
+        """
+        Declare the MTypes this client receives: those of its bindings, plus
+        *subscriptions*.
+
+        :param dict subscriptions: further MType → annotations entries.
+        :return: a Deferred firing when the hub has them.
+        """
+        if subscriptions is not None:
+            for mtype in subscriptions:
+                check_mtype_pattern(mtype)
+            self._extra_subscriptions = check_samp_value(dict(subscriptions), "subscriptions")
+        if self._private_key is None or not self._callable:
+            return defer.succeed(None)
+        return self.hub.declare_subscriptions(self._private_key, self.get_subscriptions_map())
+
+    # -- bindings -------------------------------------------------------------
+
+    def _bind(self, table, mtype, function, declare, metadata):
+        check_mtype_pattern(mtype)
+        if not callable(function):
+            raise TypeError(f"handler for {mtype} is not callable: {function!r}")
+        if metadata is not None:
+            metadata = check_samp_value(dict(metadata), "metadata")
+        table[mtype] = _Binding(function, declare, metadata)
+        return self.declare_subscriptions() if declare else defer.succeed(None)
+
+    def _unbind(self, table, mtype, declare):
+        binding = table.pop(mtype, None)
+        if binding is None:
+            raise KeyError(f"no handler is bound to {mtype!r}")
+        return self.declare_subscriptions() if declare else defer.succeed(None)
+
+    def bind_receive_notification(self, mtype, function, declare=True, metadata=None):
+        """
+        Bind an MType (or pattern such as ``table.*``) of notifications to
+        ``function(private_key, sender_id, mtype, params, extra)``.
+
+        :param bool declare: subscribe to the MType at the hub.
+        :param dict metadata: annotations of the subscription.
+        :return: a Deferred firing when the subscriptions are declared.
+        """
+        return self._bind(self._notification_bindings, mtype, function, declare, metadata)
+
+    def bind_receive_call(self, mtype, function, declare=True, metadata=None):
+        """
+        Bind an MType (or pattern) of calls to
+        ``function(private_key, sender_id, msg_id, mtype, params, extra)``.
+
+        :param bool declare: subscribe to the MType at the hub.
+        :param dict metadata: annotations of the subscription.
+        :return: a Deferred firing when the subscriptions are declared.
+        """
+        return self._bind(self._call_bindings, mtype, function, declare, metadata)
+
+    def bind_receive_message(self, mtype, function, declare=True, metadata=None):
+        """
+        Bind an MType for both notifications and calls to
+        ``function(private_key, sender_id, msg_id, mtype, params, extra)``;
+        *msg_id* is ``None`` for notifications.
+
+        :return: a Deferred firing when the subscriptions are declared.
+        """
+        def as_notification(private_key, sender_id, mtype, params, extra):
+            return function(private_key, sender_id, None, mtype, params, extra)
+
+        self._bind(self._notification_bindings, mtype, as_notification, False, metadata)
+        return self._bind(self._call_bindings, mtype, function, declare, metadata)
+
+    def bind_receive_response(self, msg_tag, function):
+        """
+        Bind a msg-tag to ``function(private_key, responder_id, msg_tag,
+        response)``, called for each response to calls sent with that tag.
+        """
+        if not callable(function):
+            raise TypeError(f"handler for {msg_tag} is not callable: {function!r}")
+        self._response_bindings[msg_tag] = function
+
+    def unbind_receive_notification(self, mtype, declare=True):
+        """
+        Remove a notification binding and, with *declare*, the subscription.
+
+        :raises KeyError: nothing is bound to *mtype*.
+        """
+        return self._unbind(self._notification_bindings, mtype, declare)
+
+    def unbind_receive_call(self, mtype, declare=True):
+        """
+        Remove a call binding and, with *declare*, the subscription.
+
+        :raises KeyError: nothing is bound to *mtype*.
+        """
+        return self._unbind(self._call_bindings, mtype, declare)
+
+    def unbind_receive_response(self, msg_tag):
+        """
+        Remove a msg-tag binding.
+
+        :raises KeyError: nothing is bound to *msg_tag*.
+        """
+        del self._response_bindings[msg_tag]
+
+    def _bind_system(self, mtype, function):
+        """Bind ``function(sender_id, params)`` for a notification MType the
+        library handles itself (hub events)."""
+        self._system[mtype] = function
+
+    # -- receiving ------------------------------------------------------------
+
+    def _check_key(self, private_key):
+        expected = self._private_key
+        if expected is None:
+            raise xmlrpc.client.Fault(1, "this client is not registered")
+        if not isinstance(private_key, str) or not hmac.compare_digest(
+            private_key.encode("utf-8"), expected.encode("utf-8")
+        ):
+            raise xmlrpc.client.Fault(1, "wrong private key")
+
+    def receive_notification(self, private_key, sender_id, message):
+        """
+        ``samp.client.receiveNotification``: dispatch a notification.
+
+        :raises xmlrpc.client.Fault: the private key is wrong.
+        :return: ``""``.
+        """
+        self._check_key(private_key)
+        try:
+            mtype, params, extra = _split_message(message)
+        except ValueError as exc:
+            self._log.warn("Ignoring a bad notification from {sender}: {why}", sender=sender_id, why=str(exc))
+            return ""
+        system = self._system.get(mtype)
+        if system is not None:
+            system(sender_id, params)
+        binding = self._lookup(self._notification_bindings, mtype)
+        if binding is not None:
+            d = defer.maybeDeferred(binding.function, private_key, sender_id, mtype, params, extra)
+            d.addErrback(self._handler_failed, mtype)
+        elif system is None and mtype != "samp.app.ping":
+            self._log.warn("No handler for notification {mtype} from {sender}", mtype=mtype, sender=sender_id)
+        return ""
+
+    def receive_call(self, private_key, sender_id, msg_id, message):
+        """
+        ``samp.client.receiveCall``: dispatch a call; the reply goes later
+        through the hub.
+
+        :raises xmlrpc.client.Fault: the private key is wrong.
+        :return: ``""``.
+        """
+        self._check_key(private_key)
+        if not self._first_delivery(msg_id):
+            self._log.warn("Ignoring repeated delivery of call {msg_id}", msg_id=msg_id)
+            return ""
+        try:
+            mtype, params, extra = _split_message(message)
+        except ValueError as exc:
+            self._send_reply(msg_id, "?", error_response(f"bad message: {exc}"))
+            return ""
+        binding = self._lookup(self._call_bindings, mtype)
+        if binding is None:
+            if mtype == "samp.app.ping":
+                self._send_reply(msg_id, mtype, {"samp.status": SAMP_STATUS_OK, "samp.result": {}})
+            else:
+                self._send_reply(msg_id, mtype, error_response(f"no handler for {mtype}"))
+            return ""
+        d = defer.maybeDeferred(binding.function, private_key, sender_id, msg_id, mtype, params, extra)
+        d.addCallbacks(self._call_returned, self._call_failed, (msg_id, mtype), None, (msg_id, mtype))
+        return ""
+
+    def receive_response(self, private_key, responder_id, msg_tag, response):
+        """
+        ``samp.client.receiveResponse``: deliver a response to the waiting
+        ``call_and_wait`` or to the handler bound to its msg-tag.
+
+        :raises xmlrpc.client.Fault: the private key is wrong.
+        :return: ``""``.
+        """
+        self._check_key(private_key)
+        pending = self._pending.get(msg_tag)
+        if pending is not None and pending.recipient_id == responder_id:
+            del self._pending[msg_tag]
+            if pending.timer is not None and pending.timer.active():
+                pending.timer.cancel()
+            pending.deferred.callback(response)
+            return ""
+        function = self._response_bindings.get(msg_tag)
+        if function is None:
+            self._log.debug("Unexpected response with tag {tag} from {responder}", tag=msg_tag, responder=responder_id)
+            return ""
+        d = defer.maybeDeferred(function, private_key, responder_id, msg_tag, response)
+        d.addErrback(self._handler_failed, msg_tag)
+        return ""
+
+    @staticmethod
+    def _lookup(table, mtype):
+        if mtype in table:
+            return table[mtype]
+        pattern = best_match(table, mtype)
+        return None if pattern is None else table[pattern]
+
+    def _first_delivery(self, msg_id):
+        if msg_id in self._seen_calls:
+            return False
+        self._seen_calls[msg_id] = None
+        if len(self._seen_calls) > SEEN_CALLS:
+            self._seen_calls.popitem(last=False)
+        return True
+
+    def _call_returned(self, result, msg_id, mtype):
+        if result is None:
+            return  # the handler replies itself
+        if not isinstance(result, dict):
+            response = error_response(
+                f"the handler for {mtype} returned {type(result).__name__}, not a map"
+            )
+        elif "samp.status" in result:
+            response = result
+        else:
+            response = {"samp.status": SAMP_STATUS_OK, "samp.result": result}
+        self._send_reply(msg_id, mtype, response)
+
+    def _call_failed(self, failure, msg_id, mtype):
+        self._log.failure("Handler for call {mtype} failed", failure, mtype=mtype)
+        self._send_reply(msg_id, mtype, error_response(failure.getErrorMessage(), failure.value))
+
+    def _send_reply(self, msg_id, mtype, response):
+        key = self._private_key
+        if key is None:
+            self._log.warn("Not replying to {mtype}: no longer registered", mtype=mtype)
+            return
+        try:
+            d = self.hub.reply(key, msg_id, response)
+        except (TypeError, ValueError) as exc:
+            # A handler's result that breaks SAMP's rules still gets an answer.
+            d = self.hub.reply(key, msg_id, error_response(f"the handler for {mtype} returned a bad result: {exc}"))
+        d.addErrback(self._reply_failed, mtype)
+
+    def _reply_failed(self, failure, mtype):
+        self._log.error("Could not send the reply to {mtype}: {why}", mtype=mtype, why=failure.getErrorMessage())
+
+    def _handler_failed(self, failure, what):
+        self._log.failure("Handler for {what} failed", failure, what=what)
+
+    # -- administrative messages ----------------------------------------------
+
+    def _from_hub(self, sender_id, mtype):
+        if sender_id != self._hub_id:
+            self._log.warn("Ignoring {mtype} from {sender}, which is not the hub", mtype=mtype, sender=sender_id)
+            return False
+        return True
+
+    def _hub_shut_down(self, sender_id, params):
+        if self._from_hub(sender_id, "samp.hub.event.shutdown"):
+            self._log.info("The hub is shutting down")
+            self._lose_registration("the hub shut down")
+
+    def _hub_disconnected(self, sender_id, params):
+        if self._from_hub(sender_id, "samp.hub.disconnect"):
+            reason = params.get("reason") or "no reason given"
+            self._log.info("The hub disconnected this client: {reason}", reason=reason)
+            self._lose_registration(f"the hub disconnected this client ({reason})")
+
+    # -- client-side call and wait ----------------------------------------------
+
+    def call_and_wait(self, recipient_id, message, timeout):
+        """
+        Send a call and wait for its response, without holding a request
+        open: the response arrives through ``receiveResponse``.  A client
+        that is not callable uses the hub's ``callAndWait`` instead.
+
+        :param str recipient_id: the recipient's public id.
+        :param dict message: the message map.
+        :param timeout: seconds, as a SAMP int string or a number; ``"0"``
+            waits without limit.
+        :return: a Deferred firing with the response map, or failing with
+            :class:`SAMPCallTimeout` when the time runs out, or
+            :class:`SAMPClientError` when the registration ends first.
+        """
+        seconds = timeout_seconds(timeout)
+        key = self._private_key
+        if key is None:
+            return defer.fail(SAMPClientError("not registered with a hub"))
+        if not self._callable:
+            return self.hub.call_and_wait(key, recipient_id, message, timeout)
+        tag = next(self._tags)
+        sent = self.hub.call(key, recipient_id, tag, message)
+        pending = _PendingWait(recipient_id, defer.Deferred(lambda _: self._forget(tag)))
+        self._pending[tag] = pending
+        if seconds is not None:
+            pending.timer = self._reactor.callLater(seconds, self._timed_out, tag, seconds)
+        sent.addErrback(self._send_failed, tag)
+        return pending.deferred
+
+    def _forget(self, tag):
+        pending = self._pending.pop(tag, None)
+        if pending is not None and pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()
+        return pending
+
+    def _timed_out(self, tag, seconds):
+        pending = self._pending.pop(tag, None)
+        if pending is not None:
+            pending.deferred.errback(SAMPCallTimeout(seconds, pending.recipient_id))
+
+    def _send_failed(self, failure, tag):
+        pending = self._forget(tag)
+        if pending is not None:
+            pending.deferred.errback(failure)
+
+    def _fail_pending(self, exc):
+        for tag in list(self._pending):
+            pending = self._forget(tag)
+            pending.deferred.errback(exc)

@@ -1,0 +1,492 @@
+# -*- test-case-name: tests.test_integrated -*-
+"""
+The integrated client: astropy's ``SAMPIntegratedClient`` API, with every
+method that talks to the hub returning a Deferred.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ._client import SAMPClient
+from ._encoding import make_message
+from ._errors import SAMPClientError
+from ._hub_proxy import SAMPHubProxy
+from ._tracker import ClientTracker
+
+
+def _easy_message(mtype, params):
+    params = dict(params)
+    extra = params.pop("extra_kws", None)
+    return make_message(mtype, params, extra)
+
+
+class SAMPIntegratedClient:
+    """
+    A SAMP client: hub proxy and callable client in one object, with the
+    names, arguments and defaults of astropy's ``SAMPIntegratedClient``.
+
+    Every method that talks to the hub returns a
+    :class:`~twisted.internet.defer.Deferred`.  Arguments that break SAMP's
+    data rules raise :class:`TypeError` or :class:`ValueError` at once,
+    before anything is sent; calling such a method while not connected gives
+    a Deferred failing with :class:`SAMPClientError`.
+
+    :param str name: the ``samp.name`` metadata.
+    :param str description: the ``samp.description.text`` metadata.
+    :param dict metadata: further metadata.
+    :param str addr: the callback server's address (``127.0.0.1``).
+    :param int port: the callback server's port (0: any free port).
+    :param bool callable: whether the client receives messages.
+    :param reactor: the reactor; the global one when ``None``.
+    :param bool track_clients: keep :attr:`clients`, a live map of the other
+        registered clients.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        name=None,
+        description=None,
+        metadata=None,
+        addr=None,
+        port=0,
+        https=False,
+        key_file=None,
+        cert_file=None,
+        cert_reqs=0,
+        ca_certs=None,
+        ssl_version=None,
+        callable=True,
+        reactor=None,
+        track_clients=False,
+    ):
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
+        self.hub = SAMPHubProxy(reactor=reactor)
+        self.client = SAMPClient(
+            self.hub,
+            name=name,
+            description=description,
+            metadata=metadata,
+            addr=addr,
+            port=port,
+            https=https,
+            key_file=key_file,
+            cert_file=cert_file,
+            cert_reqs=cert_reqs,
+            ca_certs=ca_certs,
+            ssl_version=ssl_version,
+            callable=callable,
+            reactor=reactor,
+        )
+        self.clients = ClientTracker(self.client) if track_clients and callable else None
+        self._lost = []
+        self._closing = False
+
+    # -- connection -----------------------------------------------------------
+
+    @property
+    def is_connected(self):
+        """``True`` when registered with a running hub."""
+        return self.hub.is_connected and self.client.is_registered
+
+    def connect(
+        self,
+        hub=None,
+        hub_params=None,
+        key_file=None,
+        cert_file=None,
+        cert_reqs=0,
+        ca_certs=None,
+        ssl_version=None,
+        pool_size=20,
+    ):
+        """
+        Find the hub, start the callback server and register: metadata,
+        callback and subscriptions are declared before the Deferred fires.
+
+        :param hub: a running hub object with a ``params`` dict (such as
+            :class:`SAMPHubServer`) to connect to instead of discovery.
+        :param dict hub_params: the hub's lockfile entries, instead of
+            discovery.
+        :param int pool_size: at most this many concurrent hub requests.
+        :return: a Deferred firing with this client, or failing with
+            :class:`SAMPHubError` (no hub, hub unreachable) or
+            :class:`SAMPProxyError` (the hub refused).
+        """
+        if key_file or cert_file or ca_certs or ssl_version:
+            raise NotImplementedError("TLS connections to the hub are not supported yet")
+        if self.is_connected:
+            return defer.fail(SAMPClientError("already connected; disconnect() first"))
+        d = self.hub.connect(hub=hub, hub_params=hub_params, pool_size=pool_size)
+        d.addCallback(lambda _: self.client.start())
+        d.addCallback(lambda _: self.client.register())
+        if self.clients is not None:
+            d.addCallback(lambda _: self.clients.populate())
+        d.addCallback(self._connected)
+        d.addErrback(self._connect_failed)
+        return d
+
+    def _connected(self, _):
+        self.client.when_unregistered().addCallback(self._registration_ended)
+        return self
+
+    def _connect_failed(self, failure):
+        d = self._shut_down()
+        return d.addCallback(lambda _: failure)
+
+    def _registration_ended(self, reason):
+        if self._closing:
+            return  # disconnect() is cleaning up itself
+        self._log.info("Disconnected from the hub: {reason}", reason=reason)
+        self._shut_down().addCallback(lambda _: self._announce_lost(reason))
+
+    def _announce_lost(self, reason):
+        observers, self._lost = self._lost, []
+        for d in observers:
+            d.callback(reason)
+
+    def _shut_down(self):
+        if self.clients is not None:
+            self.clients.clear()
+        d = self.client.stop()
+        d.addCallback(lambda _: self.hub.disconnect())
+        return d
+
+    def disconnect(self):
+        """
+        Unregister, stop the callback server and close the connections to
+        the hub.  Waits still pending fail with :class:`SAMPClientError`.
+        An unreachable hub does not stop the rest of the clean-up.
+
+        :return: a Deferred firing when everything is closed.
+        """
+        self._closing = True
+        d = self.client.unregister()
+
+        def unreachable(failure):
+            self._log.warn("Could not unregister cleanly: {why}", why=failure.getErrorMessage())
+
+        def done(result):
+            self._closing = False
+            return result
+
+        d.addErrback(unreachable)
+        d.addCallback(lambda _: self._shut_down())
+        d.addCallback(lambda _: self._announce_lost("the client disconnected"))
+        return d.addBoth(done)
+
+    def when_disconnected(self):
+        """
+        A Deferred firing with a reason text once the connection ends: by
+        :meth:`disconnect`, a hub shutdown or the hub dropping this client.
+        Fires after the callback server has stopped.
+        """
+        d = defer.Deferred()
+        self._lost.append(d)
+        return d
+
+    def _key(self):
+        key = self.client.get_private_key()
+        if key is None:
+            raise SAMPClientError("not connected to a hub: call connect() first")
+        return key
+
+    def _hub_call(self, method, *args):
+        try:
+            key = self._key()
+        except SAMPClientError:
+            return defer.fail()
+        return method(key, *args)
+
+    # -- identity --------------------------------------------------------------
+
+    def get_private_key(self):
+        """
+        The private key from registration (``samp.private-key``).
+
+        :rtype: str or None
+        """
+        return self.client.get_private_key()
+
+    def get_public_id(self):
+        """
+        The public id from registration (``samp.self-id``).
+
+        :rtype: str or None
+        """
+        return self.client.get_public_id()
+
+    def get_hub_id(self):
+        """
+        The hub's own client id (``samp.hub-id``).
+
+        :rtype: str or None
+        """
+        return self.client.get_hub_id()
+
+    # -- hub methods -----------------------------------------------------------
+
+    def ping(self):
+        """Ping the hub.  :return: a Deferred firing when it answered."""
+        return self.hub.ping()
+
+    def declare_metadata(self, metadata):
+        """
+        Declare this client's metadata, replacing the previous one.
+
+        :param dict metadata: the metadata map.
+        """
+        return self.client.declare_metadata(metadata)
+
+    def declare_subscriptions(self, subscriptions=None):
+        """
+        Declare the subscriptions of the bound MTypes plus *subscriptions*.
+
+        :param dict subscriptions: further MType → annotations entries.
+        """
+        return self.client.declare_subscriptions(subscriptions)
+
+    def get_metadata(self, client_id):
+        """
+        Another client's metadata.
+
+        :return: a Deferred firing with the metadata map.
+        """
+        return self._hub_call(self.hub.get_metadata, client_id)
+
+    def get_subscriptions(self, client_id):
+        """
+        Another client's subscriptions.
+
+        :return: a Deferred firing with the subscriptions map.
+        """
+        return self._hub_call(self.hub.get_subscriptions, client_id)
+
+    def get_registered_clients(self):
+        """
+        The ids of all other registered clients, the hub's included.
+
+        :return: a Deferred firing with a list of ids.
+        """
+        return self._hub_call(self.hub.get_registered_clients)
+
+    def get_subscribed_clients(self, mtype):
+        """
+        The clients subscribed to *mtype*.
+
+        :return: a Deferred firing with a map of id → annotations.
+        """
+        return self._hub_call(self.hub.get_subscribed_clients, mtype)
+
+    def notify(self, recipient_id, message):
+        """
+        Send a notification to one client.
+
+        :param dict message: ``{"samp.mtype": ..., "samp.params": {...}}``.
+        """
+        return self._hub_call(self.hub.notify, recipient_id, message)
+
+    def notify_all(self, message):
+        """
+        Send a notification to every subscribed client.
+
+        :return: a Deferred firing with the list of recipient ids.
+        """
+        return self._hub_call(self.hub.notify_all, message)
+
+    def call(self, recipient_id, msg_tag, message):
+        """
+        Send a call; the response goes to the handler bound to *msg_tag*
+        with :meth:`bind_receive_response`.
+
+        :return: a Deferred firing with the msg-id.
+        """
+        return self._hub_call(self.hub.call, recipient_id, msg_tag, message)
+
+    def call_all(self, msg_tag, message):
+        """
+        Send a call to every subscribed client.
+
+        :return: a Deferred firing with a map of recipient id → msg-id.
+        """
+        return self._hub_call(self.hub.call_all, msg_tag, message)
+
+    def call_and_wait(self, recipient_id, message, timeout):
+        """
+        Send a call and wait for the response.
+
+        The wait happens here, not in the hub: the call goes out with
+        ``samp.hub.call`` and the response is matched by its msg-tag, with a
+        reactor timer for the timeout.  (A client that is not callable uses
+        the hub's ``callAndWait``; :attr:`hub` reaches it too.)
+
+        :param str recipient_id: the recipient's id.
+        :param dict message: the message map.
+        :param timeout: seconds, as a SAMP int string (``"10"``) or a number;
+            ``"0"`` waits without limit.
+        :return: a Deferred firing with the response map, or failing with
+            :class:`SAMPCallTimeout` (a :class:`SAMPProxyError`) or, if the
+            connection ends first, :class:`SAMPClientError`.
+        """
+        return self.client.call_and_wait(recipient_id, message, timeout)
+
+    def reply(self, msg_id, response):
+        """
+        Reply to a call received earlier.
+
+        :param str msg_id: the call's msg-id.
+        :param dict response: the response map.
+        """
+        return self._hub_call(self.hub.reply, msg_id, response)
+
+    # -- easy versions ----------------------------------------------------------
+
+    def enotify(self, recipient_id, mtype, **params):
+        """
+        :meth:`notify` with the message given as an MType and keyword
+        parameters; ``extra_kws={...}`` adds top-level message keys.
+        """
+        return self.notify(recipient_id, _easy_message(mtype, params))
+
+    def enotify_all(self, mtype, **params):
+        """:meth:`notify_all` with the message as MType and keywords."""
+        return self.notify_all(_easy_message(mtype, params))
+
+    def ecall(self, recipient_id, msg_tag, mtype, **params):
+        """:meth:`call` with the message as MType and keywords."""
+        return self.call(recipient_id, msg_tag, _easy_message(mtype, params))
+
+    def ecall_all(self, msg_tag, mtype, **params):
+        """
+        :meth:`call_all` with the message as MType and keywords.
+
+        :return: a Deferred firing with the hub's map of recipient id →
+            msg-id.
+        """
+        return self.call_all(msg_tag, _easy_message(mtype, params))
+
+    def ecall_and_wait(self, recipient_id, mtype, timeout, **params):
+        """:meth:`call_and_wait` with the message as MType and keywords."""
+        return self.call_and_wait(recipient_id, _easy_message(mtype, params), timeout)
+
+    def ereply(self, msg_id, status, result=None, error=None):
+        """
+        :meth:`reply` with the response given by its parts.
+
+        :param str status: ``SAMP_STATUS_OK``, ``SAMP_STATUS_WARNING`` or
+            ``SAMP_STATUS_ERROR``.
+        :param dict result: the ``samp.result`` map.
+        :param dict error: the ``samp.error`` map.
+        """
+        response = {"samp.status": status}
+        if result is not None:
+            response["samp.result"] = result
+        if error is not None:
+            response["samp.error"] = error
+        return self.reply(msg_id, response)
+
+    # -- finding clients ---------------------------------------------------------
+
+    def find_clients(self, name):
+        """
+        The ids of the clients whose ``samp.name`` is *name*, ignoring case.
+        Uses :attr:`clients` when tracking, else asks the hub.
+
+        :return: a Deferred firing with a sorted list of ids.
+        """
+        if self.clients is not None and self.is_connected:
+            return defer.succeed(self.clients.find_by_name(name))
+        d = self.get_registered_clients()
+        d.addCallback(lambda ids: defer.gatherResults([self._name_of(cid) for cid in ids]))
+        wanted = name.casefold()
+        return d.addCallback(
+            lambda pairs: sorted(cid for cid, n in pairs if isinstance(n, str) and n.casefold() == wanted)
+        )
+
+    def _name_of(self, client_id):
+        d = self.get_metadata(client_id)
+        d.addCallbacks(lambda m: (client_id, m.get("samp.name")), lambda _: (client_id, None))
+        return d
+
+    def find_client(self, name):
+        """
+        The id of the client named *name* (ignoring case); the first by id
+        when several share it.
+
+        :return: a Deferred firing with the id, or failing with
+            :class:`SAMPClientError` when no client has that name.
+        """
+        def first(ids):
+            if not ids:
+                raise SAMPClientError(f"no registered client is named {name!r}")
+            return ids[0]
+
+        return self.find_clients(name).addCallback(first)
+
+    # -- receiving (see SAMPClient) ---------------------------------------------
+
+    def bind_receive_notification(self, mtype, function, declare=True, metadata=None):
+        """
+        Bind notifications of *mtype* (or a pattern such as ``table.*``) to
+        ``function(private_key, sender_id, mtype, params, extra)``.
+
+        :return: a Deferred firing when the subscriptions are declared.
+        """
+        return self.client.bind_receive_notification(mtype, function, declare, metadata)
+
+    def bind_receive_call(self, mtype, function, declare=True, metadata=None):
+        """
+        Bind calls of *mtype* to
+        ``function(private_key, sender_id, msg_id, mtype, params, extra)``.
+        Its return value is the reply: a map is the ``samp.result`` of a
+        ``samp.ok`` response, ``None`` means it replies itself, an exception
+        becomes a ``samp.error`` response.
+
+        :return: a Deferred firing when the subscriptions are declared.
+        """
+        return self.client.bind_receive_call(mtype, function, declare, metadata)
+
+    def bind_receive_message(self, mtype, function, declare=True, metadata=None):
+        """
+        Bind both notifications and calls of *mtype* to
+        ``function(private_key, sender_id, msg_id, mtype, params, extra)``
+        (*msg_id* is ``None`` for notifications).
+        """
+        return self.client.bind_receive_message(mtype, function, declare, metadata)
+
+    def bind_receive_response(self, msg_tag, function):
+        """
+        Bind responses to calls sent with *msg_tag* to
+        ``function(private_key, responder_id, msg_tag, response)``.
+        """
+        return self.client.bind_receive_response(msg_tag, function)
+
+    def unbind_receive_notification(self, mtype, declare=True):
+        """Remove a notification binding (and its subscription)."""
+        return self.client.unbind_receive_notification(mtype, declare)
+
+    def unbind_receive_call(self, mtype, declare=True):
+        """Remove a call binding (and its subscription)."""
+        return self.client.unbind_receive_call(mtype, declare)
+
+    def unbind_receive_response(self, msg_tag):
+        """Remove a msg-tag binding."""
+        return self.client.unbind_receive_response(msg_tag)
+
+    def receive_notification(self, private_key, sender_id, message):
+        """The ``samp.client.receiveNotification`` callback; see
+        :meth:`SAMPClient.receive_notification`."""
+        return self.client.receive_notification(private_key, sender_id, message)
+
+    def receive_call(self, private_key, sender_id, msg_id, message):
+        """The ``samp.client.receiveCall`` callback; see
+        :meth:`SAMPClient.receive_call`."""
+        return self.client.receive_call(private_key, sender_id, msg_id, message)
+
+    def receive_response(self, private_key, responder_id, msg_tag, response):
+        """The ``samp.client.receiveResponse`` callback; see
+        :meth:`SAMPClient.receive_response`."""
+        return self.client.receive_response(private_key, responder_id, msg_tag, response)

@@ -1,0 +1,196 @@
+# -*- test-case-name: tests.test_tracker -*-
+"""
+A live view of the other clients registered with the hub, kept current from
+the hub's ``samp.hub.event.*`` notifications, as JSAMP's ClientTracker does.
+"""
+
+from collections.abc import Mapping
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ._mtype import best_match
+
+EVENTS = (
+    "samp.hub.event.register",
+    "samp.hub.event.unregister",
+    "samp.hub.event.metadata",
+    "samp.hub.event.subscriptions",
+)
+
+
+class TrackedClient:
+    """
+    What is known of one other client.
+
+    :ivar str id: its public id.
+    :ivar dict metadata: its declared metadata.
+    :ivar dict subscriptions: its declared subscriptions.
+    """
+
+    def __init__(self, client_id, metadata=None, subscriptions=None):
+        self.id = client_id
+        self.metadata = metadata or {}
+        self.subscriptions = subscriptions or {}
+
+    @property
+    def name(self):
+        """Its ``samp.name``, or ``None``."""
+        name = self.metadata.get("samp.name")
+        return name if isinstance(name, str) else None
+
+    def is_subscribed(self, mtype):
+        """Whether one of its subscriptions covers *mtype*."""
+        return best_match(self.subscriptions, mtype) is not None
+
+    def __repr__(self):
+        return f"<TrackedClient {self.id} {self.name!r}>"
+
+
+class ClientTracker(Mapping):
+    """
+    A read-only mapping of client id → :class:`TrackedClient` for every
+    client registered with the hub except this one (the hub's own client
+    included).
+
+    :param client: the :class:`SAMPClient` whose hub events feed it.
+    """
+
+    _log = Logger()
+
+    def __init__(self, client):
+        self._client = client
+        self._clients = {}
+        self._touched = {}  # client id -> what hub events changed during populate()
+        self._observers = []
+        client._bind_system("samp.hub.event.register", self._on_register)
+        client._bind_system("samp.hub.event.unregister", self._on_unregister)
+        client._bind_system("samp.hub.event.metadata", self._on_metadata)
+        client._bind_system("samp.hub.event.subscriptions", self._on_subscriptions)
+
+    def __getitem__(self, client_id):
+        return self._clients[client_id]
+
+    def __iter__(self):
+        return iter(self._clients)
+
+    def __len__(self):
+        return len(self._clients)
+
+    def find_by_name(self, name):
+        """
+        The ids of the clients whose ``samp.name`` is *name*, ignoring case.
+
+        :rtype: list of str
+        """
+        wanted = name.casefold()
+        return sorted(
+            cid for cid, c in self._clients.items() if c.name is not None and c.name.casefold() == wanted
+        )
+
+    def subscribed_to(self, mtype):
+        """
+        The ids of the clients subscribed to *mtype*.
+
+        :rtype: list of str
+        """
+        return sorted(cid for cid, c in self._clients.items() if c.is_subscribed(mtype))
+
+    def add_observer(self, function):
+        """
+        Call ``function(event, client_id)`` after each change; *event* is
+        ``"register"``, ``"unregister"``, ``"metadata"`` or
+        ``"subscriptions"``.
+        """
+        self._observers.append(function)
+
+    def remove_observer(self, function):
+        """Stop calling *function*."""
+        self._observers.remove(function)
+
+    def populate(self):
+        """
+        Fill the map by asking the hub about every registered client.
+        Changes announced by hub events while this runs take precedence.
+
+        :return: a Deferred firing with this tracker.
+        """
+        hub, key = self._client.hub, self._client.get_private_key()
+        self._clients.clear()
+        self._touched.clear()
+        d = hub.get_registered_clients(key)
+        d.addCallback(lambda ids: defer.gatherResults([self._fetch(hub, key, cid) for cid in ids], consumeErrors=True))
+        return d.addCallback(lambda _: self)
+
+    def _fetch(self, hub, key, client_id):
+        d = defer.gatherResults(
+            [hub.get_metadata(key, client_id), hub.get_subscriptions(key, client_id)], consumeErrors=True
+        )
+
+        def got(results):
+            touched = self._touched.get(client_id, ())
+            if "unregister" in touched:
+                return
+            entry = self._entry(client_id)
+            metadata, subscriptions = results
+            if "metadata" not in touched:
+                entry.metadata = metadata
+            if "subscriptions" not in touched:
+                entry.subscriptions = subscriptions
+
+        def gone(failure):
+            # It unregistered between the listing and the question.
+            self._log.debug("Client {id} vanished while tracking: {why}", id=client_id, why=failure.getErrorMessage())
+
+        return d.addCallbacks(got, gone)
+
+    def clear(self):
+        """Forget every client (when the registration ends)."""
+        self._clients.clear()
+        self._touched.clear()
+
+    def _accept(self, event, sender_id, params):
+        client_id = params.get("id")
+        if sender_id != self._client.get_hub_id() or not isinstance(client_id, str):
+            return None
+        if client_id == self._client.get_public_id():
+            return None
+        self._touched.setdefault(client_id, set()).add(event)
+        return client_id
+
+    def _entry(self, client_id):
+        entry = self._clients.get(client_id)
+        if entry is None:
+            entry = self._clients[client_id] = TrackedClient(client_id)
+        return entry
+
+    def _notify(self, event, client_id):
+        for observer in list(self._observers):
+            try:
+                observer(event, client_id)
+            except Exception:
+                self._log.failure("Client tracker observer failed")
+
+    def _on_register(self, sender_id, params):
+        client_id = self._accept("register", sender_id, params)
+        if client_id is not None:
+            self._entry(client_id)
+            self._notify("register", client_id)
+
+    def _on_unregister(self, sender_id, params):
+        client_id = self._accept("unregister", sender_id, params)
+        if client_id is not None:
+            self._clients.pop(client_id, None)
+            self._notify("unregister", client_id)
+
+    def _on_metadata(self, sender_id, params):
+        client_id = self._accept("metadata", sender_id, params)
+        if client_id is not None and isinstance(params.get("metadata"), dict):
+            self._entry(client_id).metadata = params["metadata"]
+            self._notify("metadata", client_id)
+
+    def _on_subscriptions(self, sender_id, params):
+        client_id = self._accept("subscriptions", sender_id, params)
+        if client_id is not None and isinstance(params.get("subscriptions"), dict):
+            self._entry(client_id).subscriptions = params["subscriptions"]
+            self._notify("subscriptions", client_id)
