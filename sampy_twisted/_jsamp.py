@@ -15,7 +15,6 @@ the real ``~/.samp``.
 
 import os
 import shutil
-import tempfile
 
 from twisted.internet import defer
 
@@ -26,8 +25,10 @@ from ._process import (
     ProcessTimedOut,
     ToolProcess,
     lockfile_environ,
+    remove_directory_when_ended,
     spawn,
     start_hub,
+    use_directory,
 )
 
 __all__ = [
@@ -116,21 +117,6 @@ def jsamp_command(directory, command, args=(), jar=None):
     ]
 
 
-def _directory(directory):
-    """The directory to use and whether we made it (and so remove it)."""
-    if directory is not None:
-        return os.path.abspath(str(directory)), False
-    return tempfile.mkdtemp(prefix="sampy-twisted-jsamp-"), True
-
-
-def _remove_when_ended(process, directory):
-    def remove(result):
-        shutil.rmtree(directory, ignore_errors=True)
-        return result
-
-    process.ended.addCallback(remove)
-
-
 def start_jsamp_hub(reactor=None, directory=None, timeout=30.0, jar=None, hub_args=()):
     """
     Start a JSAMP hub (Standard Profile only) in a child process.
@@ -155,23 +141,14 @@ def start_jsamp_hub(reactor=None, directory=None, timeout=30.0, jar=None, hub_ar
         find_jsamp(jar)
     except JSampNotFound:
         return defer.fail()
-    directory, owned = _directory(directory)
+    directory, owned = use_directory(directory, "sampy-twisted-jsamp-")
     argv = jsamp_command(directory, "hub", (*HUB_ARGS, *hub_args), jar)
     lockfile = os.path.join(directory, ".samp")
     env = lockfile_environ(directory, lockfile)
     d = start_hub(argv, env, directory, lockfile, timeout, reactor, name="JSAMP hub")
     if owned:
-        d.addBoth(_remove_owned_on_end, directory)
+        d.addBoth(remove_directory_when_ended, directory)
     return d
-
-
-def _remove_owned_on_end(result, directory):
-    if isinstance(result, HubProcess):
-        _remove_when_ended(result, directory)
-    else:
-        # The hub did not start; start_hub has already ended the process.
-        shutil.rmtree(directory, ignore_errors=True)
-    return result
 
 
 def spawn_jsamp_tool(tool, args=(), lockfile=None, directory=None, reactor=None, jar=None):
@@ -193,13 +170,9 @@ def spawn_jsamp_tool(tool, args=(), lockfile=None, directory=None, reactor=None,
     :rtype: ToolProcess
     :raises JSampNotFound: Java or the jar is missing.
     """
-    java_home, owned = _directory(directory)
-    try:
-        argv = jsamp_command(java_home, tool, args, jar)
-    except JSampNotFound:
-        if owned:
-            shutil.rmtree(java_home, ignore_errors=True)
-        raise
+    find_jsamp(jar)
+    java_home, owned = use_directory(directory, "sampy-twisted-jsamp-")
+    argv = jsamp_command(java_home, tool, args, jar)
     process = spawn(
         argv,
         lockfile_environ(java_home, lockfile),
@@ -208,7 +181,7 @@ def spawn_jsamp_tool(tool, args=(), lockfile=None, directory=None, reactor=None,
         name=f"JSAMP {tool}",
     )
     if owned:
-        _remove_when_ended(process, java_home)
+        remove_directory_when_ended(process, java_home)
     return process
 
 

@@ -10,6 +10,8 @@ a test can wait for a line it expects).
 
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +29,10 @@ __all__ = [
     "ProcessTimedOut",
     "ToolProcess",
     "lockfile_environ",
+    "remove_directory_when_ended",
     "spawn",
     "start_hub",
+    "use_directory",
 ]
 
 POLL_INTERVAL = 0.05
@@ -370,6 +374,42 @@ def lockfile_environ(directory, lockfile=None, base=None):
     else:
         env["SAMP_HUB"] = "std-lockurl:" + Path(lockfile).absolute().as_uri()
     return env
+
+
+def use_directory(directory, prefix):
+    """
+    The directory a process should run in.
+
+    :param directory: the caller's choice, or ``None`` for a new temporary
+        directory named ``<prefix>...``.
+    :return: ``(absolute path, whether it was made here)``; a directory made
+        here should be passed to :func:`remove_directory_when_ended`.
+    :rtype: tuple
+    """
+    if directory is not None:
+        return os.path.abspath(str(directory)), False
+    return tempfile.mkdtemp(prefix=prefix), True
+
+
+def remove_directory_when_ended(result, directory):
+    """
+    Remove *directory* once the process in *result* has ended.
+
+    :param result: a :class:`ToolProcess`; anything else (a failure to start
+        one, whose process has already ended) removes the directory at once.
+    :param str directory: the directory to remove.
+    :return: *result*, so this can be used as a callback.
+    """
+
+    def remove(ended):
+        shutil.rmtree(directory, ignore_errors=True)
+        return ended
+
+    if isinstance(result, ToolProcess):
+        result.ended.addCallback(remove)
+    else:
+        remove(None)
+    return result
 
 
 def spawn(argv, env, directory, reactor=None, name=None):
