@@ -43,6 +43,7 @@ from ._encoding import from_xmlrpc
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 """Largest XML-RPC body, request or response, accepted by default."""
 
+_ERROR_BODY_BYTES = 64 * 1024
 _CONTENT_TYPE = Headers({b"content-type": [b"text/xml; charset=utf-8"]})
 
 
@@ -138,24 +139,25 @@ class _BoundedBody(Protocol):
             self.transport.stopProducing()
 
     def dataReceived(self, data):
-        if self.done.called:
+        if self._size > self._limit:
             return
         self._size += len(data)
         if self._size > self._limit:
-            self.done.errback(
-                XMLRPCError(
-                    f"response from {self._url} exceeds {self._limit} bytes",
-                    self._url,
-                )
-            )
+            self._parts = []
             self.transport.stopProducing()
         else:
             self._parts.append(data)
 
     def connectionLost(self, reason=None):
+        # Results are given only here, once the connection is settled (back
+        # in the pool or closed), so that closing the pool finds it.
         if self.done.called:
             return
-        if reason is None or reason.check(ResponseDone):
+        if self._size > self._limit:
+            self.done.errback(
+                XMLRPCError(f"response from {self._url} exceeds {self._limit} bytes", self._url)
+            )
+        elif reason is None or reason.check(ResponseDone):
             self.done.callback(b"".join(self._parts))
         else:
             self.done.errback(reason)
@@ -288,11 +290,15 @@ class XMLRPCProxy:
 
     def _got_response(self, response):
         if response.code != 200:
-            response.deliverBody(_BoundedBody(0, self.url))
-            raise self._error_class(
+            # Read (a bounded amount of) the body so the connection is
+            # settled before the caller sees the error.
+            reader = _BoundedBody(_ERROR_BODY_BYTES, self.url)
+            response.deliverBody(reader)
+            error = self._error_class(
                 f"{self.url} answered HTTP {response.code} "
                 f"{response.phrase.decode('latin-1')}, not an XML-RPC response"
             )
+            return reader.done.addBoth(lambda _: Failure(error))
         reader = _BoundedBody(self._max_bytes, self.url)
         response.deliverBody(reader)
         if response.version < (b"HTTP", 1, 1) and self._pool.persistent:

@@ -1,0 +1,303 @@
+# -*- test-case-name: tests.test_xmlrpc -*-
+"""
+Tests for XML-RPC over Agent and the XML-RPC resource in
+L{sampy_twisted._xmlrpc}, over loopback.
+"""
+
+import xmlrpc.client
+
+from twisted.internet import defer, protocol, reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web import server
+from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.http_headers import Headers
+from twisted.web.resource import Resource
+
+from sampy_twisted._xmlrpc import (
+    XMLRPCError,
+    XMLRPCProxy,
+    XMLRPCResource,
+    _BytesProducer,
+    make_site,
+    safe_loads,
+)
+
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]>
+<methodCall><methodName>echo</methodName><params><param><value>&lol2;</value></param></params></methodCall>
+"""
+
+
+class SafeLoadsTests(SynchronousTestCase):
+    """
+    Parsing refuses DTDs and non-XML-RPC input.
+    """
+
+    def test_doctype_refused(self):
+        exc = self.assertRaises(ValueError, safe_loads, BOMB)
+        self.assertIn("DTD", str(exc))
+
+    def test_garbage(self):
+        self.assertRaises(ValueError, safe_loads, b"<not-closed")
+
+    def test_fault(self):
+        body = xmlrpc.client.dumps(xmlrpc.client.Fault(4, "no"), methodresponse=True).encode()
+        exc = self.assertRaises(xmlrpc.client.Fault, safe_loads, body)
+        self.assertEqual(exc.faultString, "no")
+
+
+class _Hold(Resource):
+    """Never answers; counts requests in flight."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.requests = []
+
+    def render_POST(self, request):
+        self.requests.append(request)
+        return server.NOT_DONE_YET
+
+
+class _Raw(Resource):
+    """Answers every POST with fixed bytes."""
+
+    isLeaf = True
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def render_POST(self, request):
+        return self.body
+
+
+class _HTTP10(protocol.Protocol):
+    """An HTTP/1.0 server that closes after each response, as JSAMP's."""
+
+    def dataReceived(self, data):
+        self.buffer = getattr(self, "buffer", b"") + data
+        if b"</methodCall>" in self.buffer:
+            body = xmlrpc.client.dumps(("pong",), methodresponse=True).encode()
+            self.transport.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            self.transport.loseConnection()
+
+
+class _Counting(protocol.Factory):
+    """Wraps a factory to count connections."""
+
+    def __init__(self, wrapped):
+        self.wrapped = wrapped
+        self.connections = 0
+
+    def buildProtocol(self, addr):
+        self.connections += 1
+        return self.wrapped.buildProtocol(addr)
+
+
+async def _later(value):
+    return value
+
+
+class ProxyTests(TestCase):
+    """
+    L{XMLRPCProxy} against L{XMLRPCResource} and misbehaving servers.
+    """
+
+    timeout = 20
+
+    def serve(self, factory):
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"http://127.0.0.1:{port.getHost().port}/"
+
+    def proxy(self, url, **kwargs):
+        proxy = XMLRPCProxy(url, reactor, **kwargs)
+        self.addCleanup(proxy.close)
+        return proxy
+
+    def hub(self, **procedures):
+        procedures.setdefault("echo", lambda *args: list(args))
+        site = make_site(XMLRPCResource(procedures))
+        counting = _Counting(site)
+        return counting, self.proxy(self.serve(counting))
+
+    @defer.inlineCallbacks
+    def test_round_trip(self):
+        """Arguments arrive as SAMP values; results come back decoded."""
+        _, proxy = self.hub()
+        result = yield proxy.call("echo", "a", ["b", {"c": "d"}])
+        self.assertEqual(result, ["a", ["b", {"c": "d"}]])
+
+    @defer.inlineCallbacks
+    def test_none_deferred_coroutine(self):
+        """None is answered as "", Deferreds and coroutines are awaited."""
+        _, proxy = self.hub(none=lambda: None, d=lambda: defer.succeed("x"), co=lambda: _later("y"))
+        self.assertEqual((yield proxy.call("none")), "")
+        self.assertEqual((yield proxy.call("d")), "x")
+        self.assertEqual((yield proxy.call("co")), "y")
+
+    @defer.inlineCallbacks
+    def test_faults(self):
+        """Unknown methods, wrong arities and raised faults are faults."""
+
+        def refuse():
+            raise xmlrpc.client.Fault(7, "refused")
+
+        _, proxy = self.hub(refuse=refuse, one=lambda a: a)
+        fault = yield self.assertFailure(proxy.call("nothing"), xmlrpc.client.Fault)
+        self.assertIn("unknown method 'nothing'", fault.faultString)
+        fault = yield self.assertFailure(proxy.call("one", "a", "b"), xmlrpc.client.Fault)
+        self.assertIn("bad arguments for one", fault.faultString)
+        fault = yield self.assertFailure(proxy.call("refuse"), xmlrpc.client.Fault)
+        self.assertEqual((fault.faultCode, fault.faultString), (7, "refused"))
+
+    @defer.inlineCallbacks
+    def test_exception_becomes_fault(self):
+        """An unexpected exception is logged and answered with its text."""
+
+        def broken():
+            raise RuntimeError("kaput")
+
+        _, proxy = self.hub(broken=broken)
+        fault = yield self.assertFailure(proxy.call("broken"), xmlrpc.client.Fault)
+        self.assertIn("kaput", fault.faultString)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    @defer.inlineCallbacks
+    def test_bad_result_becomes_fault(self):
+        """A result XML-RPC cannot carry is a fault, not a broken answer."""
+        _, proxy = self.hub(bad=lambda: {"x": object()})
+        yield self.assertFailure(proxy.call("bad"), xmlrpc.client.Fault)
+        self.flushLoggedErrors(TypeError)
+
+    @defer.inlineCallbacks
+    def raw_post(self, url, body):
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        agent = Agent(reactor, pool=pool)
+        response = yield agent.request(
+            b"POST", url.encode(), Headers({b"content-type": [b"text/xml"]}), _BytesProducer(body)
+        )
+        content = yield readBody(response)
+        return response.code, content
+
+    @defer.inlineCallbacks
+    def test_request_dtd_refused(self):
+        """A request with a DTD is a fault and runs nothing."""
+        called = []
+        counting, proxy = self.hub(echo=lambda *a: called.append(a))
+        code, body = yield self.raw_post(proxy.url, BOMB)
+        self.assertEqual(code, 200)
+        fault = self.assertRaises(xmlrpc.client.Fault, xmlrpc.client.loads, body)
+        self.assertIn("DTD", fault.faultString)
+        self.assertEqual(called, [])
+
+    @defer.inlineCallbacks
+    def test_malformed_request(self):
+        _, proxy = self.hub()
+        code, body = yield self.raw_post(proxy.url, b"<methodCall><oops")
+        fault = self.assertRaises(xmlrpc.client.Fault, xmlrpc.client.loads, body)
+        self.assertIn("cannot parse", fault.faultString)
+
+    @defer.inlineCallbacks
+    def test_get_refused(self):
+        _, proxy = self.hub()
+        response = yield Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)).request(
+            b"GET", proxy.url.encode()
+        )
+        yield readBody(response)
+        self.assertEqual(response.code, 405)
+
+    @defer.inlineCallbacks
+    def test_oversized_request_dropped(self):
+        """A body over the site's limit drops the connection."""
+        site = make_site(XMLRPCResource({"echo": lambda *a: list(a)}), max_body_bytes=1000)
+        proxy = self.proxy(self.serve(site))
+        error = yield self.assertFailure(proxy.call("echo", "x" * 5000), XMLRPCError)
+        self.assertIn(proxy.url, str(error))
+        self.assertEqual((yield proxy.call("echo", "small")), ["small"])
+
+    @defer.inlineCallbacks
+    def test_response_dtd_refused(self):
+        proxy = self.proxy(self.serve(make_site(_Raw(BOMB.replace(b"methodCall", b"methodResponse")))))
+        error = yield self.assertFailure(proxy.call("x"), XMLRPCError)
+        self.assertIn("DTD", str(error))
+
+    @defer.inlineCallbacks
+    def test_oversized_response(self):
+        body = xmlrpc.client.dumps(("x" * 10000,), methodresponse=True).encode()
+        proxy = self.proxy(self.serve(make_site(_Raw(body))), max_bytes=1000)
+        error = yield self.assertFailure(proxy.call("x"), XMLRPCError)
+        self.assertIn("exceeds 1000 bytes", str(error))
+
+    @defer.inlineCallbacks
+    def test_not_xmlrpc_response(self):
+        proxy = self.proxy(self.serve(make_site(_Raw(b"<html>hello</html>"))))
+        error = yield self.assertFailure(proxy.call("x"), XMLRPCError)
+        self.assertIn("bad XML-RPC response", str(error))
+
+    @defer.inlineCallbacks
+    def test_http_error(self):
+        proxy = self.proxy(self.serve(make_site(Resource())))
+        error = yield self.assertFailure(proxy.call("x"), XMLRPCError)
+        self.assertIn("HTTP 404", str(error))
+
+    @defer.inlineCallbacks
+    def test_connection_refused(self):
+        port = reactor.listenTCP(0, protocol.Factory(), interface="127.0.0.1")
+        url = f"http://127.0.0.1:{port.getHost().port}/"
+        yield port.stopListening()
+        error = yield self.assertFailure(self.proxy(url).call("samp.hub.ping"), XMLRPCError)
+        self.assertIn(url, str(error))
+        self.assertIn("refused", str(error))
+
+    @defer.inlineCallbacks
+    def test_timeout(self):
+        """A server that never answers gives a timeout error, not a hang."""
+        hold = _Hold()
+        proxy = self.proxy(self.serve(make_site(hold)), timeout=0.2)
+        error = yield self.assertFailure(proxy.call("slow"), XMLRPCError)
+        self.assertIn("timed out after 0.2 s", str(error))
+
+    @defer.inlineCallbacks
+    def test_concurrency_bounded(self):
+        """At most max_concurrent requests are in flight."""
+        hold = _Hold()
+        proxy = self.proxy(self.serve(make_site(hold)), max_concurrent=2, timeout=5)
+        calls = [proxy.call("m") for _ in range(5)]
+        while len(hold.requests) < 2:
+            yield _next_turn()
+        for _ in range(5):
+            yield _next_turn()
+        self.assertEqual(len(hold.requests), 2)
+        body = xmlrpc.client.dumps(("ok",), methodresponse=True).encode()
+        while len(hold.requests) < 5 or any(not r.finished for r in hold.requests):
+            for request in hold.requests:
+                if not request.finished:
+                    request.write(body)
+                    request.finish()
+            yield _next_turn()
+        self.assertEqual((yield defer.gatherResults(calls)), ["ok"] * 5)
+
+    @defer.inlineCallbacks
+    def test_keep_alive(self):
+        """Against an HTTP/1.1 server, one connection serves many calls."""
+        counting, proxy = self.hub()
+        for i in range(5):
+            yield proxy.call("echo", str(i))
+        self.assertEqual(counting.connections, 1)
+
+    @defer.inlineCallbacks
+    def test_http10_server(self):
+        """Against an HTTP/1.0 server that closes, every call still works."""
+        factory = protocol.Factory.forProtocol(_HTTP10)
+        proxy = self.proxy(self.serve(factory))
+        for _ in range(5):
+            self.assertEqual((yield proxy.call("ping")), "pong")
+
+
+def _next_turn():
+    d = defer.Deferred()
+    reactor.callLater(0, d.callback, None)
+    return d
