@@ -649,7 +649,7 @@ class SAMPClient:
         seconds = timeout_seconds(timeout)
         key = self._private_key
         if key is None:
-            return defer.fail(SAMPClientError("not registered with a hub"))
+            return defer.fail(SAMPClientError("not registered with a hub: call connect() first"))
         if not self._callable:
             return self.hub.call_and_wait(key, recipient_id, message, timeout)
         tag = next(self._tags)
