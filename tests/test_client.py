@@ -39,6 +39,8 @@ class RecordingXMLRPC:
     def call(self, method, *args, timeout=...):
         self.calls.append((method,) + args)
         answer = self.answers.get(method, "")
+        if isinstance(answer, defer.Deferred):
+            return answer
         if isinstance(answer, Exception):
             return defer.fail(answer)
         return defer.succeed(answer)
