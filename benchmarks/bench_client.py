@@ -1,0 +1,541 @@
+#!/usr/bin/env python
+"""
+Benchmark sampy_twisted's client against astropy.samp's, side by side,
+through the same hub (JSAMP's by default).
+
+    python benchmarks/bench_client.py [--hub jsamp|astropy] [--n N]
+                                      [--concurrency C] [--repeat R]
+
+For each library a sender and a receiver of that library run, each in a
+child process of its own, registered with one hub started in a temporary
+directory (the real ~/.samp is never touched).  Three figures, each the
+median of R rounds, with the libraries' rounds interleaved so that a change
+of machine load hits both alike:
+
+notify/s
+    N notifications (``samp.hub.notify``), counted at the receiver: time
+    from the first send to the N-th receipt.
+async call+reply/s
+    N calls (``samp.hub.call``), each answered by the receiver through
+    ``samp.hub.reply``, with C in flight: time from the first send to the
+    N-th response at the sender.  Ours keeps C ``call_and_wait`` Deferreds
+    in flight; astropy uses C threads, each waiting for its response.
+call_and_wait/s
+    N sequential ``call_and_wait`` (ours: client-side, ``samp.hub.call`` and
+    msg-tag correlation; astropy: the hub's ``samp.hub.callAndWait``).
+
+Notifications are sent with C in flight too (ours: Deferreds, astropy: C
+threads).  The orchestrator talks to each worker over its stdin/stdout;
+a worker exits when its stdin closes, so none outlives the benchmark.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+NOTIFY_MTYPE = "bench.notify"
+CALL_MTYPE = "bench.call"
+GOALS = {"notify": 2.0, "call": 2.0, "wait": 1.5}
+TITLES = {
+    "notify": "notify/s (at receiver)",
+    "call": "async call+reply/s",
+    "wait": "call_and_wait/s (sequential)",
+}
+LIBRARIES = ("ours", "astropy")
+
+
+# -- workers: sampy_twisted ----------------------------------------------------
+
+
+def ours_worker(role, recipient, concurrency):
+    """A sender or receiver on sampy_twisted, driven by lines on stdin."""
+    from twisted.internet import defer, reactor, stdio
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+    from twisted.protocols.basic import LineReceiver
+
+    from sampy_twisted import SAMPIntegratedClient, read_lockfile
+
+    # Only problems reach the orchestrator (on stderr), as an application
+    # would configure it; the library itself never starts logging.
+    globalLogBeginner.beginLoggingTo(
+        [
+            FilteringLogObserver(
+                textFileLogObserver(sys.stderr),
+                [LogLevelFilterPredicate(LogLevel.warn)],
+            )
+        ],
+        redirectStandardIO=False,
+    )
+    client = SAMPIntegratedClient(name=f"bench-ours-{role}", reactor=reactor)
+    counts = {}
+
+    class Control(LineReceiver):
+        delimiter = b"\n"
+
+        def say(self, text):
+            self.sendLine(text.encode())
+
+        def lineReceived(self, line):
+            command, *args = line.decode().split()
+            d = defer.ensureDeferred(COMMANDS[command](*args))
+            d.addCallbacks(self.say, lambda f: self.say(f"error {command}: {f.getErrorMessage()}"))
+
+        def connectionLost(self, reason):
+            # The orchestrator closed our stdin (or died): leave cleanly.
+            d = client.disconnect() if client.is_connected else defer.succeed(None)
+            d.addBoth(lambda _: reactor.stop())
+
+    control = Control()
+
+    def on_notify(private_key, sender_id, mtype, params, extra):
+        key = params["round"]
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] == int(params["n"]):
+            control.say(f"notified {key} {time.monotonic() - float(params['t0'])!r}")
+
+    def on_call(private_key, sender_id, msg_id, mtype, params, extra):
+        return {"echo": params.get("i", "")}
+
+    async def lanes(n, width, send):
+        # `width` coroutines, each awaiting one request at a time: exactly
+        # `width` in flight until the last ones.
+        sent = 0
+
+        async def lane():
+            nonlocal sent
+            while sent < n:
+                sent += 1
+                await send(sent)
+
+        await defer.gatherResults([defer.ensureDeferred(lane()) for _ in range(width)])
+
+    async def notify(key, n, width):
+        n, width = int(n), int(width)
+        t0 = time.monotonic()
+        message = {
+            "samp.mtype": NOTIFY_MTYPE,
+            "samp.params": {"round": key, "n": str(n), "t0": repr(t0)},
+        }
+        await lanes(n, width, lambda i: client.notify(recipient, message))
+        return f"sent {key} {time.monotonic() - t0!r}"
+
+    async def call(key, n, width):
+        n, width = int(n), int(width)
+        t0 = time.monotonic()
+
+        def one(i):
+            message = {"samp.mtype": CALL_MTYPE, "samp.params": {"i": str(i)}}
+            return client.call_and_wait(recipient, message, "30").addCallback(check)
+
+        await lanes(n, width, one)
+        return f"done {key} {time.monotonic() - t0!r}"
+
+    async def wait(key, n):
+        n = int(n)
+        t0 = time.monotonic()
+        for i in range(n):
+            message = {"samp.mtype": CALL_MTYPE, "samp.params": {"i": str(i)}}
+            check(await client.call_and_wait(recipient, message, "30"))
+        return f"done {key} {time.monotonic() - t0!r}"
+
+    COMMANDS = {"notify": notify, "call": call, "wait": wait}
+
+    async def start():
+        params = read_lockfile(os.environ["BENCH_LOCKFILE"])
+        await client.connect(hub_params=params, pool_size=concurrency)
+        if role == "receiver":
+            await client.bind_receive_notification(NOTIFY_MTYPE, on_notify)
+            await client.bind_receive_call(CALL_MTYPE, on_call)
+        stdio.StandardIO(control)
+        control.say(f"ready {client.get_public_id()}")
+
+    def failed(failure):
+        sys.stderr.write(f"cannot start: {failure.getErrorMessage()}\n")
+        reactor.stop()
+
+    reactor.callWhenRunning(lambda: defer.ensureDeferred(start()).addErrback(failed))
+    reactor.run()
+
+
+def check(response):
+    if response.get("samp.status") != "samp.ok":
+        raise RuntimeError(f"call failed: {response!r}")
+    return response
+
+
+# -- workers: astropy ------------------------------------------------------------
+
+
+def astropy_worker(role, recipient, concurrency):
+    """A sender or receiver on astropy.samp: blocking calls, threads."""
+    import threading
+    import warnings
+
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyDeprecationWarning)
+        from astropy.samp import SAMPIntegratedClient, conf
+        from astropy.samp.lockfile_helpers import read_lockfile
+    conf.use_internet = False  # else it looks up google.com to pick a host name
+
+    out = threading.Lock()
+
+    def say(text):
+        with out:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    client = SAMPIntegratedClient(name=f"bench-astropy-{role}", addr="127.0.0.1")
+    client.connect(hub_params=read_lockfile(os.environ["BENCH_LOCKFILE"]), pool_size=concurrency)
+    counts = {}
+    counting = threading.Lock()
+
+    def on_notify(private_key, sender_id, mtype, params, extra):
+        key = params["round"]
+        with counting:
+            counts[key] = counts.get(key, 0) + 1
+            last = counts[key] == int(params["n"])
+        if last:
+            say(f"notified {key} {time.monotonic() - float(params['t0'])!r}")
+
+    def on_call(private_key, sender_id, msg_id, mtype, params, extra):
+        client.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {"echo": params.get("i", "")}})
+
+    # One msg-tag and one event per sending thread: each thread has exactly
+    # one call in flight, as astropy's blocking API allows.
+    events = [threading.Event() for _ in range(concurrency)]
+    responses = [None] * concurrency
+
+    def on_response(private_key, sender_id, msg_tag, response):
+        index = int(msg_tag.rsplit("-", 1)[1])
+        responses[index] = response
+        events[index].set()
+
+    if role == "receiver":
+        client.bind_receive_notification(NOTIFY_MTYPE, on_notify)
+        client.bind_receive_call(CALL_MTYPE, on_call)
+    else:
+        for index in range(concurrency):
+            client.bind_receive_response(f"bench-{index}", on_response)
+
+    def threaded(n, width, send):
+        jobs = iter(range(n))
+        take = threading.Lock()
+        errors = []
+
+        def lane(index):
+            try:
+                while True:
+                    with take:
+                        i = next(jobs, None)
+                    if i is None:
+                        return
+                    send(index, i)
+            except Exception as exc:  # reported, not raised, from a thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=lane, args=(k,)) for k in range(width)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def notify(key, n, width):
+        n, width = int(n), int(width)
+        t0 = time.monotonic()
+        message = {
+            "samp.mtype": NOTIFY_MTYPE,
+            "samp.params": {"round": key, "n": str(n), "t0": repr(t0)},
+        }
+        threaded(n, width, lambda index, i: client.notify(recipient, message))
+        return f"sent {key} {time.monotonic() - t0!r}"
+
+    def call(key, n, width):
+        n, width = int(n), min(int(width), concurrency)
+        t0 = time.monotonic()
+
+        def one(index, i):
+            events[index].clear()
+            client.call(recipient, f"bench-{index}", {"samp.mtype": CALL_MTYPE, "samp.params": {"i": str(i)}})
+            if not events[index].wait(30):
+                raise RuntimeError("no response within 30 s")
+            check(responses[index])
+
+        threaded(n, width, one)
+        return f"done {key} {time.monotonic() - t0!r}"
+
+    def wait(key, n):
+        n = int(n)
+        t0 = time.monotonic()
+        for i in range(n):
+            check(client.call_and_wait(recipient, {"samp.mtype": CALL_MTYPE, "samp.params": {"i": str(i)}}, "30"))
+        return f"done {key} {time.monotonic() - t0!r}"
+
+    commands = {"notify": notify, "call": call, "wait": wait}
+    say(f"ready {client.get_public_id()}")
+    try:
+        for line in sys.stdin:  # ends when the orchestrator closes our stdin
+            command, *args = line.split()
+            try:
+                say(commands[command](*args))
+            except Exception as exc:
+                say(f"error {command}: {exc}")
+    finally:
+        try:
+            client.disconnect()
+        except Exception:
+            pass
+
+
+# -- orchestrator --------------------------------------------------------------
+
+
+class WorkerFailed(Exception):
+    pass
+
+
+def _worker_protocol():
+    from twisted.internet import defer
+    from twisted.internet.protocol import ProcessProtocol
+
+    class Worker(ProcessProtocol):
+        """A child worker: commands to its stdin, answers from its stdout."""
+
+        def __init__(self, reactor, name):
+            self.reactor = reactor
+            self.name = name
+            self._buffer = b""
+            self._stderr = b""
+            self._lines = []  # answers nobody waited for yet
+            self._waiters = []  # (prefix, Deferred)
+            self.done = None
+            self._ended = defer.Deferred()
+            self.exited = False
+
+        def outReceived(self, data):
+            *lines, self._buffer = (self._buffer + data).split(b"\n")
+            for raw in lines:
+                line = raw.decode(errors="replace").rstrip("\r")
+                if line.startswith("error "):
+                    self._fail(f"{self.name}: {line[6:]}")
+                    continue
+                for waiter in self._waiters:
+                    if line.startswith(waiter[0]):
+                        self._waiters.remove(waiter)
+                        waiter[1].callback(line[len(waiter[0]):].strip())
+                        break
+                else:
+                    self._lines.append(line)
+
+        def errReceived(self, data):
+            self._stderr = (self._stderr + data)[-8192:]
+
+        def processEnded(self, reason):
+            self.exited = True
+            self._fail(f"{self.name} exited ({reason.getErrorMessage()})")
+            self._ended.callback(None)
+
+        def _fail(self, text):
+            text += "\n" + self._stderr.decode(errors="replace").strip()
+            waiters, self._waiters = self._waiters, []
+            for _, d in waiters:
+                d.errback(WorkerFailed(text))
+
+        def send(self, line):
+            self.transport.write(line.encode() + b"\n")
+
+        def expect(self, prefix, timeout):
+            """A Deferred firing with the rest of the first line starting with *prefix*."""
+            for line in self._lines:
+                if line.startswith(prefix):
+                    self._lines.remove(line)
+                    return defer.succeed(line[len(prefix):].strip())
+            if self.exited:
+                return defer.fail(WorkerFailed(f"{self.name} has exited"))
+            d = defer.Deferred()
+            entry = (prefix, d)
+            self._waiters.append(entry)
+
+            def timed_out(result, timeout):
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+                raise WorkerFailed(f"{self.name}: no {prefix.strip()!r} within {timeout:g} s")
+
+            return d.addTimeout(timeout, self.reactor, onTimeoutCancel=timed_out)
+
+        def stop(self, grace=5.0):
+            """Close stdin (the worker unregisters and exits); kill it if slow."""
+            if self.exited:
+                return defer.succeed(None)
+            self.transport.closeStdin()
+
+            def kill():
+                if not self.exited:
+                    self.transport.signalProcess("KILL")
+
+            killer = self.reactor.callLater(grace, kill)
+            return self._ended.addBoth(lambda _: killer.active() and killer.cancel())
+
+    return Worker
+
+
+async def orchestrate(reactor, options):
+    from twisted.internet import defer
+
+    from sampy_twisted.testing import start_astropy_hub, start_jsamp_hub
+
+    Worker = _worker_protocol()
+    workers = []
+    state = {"hub": None, "cleaned": None}
+
+    async def clean_up():
+        await defer.gatherResults([w.stop() for w in workers], consumeErrors=True)
+        if state["hub"] is not None:
+            await state["hub"].stop()
+
+    def clean_up_once():
+        # Runs at the end, on error and on Ctrl-C (reactor shutdown).
+        if state["cleaned"] is None:
+            state["cleaned"] = defer.ensureDeferred(clean_up())
+        return state["cleaned"]
+
+    reactor.addSystemEventTrigger("before", "shutdown", clean_up_once)
+
+    def spawn(lib, role, recipient="-"):
+        worker = Worker(reactor, f"{lib} {role}")
+        argv = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--role", role,
+                "--recipient", recipient, "--concurrency", str(options.concurrency)]
+        env = dict(state["hub"].environ, BENCH_LOCKFILE=state["hub"].lockfile, PYTHONPATH=ROOT)
+        if lib == "ours" and options.profile:
+            argv[1:1] = ["-m", "cProfile", "-o", os.path.abspath(f"bench-{lib}-{role}.prof")]
+        reactor.spawnProcess(worker, sys.executable, argv, env=env, path=ROOT)
+        workers.append(worker)
+        return worker
+
+    started = time.monotonic()
+    start = {"jsamp": start_jsamp_hub, "astropy": start_astropy_hub}[options.hub]
+    try:
+        state["hub"] = await start(reactor=reactor, timeout=60.0)
+        pairs = {}
+        for lib in options.libraries:
+            receiver = spawn(lib, "receiver")
+            recipient = await receiver.expect("ready", 60)
+            sender = spawn(lib, "sender", recipient)
+            await sender.expect("ready", 60)
+            pairs[lib] = (sender, receiver)
+        rounds = iter(range(1_000_000))
+
+        async def measure(lib, metric, n):
+            sender, receiver = pairs[lib]
+            key = f"r{next(rounds)}"
+            limit = 30 + n / 20  # bounded even at 20 messages/s
+            if metric == "notify":
+                sender.send(f"notify {key} {n} {options.concurrency}")
+                elapsed = await receiver.expect(f"notified {key} ", limit)
+                await sender.expect(f"sent {key} ", limit)
+            elif metric == "call":
+                sender.send(f"call {key} {n} {options.concurrency}")
+                elapsed = await sender.expect(f"done {key} ", limit)
+            else:
+                sender.send(f"wait {key} {n}")
+                elapsed = await sender.expect(f"done {key} ", limit)
+            return n / float(elapsed)
+
+        metrics = [m for m in ("notify", "call", "wait") if m in options.metrics]
+        print(f"hub: {options.hub}; n={options.n}, concurrency={options.concurrency}, "
+              f"repeat={options.repeat}; load: {_load()}", flush=True)
+        for lib in options.libraries:  # warm up the hub's JIT, connections, imports
+            for metric in metrics:
+                await measure(lib, metric, max(50, options.n // 5))
+        results = {(m, lib): [] for m in metrics for lib in options.libraries}
+        for r in range(options.repeat):
+            for metric in metrics:
+                # Alternate who goes first, so drifting load hits both alike.
+                order = options.libraries if r % 2 == 0 else options.libraries[::-1]
+                for lib in order:
+                    rate = await measure(lib, metric, options.n)
+                    results[metric, lib].append(rate)
+                    print(f"  round {r + 1}: {lib:8s} {TITLES[metric]:30s} {rate:8.0f}", flush=True)
+        print(f"load after: {_load()}; {time.monotonic() - started:.0f} s in all\n")
+        print(_table(results, metrics, options.libraries))
+    finally:
+        await clean_up_once()
+
+
+def _load():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _table(results, metrics, libraries):
+    def median(metric, lib):
+        values = results.get((metric, lib))
+        return statistics.median(values) if values else None
+
+    rows = [("metric", "ours", "astropy", "ours/astropy", "goal met?")]
+    for metric in metrics:
+        ours, theirs = median(metric, "ours"), median(metric, "astropy")
+        ratio = ours / theirs if ours and theirs else None
+        met = "-" if ratio is None else ("yes" if ratio >= GOALS[metric] else "no")
+        rows.append((
+            TITLES[metric],
+            "-" if ours is None else f"{ours:.0f}",
+            "-" if theirs is None else f"{theirs:.0f}",
+            "-" if ratio is None else f"{ratio:.2f}",
+            f"{met} (goal {GOALS[metric]:g}x)",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hub", choices=("jsamp", "astropy"), default="jsamp")
+    parser.add_argument("--n", type=int, default=500, help="messages per round (default 500)")
+    parser.add_argument("--concurrency", type=int, default=20,
+                        help="requests in flight for notify and async calls (default 20)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per figure; medians are shown")
+    parser.add_argument("--only", dest="libraries", choices=LIBRARIES, action="append",
+                        help="measure only this library (repeatable)")
+    parser.add_argument("--metric", dest="metrics", choices=("notify", "call", "wait"), action="append",
+                        help="measure only this figure (repeatable)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run our workers under cProfile (bench-ours-*.prof in the project root)")
+    parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=("sender", "receiver"), help=argparse.SUPPRESS)
+    parser.add_argument("--recipient", help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    options.libraries = tuple(options.libraries or LIBRARIES)
+    options.metrics = tuple(options.metrics or ("notify", "call", "wait"))
+    if options.worker == "ours":
+        return ours_worker(options.role, options.recipient, options.concurrency)
+    if options.worker == "astropy":
+        return astropy_worker(options.role, options.recipient, options.concurrency)
+    from twisted.internet import defer, task
+
+    task.react(lambda reactor: defer.ensureDeferred(orchestrate(reactor, options)))
+
+
+if __name__ == "__main__":
+    main()
