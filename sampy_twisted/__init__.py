@@ -38,6 +38,7 @@ from ._errors import (
 )
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
+from ._tls import TLSOptions
 from ._tracker import ClientTracker, TrackedClient
 
 __version__ = "0.1.0"
@@ -55,6 +56,7 @@ __all__ = [
     "SAMP_STATUS_ERROR",
     "SAMP_STATUS_OK",
     "SAMP_STATUS_WARNING",
+    "TLSOptions",
     "TrackedClient",
     "check_samp_value",
     "decode_boolean",

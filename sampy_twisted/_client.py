@@ -13,7 +13,7 @@ import xmlrpc.client
 from collections import OrderedDict
 
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 
 from ._encoding import check_samp_value, timeout_seconds
@@ -24,6 +24,7 @@ from ._errors import (
     SAMPClientError,
 )
 from ._mtype import best_match, check_mtype_pattern
+from ._tls import TLSOptions
 from ._xmlrpc import XMLRPCResource, make_site
 
 #: How many recent msg-ids are remembered to refuse a redelivered call.
@@ -106,8 +107,20 @@ class SAMPClient:
     :param int port: the port to listen on (0: any free port).
     :param bool callable: whether the client receives messages at all.
     :param reactor: the reactor; the global one when ``None``.
+    :param bool https: serve the callbacks over TLS, with the certificate
+        of *cert_file*/*key_file* (or *tls*).
+    :param str key_file: private key of the callback server.
+    :param str cert_file: certificate of the callback server.
+    :param cert_reqs: whether the hub must present a client certificate:
+        :data:`ssl.CERT_NONE` (the default), :data:`ssl.CERT_OPTIONAL` or
+        :data:`ssl.CERT_REQUIRED`, checked against *ca_certs*.
+    :param str ca_certs: CA bundle for the hub's client certificates.
+    :param ssl_version: the minimum TLS version.
     :param endpoint: an ``IStreamServerEndpoint`` to listen on instead of
-        *addr* and *port*.
+        *addr* and *port* (a TLS one when *https* is true).
+    :param TLSOptions tls: the TLS settings in one object, instead of the
+        separate arguments.
+    :raises ValueError: bad TLS settings, or *https* without a certificate.
     """
 
     _log = Logger()
@@ -129,9 +142,13 @@ class SAMPClient:
         callable=True,
         reactor=None,
         endpoint=None,
+        tls=None,
     ):
-        if https or key_file or cert_file or ca_certs or ssl_version:
-            raise NotImplementedError("TLS callbacks are not supported yet")
+        if tls is None:
+            tls = TLSOptions.from_arguments(key_file, cert_file, cert_reqs, ca_certs, ssl_version)
+        if https and (tls is None or not tls.has_certificate):
+            raise ValueError("https callbacks need cert_file (and key_file unless the key is in it)")
+        self._tls = tls if https else None
         if reactor is None:
             from twisted.internet import reactor
         self.hub = hub
@@ -229,6 +246,10 @@ class SAMPClient:
         return d.addCallback(self._listening)
 
     def _default_endpoint(self):
+        if self._tls is not None:
+            return SSL4ServerEndpoint(
+                self._reactor, self._port_number, self._tls.server_options(), interface=self._addr
+            )
         kind = TCP6ServerEndpoint if ":" in self._addr else TCP4ServerEndpoint
         return kind(self._reactor, self._port_number, interface=self._addr)
 
@@ -238,7 +259,8 @@ class SAMPClient:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)
         if ":" in host:
             host = f"[{host}]"
-        self._url = f"http://{host}:{address.port}/"
+        scheme = "https" if self._tls is not None else "http"
+        self._url = f"{scheme}://{host}:{address.port}/"
         self._log.debug("Callback server listening at {url}", url=self._url)
 
     def stop(self):

@@ -11,6 +11,7 @@ from twisted.internet import defer
 from ._discovery import get_hub_params
 from ._encoding import check_samp_value, timeout_seconds
 from ._errors import SAMPHubError, SAMPProxyError
+from ._tls import TLSOptions
 from ._xmlrpc import DEFAULT_MAX_BYTES, XMLRPCProxy
 
 #: Extra seconds the HTTP request of ``callAndWait`` may take beyond the SAMP
@@ -43,16 +44,13 @@ class SAMPHubProxy:
 
     :param reactor: the reactor; the global one when ``None``.
     :param float timeout: seconds any hub request may take.
-    :param tls_policy: an :class:`~twisted.web.iweb.IPolicyForHTTPS` for
-        ``https`` hubs.
     """
 
-    def __init__(self, reactor=None, timeout=30.0, tls_policy=None):
+    def __init__(self, reactor=None, timeout=30.0):
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
         self._timeout = timeout
-        self._tls_policy = tls_policy
         self._proxy = None
         self.lockfile = None
 
@@ -67,19 +65,46 @@ class SAMPHubProxy:
         """The hub's XML-RPC URL, or ``None`` when not connected."""
         return None if self._proxy is None else self._proxy.url
 
-    def connect(self, hub=None, hub_params=None, pool_size=20, max_bytes=DEFAULT_MAX_BYTES):
+    def connect(
+        self,
+        hub=None,
+        hub_params=None,
+        key_file=None,
+        cert_file=None,
+        cert_reqs=None,
+        ca_certs=None,
+        ssl_version=None,
+        pool_size=20,
+        tls=None,
+        max_bytes=DEFAULT_MAX_BYTES,
+    ):
         """
         Find the hub and check that it answers.
+
+        The TLS arguments matter for an ``https`` hub only; they may also be
+        given as one :class:`TLSOptions` in *tls*.  An https hub's
+        certificate is verified (against *ca_certs*, or the system's trust)
+        unless *cert_reqs* is :data:`ssl.CERT_NONE`.
 
         :param hub: a running hub object with a ``params`` dict (such as our
             :class:`SAMPHubServer`), used instead of discovery.
         :param dict hub_params: the hub's lockfile entries, used instead of
             discovery.
+        :param str key_file: private key of the client certificate.
+        :param str cert_file: client certificate presented to the hub.
+        :param cert_reqs: :data:`ssl.CERT_NONE` to skip verifying the hub.
+        :param str ca_certs: CA bundle to verify the hub with.
+        :param ssl_version: the minimum TLS version.
         :param int pool_size: at most this many concurrent requests.
+        :param TLSOptions tls: all TLS settings in one object.
         :param int max_bytes: the largest response accepted from the hub.
         :return: a Deferred firing with this proxy once the hub answered a
             ping, or failing with :class:`SAMPHubError`.
+        :raises ValueError: bad TLS settings (a missing file, a key that
+            does not match its certificate, an obsolete protocol...).
         """
+        if tls is None:
+            tls = TLSOptions.from_arguments(key_file, cert_file, cert_reqs, ca_certs, ssl_version)
         if self._proxy is not None:
             return defer.fail(SAMPHubError("the hub proxy is already connected"))
         if hub is not None:
@@ -88,9 +113,9 @@ class SAMPHubProxy:
             d = defer.succeed(dict(hub_params))
         else:
             d = get_hub_params(self._reactor)
-        return d.addCallback(self._connect_to, pool_size, max_bytes)
+        return d.addCallback(self._connect_to, pool_size, max_bytes, tls or TLSOptions())
 
-    def _connect_to(self, params, pool_size, max_bytes):
+    def _connect_to(self, params, pool_size, max_bytes, tls):
         url = params.get("samp.hub.xmlrpc.url")
         if not url or not params.get("samp.secret"):
             raise SAMPHubError("hub parameters lack samp.hub.xmlrpc.url or samp.secret")
@@ -101,7 +126,7 @@ class SAMPHubProxy:
                 max_concurrent=pool_size,
                 timeout=self._timeout,
                 max_bytes=max_bytes,
-                tls_policy=self._tls_policy,
+                tls_policy=tls.client_policy(),
                 error_class=SAMPHubError,
             )
         except ValueError as exc:

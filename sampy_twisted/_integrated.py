@@ -38,8 +38,14 @@ class SAMPIntegratedClient:
     :param int port: the callback server's port (0: any free port).
     :param bool callable: whether the client receives messages.
     :param reactor: the reactor; the global one when ``None``.
+    :param bool https: serve callbacks over TLS (see :class:`SAMPClient` for
+        *https*, *key_file*, *cert_file*, *cert_reqs*, *ca_certs* and
+        *ssl_version*, which configure the callback server).
     :param bool track_clients: keep :attr:`clients`, a live map of the other
         registered clients.
+    :param TLSOptions tls: the callback server's TLS settings in one object.
+    :param endpoint: an ``IStreamServerEndpoint`` for the callback server
+        instead of *addr* and *port*.
     """
 
     _log = Logger()
@@ -60,6 +66,8 @@ class SAMPIntegratedClient:
         callable=True,
         reactor=None,
         track_clients=False,
+        tls=None,
+        endpoint=None,
     ):
         if reactor is None:
             from twisted.internet import reactor
@@ -80,6 +88,8 @@ class SAMPIntegratedClient:
             ssl_version=ssl_version,
             callable=callable,
             reactor=reactor,
+            tls=tls,
+            endpoint=endpoint,
         )
         self.clients = ClientTracker(self.client) if track_clients and callable else None
         self._lost = []
@@ -98,29 +108,45 @@ class SAMPIntegratedClient:
         hub_params=None,
         key_file=None,
         cert_file=None,
-        cert_reqs=0,
+        cert_reqs=None,
         ca_certs=None,
         ssl_version=None,
         pool_size=20,
+        tls=None,
     ):
         """
         Find the hub, start the callback server and register: metadata,
         callback and subscriptions are declared before the Deferred fires.
+
+        The TLS arguments apply to an ``https`` hub, whose certificate is
+        verified (against *ca_certs*, or the system's trust) unless
+        *cert_reqs* is :data:`ssl.CERT_NONE`; *cert_file*/*key_file* give
+        a client certificate.  (astropy's default ``cert_reqs=0`` meant no
+        verification; here verification is the default.)
 
         :param hub: a running hub object with a ``params`` dict (such as
             :class:`SAMPHubServer`) to connect to instead of discovery.
         :param dict hub_params: the hub's lockfile entries, instead of
             discovery.
         :param int pool_size: at most this many concurrent hub requests.
+        :param TLSOptions tls: the TLS settings for the hub in one object.
         :return: a Deferred firing with this client, or failing with
             :class:`SAMPHubError` (no hub, hub unreachable) or
             :class:`SAMPProxyError` (the hub refused).
         """
-        if key_file or cert_file or ca_certs or ssl_version:
-            raise NotImplementedError("TLS connections to the hub are not supported yet")
         if self.is_connected:
             return defer.fail(SAMPClientError("already connected; disconnect() first"))
-        d = self.hub.connect(hub=hub, hub_params=hub_params, pool_size=pool_size)
+        d = self.hub.connect(
+            hub=hub,
+            hub_params=hub_params,
+            key_file=key_file,
+            cert_file=cert_file,
+            cert_reqs=cert_reqs,
+            ca_certs=ca_certs,
+            ssl_version=ssl_version,
+            pool_size=pool_size,
+            tls=tls,
+        )
         d.addCallback(lambda _: self.client.start())
         d.addCallback(lambda _: self.client.register())
         if self.clients is not None:

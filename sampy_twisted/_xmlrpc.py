@@ -22,6 +22,7 @@ from twisted.internet.endpoints import (
     TCP6ClientEndpoint,
     wrapClientTLS,
 )
+from OpenSSL.SSL import Error as SSLError
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -211,6 +212,9 @@ def _reason(failure):
         return "connection refused"
     if isinstance(value, ierror.ConnectionLost):
         return "connection lost"
+    if isinstance(value, SSLError):
+        details = [reason for *_, reason in value.args[0] if reason] if value.args and isinstance(value.args[0], list) else []
+        return f"TLS handshake failed: {'; '.join(details) or value}"
     text = str(value).strip()
     return text or type(value).__name__
 

@@ -21,6 +21,7 @@ PUBLIC = {
     "SAMP_STATUS_ERROR",
     "SAMP_STATUS_OK",
     "SAMP_STATUS_WARNING",
+    "TLSOptions",
     "TrackedClient",
     "check_samp_value",
     "decode_boolean",

@@ -1,0 +1,347 @@
+# -*- test-case-name: tests.test_tls -*-
+"""
+TLS settings for SAMP over https: one object carrying certificate, key, CA
+bundle, certificate requirement and minimum protocol version, turned into
+pyOpenSSL connection creators for Twisted.  Hostnames are checked through
+service-identity, as Twisted's :func:`~twisted.internet.ssl.optionsForClientTLS`
+does.
+"""
+
+import ipaddress
+import ssl
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL, crypto
+from service_identity import CertificateError, VerificationError
+from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
+from twisted.internet import ssl as tssl
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.python.failure import Failure
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
+
+__all__ = ["TLSOptions"]
+
+_DEFAULT_PROTOCOLS = {ssl.PROTOCOL_TLS, ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER}
+_OBSOLETE_NAMES = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.0", "TLSv1_0", "TLSv1.1", "TLSv1_1"}
+_VERSION_NAMES = {"TLSv1.2": tssl.TLSVersion.TLSv1_2, "TLSv1_2": tssl.TLSVersion.TLSv1_2,
+                  "TLSv1.3": tssl.TLSVersion.TLSv1_3, "TLSv1_3": tssl.TLSVersion.TLSv1_3}
+
+
+def minimum_tls_version(ssl_version):
+    """
+    Map the seeds' ``ssl_version`` to a minimum TLS version.
+
+    :param ssl_version: ``None``; an :mod:`ssl` ``PROTOCOL_*`` constant; an
+        :class:`ssl.TLSVersion` or :class:`twisted.internet.ssl.TLSVersion`;
+        or a name such as ``"TLSv1.3"``.
+    :return: a :class:`twisted.internet.ssl.TLSVersion`, or ``None`` for
+        Twisted's default (TLS 1.2).
+    :raises ValueError: SSLv2, SSLv3, TLS 1.0 and 1.1 are obsolete and
+        refused; anything else unknown is refused too.
+    """
+    if ssl_version is None or ssl_version in _DEFAULT_PROTOCOLS:
+        return None
+    if ssl_version == ssl.PROTOCOL_TLSv1_2:
+        return tssl.TLSVersion.TLSv1_2
+    if ssl_version in (ssl.PROTOCOL_TLSv1, ssl.PROTOCOL_TLSv1_1):
+        name = ssl_version.name
+    else:
+        name = getattr(ssl_version, "name", ssl_version)
+    if isinstance(name, str):
+        if name.replace("PROTOCOL_", "") in _OBSOLETE_NAMES:
+            raise ValueError(
+                f"ssl_version={ssl_version!r} is obsolete and insecure; use "
+                f"ssl.PROTOCOL_TLS (the default, TLS 1.2 or newer) or TLSv1.3"
+            )
+        if name in _VERSION_NAMES:
+            return _VERSION_NAMES[name]
+    if isinstance(ssl_version, int) and ssl_version in (0, 1):  # SSLv2, SSLv3
+        raise ValueError(f"ssl_version={ssl_version!r} (SSLv2/SSLv3) is obsolete and refused")
+    raise ValueError(f"ssl_version={ssl_version!r} is not a TLS version this library knows")
+
+
+def _read(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def _load_certificates(data, path, what):
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certificates = []
+    if not certificates:
+        raise ValueError(f"{what} {path} holds no PEM certificate")
+    return certificates
+
+
+def _load_key(data, path, passphrase):
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8")
+    try:
+        return serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError:
+        if passphrase is None:
+            raise ValueError(f"the private key in {path} is encrypted: give its passphrase") from None
+        raise ValueError(f"the private key in {path} is not encrypted but a passphrase was given") from None
+    except ValueError:
+        if passphrase is not None:
+            raise ValueError(f"wrong passphrase for the private key in {path} (or a damaged key)") from None
+        raise ValueError(f"{path} holds no usable PEM private key") from None
+
+
+def _same_public_key(key, certificate):
+    encoding, form = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_key().public_bytes(encoding, form) == certificate.public_key().public_bytes(encoding, form)
+
+
+def _twisted_certificate(cert):
+    return tssl.Certificate(crypto.X509.from_cryptography(cert))
+
+
+# OpenSSL X509_V_ERR_* codes worth a plain explanation.
+_VERIFY_ERRORS = {
+    9: "is not yet valid",
+    10: "has expired",
+    18: "is self-signed and not trusted",
+    19: "chains to a self-signed certificate that is not trusted",
+    20: "is not issued by a trusted CA",
+    21: "is not issued by a trusted CA",
+}
+
+
+class TLSVerificationError(Exception):
+    """The other side's certificate was refused."""
+
+
+def _check_peer_identity(certificate, host):
+    """Check the server certificate *certificate* names *host*."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        verify_certificate_hostname(certificate, host)
+    else:
+        verify_certificate_ip_address(certificate, str(address))
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _StrictHostnameCheck:
+    """
+    Twisted's client creator with a stricter host name check.
+
+    Twisted (26.10) logs but accepts a trusted server certificate without
+    subjectAltName, because service-identity raises ``CertificateError``
+    rather than ``VerificationError`` for it.  This verify callback refuses
+    the connection for both.
+    """
+
+    def __init__(self, inner, host):
+        self._inner = inner
+        self._host = host
+
+    def clientConnectionForTLS(self, tls_protocol):
+        connection = self._inner.clientConnectionForTLS(tls_protocol)
+        host = self._host
+
+        def refuse(text):
+            tls_protocol.failVerification(Failure(TLSVerificationError(f"the certificate of {host} {text}")))
+            return False
+
+        def verify(conn, cert, errno, depth, ok):
+            if not ok:
+                return refuse(_VERIFY_ERRORS.get(errno, f"failed verification (OpenSSL error {errno})"))
+            if depth != 0:
+                return True
+            try:
+                _check_peer_identity(cert.to_cryptography(), host)
+            except CertificateError:
+                return refuse("has no subjectAltName to check the host name against")
+            except VerificationError:
+                return refuse(f"does not name {host} in its subjectAltName")
+            return True
+
+        connection.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+        return connection
+
+
+@implementer(IPolicyForHTTPS)
+class _ClientPolicy:
+    """Gives Agent one connection creator per host from :class:`TLSOptions`."""
+
+    def __init__(self, options):
+        self._options = options
+        self._creators = {}
+
+    def creatorForNetloc(self, hostname, port):
+        host = hostname.decode("ascii").strip("[]")
+        creator = self._creators.get(host)
+        if creator is None:
+            creator = self._creators[host] = self._options.client_creator(host)
+        return creator
+
+
+class TLSOptions:
+    """
+    TLS settings for https hubs and callback servers.
+
+    Files are read and checked when the object is made, so a missing file,
+    a wrong passphrase or a key that does not match its certificate is an
+    error at once, not at the first connection.
+
+    :param str cert_file: PEM certificate identifying this side (it may
+        hold the private key too).
+    :param str key_file: PEM private key, when not in *cert_file*.
+    :param str ca_certs: PEM bundle of CA certificates (all of them are
+        used) to verify the other side with.
+    :param cert_reqs: :data:`ssl.CERT_NONE`, :data:`ssl.CERT_OPTIONAL`,
+        :data:`ssl.CERT_REQUIRED`, or ``None`` for the safe default of each
+        role.  As a client, the server's certificate is verified (chain and
+        host name) unless it is ``CERT_NONE``, the explicit opt-out.  As a
+        server, ``None`` and ``CERT_NONE`` ask for no client certificate,
+        ``CERT_OPTIONAL`` verifies one if sent, ``CERT_REQUIRED`` refuses
+        clients without a certificate from *ca_certs*.
+    :param ssl_version: the minimum protocol version (see
+        :func:`minimum_tls_version`); SSLv2, SSLv3, TLS 1.0 and 1.1 are
+        refused.
+    :param passphrase: the passphrase of an encrypted private key.
+    :raises ValueError: a file is missing or unreadable, a key does not
+        match its certificate, a passphrase is wrong, or the settings
+        contradict each other.
+    """
+
+    def __init__(self, cert_file=None, key_file=None, ca_certs=None, cert_reqs=None,
+                 ssl_version=None, passphrase=None):
+        if cert_reqs not in (None, ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+            raise ValueError(f"cert_reqs={cert_reqs!r} is not ssl.CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED")
+        if key_file and not cert_file:
+            raise ValueError("key_file needs cert_file: a key alone identifies nobody")
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.ca_certs = ca_certs
+        self.cert_reqs = cert_reqs
+        self.minimum_version = minimum_tls_version(ssl_version)
+        self._certificate = self._key = None
+        if cert_file:
+            self._load_identity(cert_file, key_file, passphrase)
+        self._authorities = []
+        if ca_certs:
+            self._authorities = _load_certificates(_read(ca_certs, "CA bundle"), ca_certs, "CA bundle")
+        self._policy = None
+
+    @classmethod
+    def from_arguments(cls, key_file=None, cert_file=None, cert_reqs=None, ca_certs=None, ssl_version=None,
+                       passphrase=None):
+        """
+        Build from the seeds' keyword arguments, or ``None`` when none is
+        given (astropy's ``cert_reqs=0`` default counts as not given).
+        """
+        if not (key_file or cert_file or cert_reqs or ca_certs or ssl_version):
+            return None
+        return cls(cert_file, key_file, ca_certs, cert_reqs or None, ssl_version, passphrase)
+
+    def _load_identity(self, cert_file, key_file, passphrase):
+        cert_pem = _read(cert_file, "certificate file")
+        certificate = _load_certificates(cert_pem, cert_file, "certificate file")[0]
+        key_path = key_file or cert_file
+        key_pem = _read(key_file, "key file") if key_file else cert_pem
+        if b"PRIVATE KEY-----" not in key_pem:
+            raise ValueError(f"no private key in {key_path}: give key_file")
+        key = _load_key(key_pem, key_path, passphrase)
+        if not _same_public_key(key, certificate):
+            raise ValueError(f"the private key in {key_path} does not match the certificate in {cert_file}")
+        self._certificate, self._key = certificate, key
+
+    @property
+    def verifies_server(self):
+        """Whether, as a client, the server's certificate is checked."""
+        return self.cert_reqs != ssl.CERT_NONE
+
+    @property
+    def has_certificate(self):
+        """Whether a certificate and key were given."""
+        return self._certificate is not None
+
+    def _version_options(self):
+        if self.minimum_version is None:
+            return {}
+        return {"raiseMinimumTo": self.minimum_version}
+
+    def private_certificate(self):
+        """
+        This side's certificate and key for Twisted, or ``None``.
+
+        :rtype: twisted.internet.ssl.PrivateCertificate
+        """
+        if self._certificate is None:
+            return None
+        key = tssl.KeyPair(crypto.PKey.from_cryptography_key(self._key))
+        return tssl.PrivateCertificate.fromCertificateAndKeyPair(_twisted_certificate(self._certificate), key)
+
+    def trust_root(self):
+        """
+        The CA certificates to trust, or the platform's when none were given.
+
+        :rtype: twisted.internet.ssl.IOpenSSLTrustRoot
+        """
+        if not self._authorities:
+            return tssl.platformTrust()
+        return tssl.trustRootFromCertificates([_twisted_certificate(c) for c in self._authorities])
+
+    def client_creator(self, hostname):
+        """
+        A connection creator for a TLS client connecting to *hostname*.
+
+        :param str hostname: the server's host name or IP address, checked
+            against its certificate's subjectAltName.
+        """
+        identity = self.private_certificate()
+        if not self.verifies_server:
+            kwargs = {}
+            if identity is not None:
+                kwargs = {"privateKey": identity.privateKey.original, "certificate": identity.original}
+            return tssl.CertificateOptions(verify=False, **kwargs, **self._version_options())
+        creator = tssl.optionsForClientTLS(
+            hostname,
+            trustRoot=self.trust_root(),
+            clientCertificate=identity,
+            extraCertificateOptions=self._version_options(),
+        )
+        return _StrictHostnameCheck(creator, hostname)
+
+    def client_policy(self):
+        """
+        An :class:`~twisted.web.iweb.IPolicyForHTTPS` for Agent, so https
+        requests use these settings (client certificate included).
+        """
+        if self._policy is None:
+            self._policy = _ClientPolicy(self)
+        return self._policy
+
+    def server_options(self):
+        """
+        Options for a TLS server (callback server or hub).
+
+        :rtype: twisted.internet.ssl.CertificateOptions
+        :raises ValueError: no certificate, or client certificates are to be
+            checked but no CA bundle was given.
+        """
+        identity = self.private_certificate()
+        if identity is None:
+            raise ValueError("a TLS server needs cert_file (and key_file unless the key is in it)")
+        kwargs = {"privateKey": identity.privateKey.original, "certificate": identity.original}
+        if self.cert_reqs in (ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED) and not self._authorities:
+            raise ValueError("checking client certificates needs ca_certs")
+        if self.cert_reqs == ssl.CERT_REQUIRED:
+            kwargs["trustRoot"] = self.trust_root()
+        elif self.cert_reqs == ssl.CERT_OPTIONAL:
+            kwargs.update(
+                verify=True,
+                requireCertificate=False,
+                caCerts=[crypto.X509.from_cryptography(c) for c in self._authorities],
+            )
+        return tssl.CertificateOptions(**kwargs, **self._version_options())
