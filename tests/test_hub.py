@@ -1,0 +1,838 @@
+# -*- test-case-name: tests.test_hub -*-
+"""
+Tests for :mod:`sampy_twisted._hub`: the hub runs on loopback port 0 and is
+driven over XML-RPC by test clients with real callback servers.
+"""
+
+import os
+import xmlrpc.client
+
+from twisted.internet import defer, reactor
+from twisted.logger import Logger
+from twisted.trial import unittest
+
+from sampy_twisted._hub import HUB_ID, SAMPHubServer, _ConnectionTracker, start_hub
+from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, make_site
+
+WAIT = 10.0
+"""Seconds a test waits for something that should happen at once."""
+
+
+def message(mtype, params=None, **extra):
+    """A SAMP message map."""
+    built = {"samp.mtype": mtype, "samp.params": params if params is not None else {}}
+    built.update(extra)
+    return built
+
+
+def ok(result=None):
+    """A successful SAMP response map."""
+    return {"samp.status": "samp.ok", "samp.result": result if result is not None else {}}
+
+
+class TestClient:
+    """
+    A SAMP client for tests: an XML-RPC proxy to the hub and, when callable,
+    a callback server recording everything the hub delivers.
+
+    :ivar events: ``(kind, args)`` tuples in arrival order, where *kind* is
+        ``"notification"``, ``"call"`` or ``"response"``.
+    """
+
+    _log = Logger()
+
+    def __init__(self, testcase, hub):
+        self._testcase = testcase
+        self.hub = hub
+        self.proxy = XMLRPCProxy(hub.url, reactor, timeout=WAIT)
+        testcase.addCleanup(self.proxy.close)
+        self.events = []
+        self._waiters = []
+        self._hanging = []
+        self.hang_mtypes = set()
+        self.fault_mtypes = set()
+        self.keys_seen = []
+        self.key = None
+        self.id = None
+        self.url = None
+
+    async def register(self, callable=True, metadata=None, subscriptions=None):
+        """
+        Register, and optionally set a callback, metadata and subscriptions.
+
+        :return: this client.
+        """
+        info = await self.proxy.call("samp.hub.register", self.hub.params["samp.secret"])
+        self.reg_info = info
+        self.key = info["samp.private-key"]
+        self.id = info["samp.self-id"]
+        if callable:
+            self.url = self._listen()
+            await self.hub_call("setXmlrpcCallback", self.url)
+        if metadata is not None:
+            await self.hub_call("declareMetadata", metadata)
+        if subscriptions is not None:
+            await self.hub_call("declareSubscriptions", subscriptions)
+        return self
+
+    def hub_call(self, method, *args):
+        """Call ``samp.hub.<method>`` with our private key first."""
+        return self.proxy.call(f"samp.hub.{method}", self.key, *args)
+
+    def _listen(self):
+        procedures = {
+            "samp.client.receiveNotification": self._receive_notification,
+            "samp.client.receiveCall": self._receive_call,
+            "samp.client.receiveResponse": self._receive_response,
+        }
+        tracker = _ConnectionTracker(make_site(XMLRPCResource(procedures)))
+        port = reactor.listenTCP(0, tracker, interface="127.0.0.1")
+        self._testcase.addCleanup(tracker.close_all, reactor, 2.0)
+        self._testcase.addCleanup(port.stopListening)
+        self._testcase.addCleanup(self._release_hanging)
+        self.port = port
+        return f"http://127.0.0.1:{port.getHost().port}/"
+
+    def _release_hanging(self):
+        for d in self._hanging:
+            if not d.called:
+                d.callback("")
+
+    def _handle(self, key, kind, args, mtype):
+        self.keys_seen.append(key)
+        if mtype in self.fault_mtypes:
+            raise xmlrpc.client.Fault(1, f"test client refuses {mtype}")
+        self._record((kind, args))
+        if mtype in self.hang_mtypes:
+            d = defer.Deferred()
+            self._hanging.append(d)
+            return d
+        return ""
+
+    def _receive_notification(self, key, sender_id, msg):
+        return self._handle(key, "notification", (sender_id, msg), msg.get("samp.mtype"))
+
+    def _receive_call(self, key, sender_id, msg_id, msg):
+        return self._handle(key, "call", (sender_id, msg_id, msg), msg.get("samp.mtype"))
+
+    def _receive_response(self, key, responder_id, msg_tag, response):
+        return self._handle(key, "response", (responder_id, msg_tag, response), None)
+
+    def _record(self, event):
+        self.events.append(event)
+        for waiter in list(self._waiters):
+            predicate, d = waiter
+            if d.called:
+                self._waiters.remove(waiter)
+            elif predicate(event):
+                self._waiters.remove(waiter)
+                d.callback(event)
+
+    def wait_for(self, predicate, timeout=WAIT):
+        """
+        The first event, past or future, for which *predicate* is true.
+
+        :return: a Deferred firing with ``(kind, args)``.
+        """
+        for event in self.events:
+            if predicate(event):
+                return defer.succeed(event)
+        d = defer.Deferred()
+        self._waiters.append((predicate, d))
+        return d.addTimeout(timeout, reactor)
+
+    def notification(self, mtype, timeout=WAIT):
+        """Wait for a notification of *mtype*; fires with (sender, message)."""
+        d = self.wait_for(
+            lambda e: e[0] == "notification" and e[1][1]["samp.mtype"] == mtype, timeout
+        )
+        return d.addCallback(lambda e: e[1])
+
+    def event_about(self, mtype, client_id, timeout=WAIT):
+        """Wait for the hub event *mtype* about *client_id*; fires with its params."""
+        d = self.wait_for(
+            lambda e: e[0] == "notification"
+            and e[1][1]["samp.mtype"] == mtype
+            and e[1][1]["samp.params"].get("id") == client_id,
+            timeout,
+        )
+        return d.addCallback(lambda e: e[1][1]["samp.params"])
+
+    def call_received(self, mtype, timeout=WAIT):
+        """Wait for a call of *mtype*; fires with (sender, msg-id, message)."""
+        d = self.wait_for(lambda e: e[0] == "call" and e[1][2]["samp.mtype"] == mtype, timeout)
+        return d.addCallback(lambda e: e[1])
+
+    def response(self, tag, timeout=WAIT):
+        """Wait for a response with *tag*; fires with (responder, tag, response)."""
+        d = self.wait_for(lambda e: e[0] == "response" and e[1][1] == tag, timeout)
+        return d.addCallback(lambda e: e[1])
+
+    def count(self, kind):
+        """How many events of *kind* arrived."""
+        return sum(1 for e in self.events if e[0] == kind)
+
+
+class HubTestCase(unittest.TestCase):
+    """Runs a hub on loopback for each test."""
+
+    timeout = 60
+    hub_options = {}
+
+    async def start_hub(self, **options):
+        """Start a hub with a lockfile in a temporary directory."""
+        directory = self.mktemp()
+        os.makedirs(directory)
+        options = {**self.hub_options, **options}
+        hub = await start_hub(reactor, lockfile=os.path.join(directory, "samp"), **options)
+        self.addCleanup(hub.stop)
+        return hub
+
+    async def setUp(self):
+        self.hub = await self.start_hub()
+
+    async def client(self, callable=True, metadata=None, subscriptions=None, hub=None):
+        """A registered test client."""
+        client = TestClient(self, hub or self.hub)
+        return await client.register(callable, metadata, subscriptions)
+
+    async def assertFault(self, d, *fragments):
+        """Check that *d* fails with a fault whose text has *fragments*."""
+        try:
+            result = await d
+        except xmlrpc.client.Fault as fault:
+            for fragment in fragments:
+                self.assertIn(fragment, fault.faultString)
+            return fault
+        self.fail(f"expected a fault, got {result!r}")
+
+
+class LifecycleTests(HubTestCase):
+    """Starting, stopping and the lockfile as clients see it."""
+
+    def test_lockfile_content(self):
+        """The lockfile names the hub's URL, secret and profile version."""
+        params = self.hub.params
+        self.assertEqual(params["samp.hub.xmlrpc.url"], self.hub.url)
+        self.assertEqual(params["samp.profile.version"], "1.3")
+        self.assertTrue(self.hub.url.startswith("http://127.0.0.1:"))
+        self.assertGreaterEqual(len(params["samp.secret"]), 32)
+        for key in ("hub.impl", "hub.label", "hub.start.date"):
+            self.assertIn(key, params)
+        with open(self.hub.lockfile) as f:
+            text = f.read()
+        self.assertIn(f"samp.secret={params['samp.secret']}\n", text)
+        self.assertTrue(self.hub.is_running)
+
+    async def test_stop_removes_lockfile(self):
+        """Stopping removes our lockfile and stops listening."""
+        hub = await self.start_hub()
+        proxy = XMLRPCProxy(hub.url, reactor, timeout=WAIT)
+        self.addCleanup(proxy.close)
+        self.assertEqual(await proxy.call("samp.hub.ping"), "1")
+        await hub.stop()
+        self.assertFalse(hub.is_running)
+        self.assertFalse(os.path.exists(hub.lockfile))
+        with self.assertRaises(Exception):
+            await proxy.call("samp.hub.ping")
+        # stopping twice is harmless
+        await hub.stop()
+
+    async def test_service(self):
+        """startService starts the hub, stopService stops it."""
+        directory = self.mktemp()
+        os.makedirs(directory)
+        hub = SAMPHubServer(reactor=reactor, lockfile=os.path.join(directory, "samp"))
+        started = hub.start()
+        hub.startService()
+        self.assertIs(await started, hub)
+        self.assertTrue(hub.running)
+        self.assertTrue(hub.is_running)
+        await hub.stopService()
+        self.assertFalse(hub.is_running)
+        self.assertFalse(os.path.exists(os.path.join(directory, "samp")))
+
+    async def test_shutdown_event(self):
+        """Subscribed clients hear samp.hub.event.shutdown when the hub stops."""
+        hub = await self.start_hub()
+        watcher = await self.client(subscriptions={"samp.hub.event.*": {}}, hub=hub)
+        other = await self.client(subscriptions={"x.y": {}}, hub=hub)
+        await hub.stop()
+        sender, msg = await watcher.notification("samp.hub.event.shutdown")
+        self.assertEqual(sender, HUB_ID)
+        self.assertEqual(other.count("notification"), 0)
+
+    async def test_stop_fails_waiting_calls(self):
+        """A callAndWait still waiting when the hub stops gets a fault."""
+        hub = await self.start_hub()
+        sender = await self.client(callable=False, hub=hub)
+        recipient = await self.client(subscriptions={"test.echo": {}}, hub=hub)
+        waiting = sender.hub_call("callAndWait", recipient.id, message("test.echo"), "0")
+        await recipient.call_received("test.echo")
+        await hub.stop()
+        await self.assertFault(waiting, "shutting down")
+
+    async def test_register_refused_while_stopped(self):
+        """Nobody can register once the hub has stopped."""
+        hub = await self.start_hub()
+        secret = hub.params["samp.secret"]
+        self.assertEqual(hub._register(secret)["samp.hub-id"], HUB_ID)
+        await hub.stop()
+        self.assertRaises(xmlrpc.client.Fault, hub._register, secret)
+
+
+class RegistrationTests(HubTestCase):
+    """register, unregister, ping and private keys."""
+
+    async def test_register(self):
+        """reg-info names the hub, the client and a private key."""
+        client = await self.client(callable=False)
+        info = client.reg_info
+        self.assertEqual(set(info), {"samp.hub-id", "samp.self-id", "samp.private-key"})
+        self.assertEqual(info["samp.hub-id"], HUB_ID)
+        self.assertEqual(info["samp.self-id"], "c1")
+        self.assertEqual(await client.hub_call("getMetadata", client.id), {})
+        self.assertEqual(await client.hub_call("getSubscriptions", client.id), {})
+        self.assertEqual(self.hub.registered_clients, ["c1"])
+
+    async def test_bad_secret(self):
+        """A wrong or non-string secret is refused."""
+        proxy = XMLRPCProxy(self.hub.url, reactor, timeout=WAIT)
+        self.addCleanup(proxy.close)
+        await self.assertFault(proxy.call("samp.hub.register", "not the secret"), "secret")
+        await self.assertFault(proxy.call("samp.hub.register", ["x"]), "secret")
+        await self.assertFault(proxy.call("samp.hub.register", "\u00e9t\u00e9"), "secret")
+
+    async def test_ids_and_keys_never_reused(self):
+        """Ids and private keys are unique, even after clients leave."""
+        ids, keys = set(), set()
+        for _ in range(5):
+            client = await self.client(callable=False)
+            self.assertNotIn(client.id, ids)
+            self.assertNotIn(client.key, keys)
+            ids.add(client.id)
+            keys.add(client.key)
+            await client.hub_call("unregister")
+        self.assertEqual(ids, {"c1", "c2", "c3", "c4", "c5"})
+
+    async def test_unknown_private_key(self):
+        """Every keyed method refuses an unknown or expired private key."""
+        client = await self.client(callable=False)
+        proxy = client.proxy
+        await self.assertFault(
+            proxy.call("samp.hub.getRegisteredClients", "nonsense"), "unknown private key"
+        )
+        await self.assertFault(proxy.call("samp.hub.declareMetadata", ["x"], {}), "private key")
+        await client.hub_call("unregister")
+        for method, args in [
+            ("unregister", ()),
+            ("declareMetadata", ({},)),
+            ("getMetadata", (HUB_ID,)),
+            ("notifyAll", (message("x.y"),)),
+            ("reply", ("m1", ok())),
+        ]:
+            await self.assertFault(client.hub_call(method, *args), "unknown private key")
+
+    async def test_ping(self):
+        """ping works with no argument and with a private key."""
+        client = await self.client(callable=False)
+        self.assertEqual(await client.proxy.call("samp.hub.ping"), "1")
+        self.assertEqual(await client.hub_call("ping"), "1")
+        await self.assertFault(client.proxy.call("samp.hub.ping", "a", "b"), "bad arguments")
+
+    async def test_unknown_method_and_argument_counts(self):
+        """Unknown methods and wrong argument counts are faults."""
+        client = await self.client(callable=False)
+        await self.assertFault(client.hub_call("noSuchMethod"), "unknown method")
+        await self.assertFault(client.proxy.call("samp.hub.register"), "bad arguments")
+        await self.assertFault(client.hub_call("notify", "c1"), "bad arguments")
+        await self.assertFault(client.hub_call("getMetadata", "a", "b"), "bad arguments")
+
+    async def test_registered_clients(self):
+        """getRegisteredClients lists the hub and the others, not the caller."""
+        first = await self.client(callable=False)
+        second = await self.client(callable=False)
+        self.assertEqual(await first.hub_call("getRegisteredClients"), [HUB_ID, second.id])
+        self.assertEqual(await second.hub_call("getRegisteredClients"), [HUB_ID, first.id])
+        await second.hub_call("unregister")
+        self.assertEqual(await first.hub_call("getRegisteredClients"), [HUB_ID])
+
+    async def test_hub_client(self):
+        """The hub has metadata and answers samp.app.ping and query.by-meta."""
+        client = await self.client(callable=False, metadata={"samp.name": "finder"})
+        meta = await client.hub_call("getMetadata", HUB_ID)
+        self.assertEqual(meta["samp.name"], "Hub")
+        subs = await client.hub_call("getSubscriptions", HUB_ID)
+        self.assertIn("samp.app.ping", subs)
+        self.assertIn("x-samp.query.by-meta", subs)
+        self.assertEqual(
+            await client.hub_call("getSubscribedClients", "samp.app.ping"), {HUB_ID: {}}
+        )
+        self.assertEqual(
+            await client.hub_call("callAndWait", HUB_ID, message("samp.app.ping"), "5"), ok()
+        )
+        for mtype in ("x-samp.query.by-meta", "samp.query.by-meta"):
+            query = message(mtype, {"key": "samp.name", "value": "finder"})
+            response = await client.hub_call("callAndWait", HUB_ID, query, "5")
+            self.assertEqual(response, ok({"ids": [client.id]}))
+        bad = message("x-samp.query.by-meta", {"key": "samp.name"})
+        response = await client.hub_call("callAndWait", HUB_ID, bad, "5")
+        self.assertEqual(response["samp.status"], "samp.error")
+        # notifications to the hub are accepted and ignored
+        self.assertEqual(await client.hub_call("notify", HUB_ID, message("samp.app.ping")), "")
+
+    async def test_async_call_to_hub(self):
+        """An asynchronous ping to the hub is answered through receiveResponse."""
+        client = await self.client()
+        msg_id = await client.hub_call("call", HUB_ID, "t1", message("samp.app.ping"))
+        self.assertIsInstance(msg_id, str)
+        responder, tag, response = await client.response("t1")
+        self.assertEqual((responder, response), (HUB_ID, ok()))
+        self.assertEqual(client.keys_seen, [client.key])
+
+
+class MetadataSubscriptionTests(HubTestCase):
+    """declare/get metadata and subscriptions, and matching."""
+
+    async def test_metadata(self):
+        """Metadata is returned exactly as declared, and replaced by redeclaring."""
+        client = await self.client(callable=False)
+        other = await self.client(callable=False)
+        meta = {"samp.name": "T", "x.list": ["a", {"b": "c"}], "x.empty": ""}
+        await client.hub_call("declareMetadata", meta)
+        self.assertEqual(await other.hub_call("getMetadata", client.id), meta)
+        await client.hub_call("declareMetadata", {"samp.name": "U"})
+        self.assertEqual(await other.hub_call("getMetadata", client.id), {"samp.name": "U"})
+
+    async def test_unknown_client_id(self):
+        """getMetadata and getSubscriptions fault for an unknown id."""
+        client = await self.client(callable=False)
+        await self.assertFault(client.hub_call("getMetadata", "c99"), "c99")
+        await self.assertFault(client.hub_call("getSubscriptions", "nobody"), "nobody")
+        await self.assertFault(client.hub_call("getMetadata", ["c1"]), "string")
+
+    async def test_subscriptions_exactly_as_declared(self):
+        """Annotations survive; redeclaring replaces the whole set."""
+        client = await self.client()
+        subs = {"a.b": {}, "c.*": {"size": "big", "x": ["1"]}, "*": {}}
+        await client.hub_call("declareSubscriptions", subs)
+        self.assertEqual(await client.hub_call("getSubscriptions", client.id), subs)
+        await client.hub_call("declareSubscriptions", {"d.e": {}})
+        self.assertEqual(await client.hub_call("getSubscriptions", client.id), {"d.e": {}})
+
+    async def test_bad_subscriptions(self):
+        """Bad patterns, non-map annotations and non-maps are refused."""
+        client = await self.client()
+        for subs, text in [
+            ({"a.*.b": {}}, "not an MType pattern"),
+            ({"a.b*": {}}, "not an MType pattern"),
+            ({"": {}}, "not an MType pattern"),
+            ({"a.b": "yes"}, "annotation map"),
+            (["a.b"], "must be a map"),
+        ]:
+            await self.assertFault(client.hub_call("declareSubscriptions", subs), text)
+        self.assertEqual(await client.hub_call("getSubscriptions", client.id), {})
+
+    async def test_non_samp_data(self):
+        """Strings with characters SAMP forbids are refused."""
+        client = await self.client(callable=False)
+        await self.assertFault(
+            client.hub_call("declareMetadata", {"samp.name": "snow\u2603"}), "not SAMP data"
+        )
+        await self.assertFault(
+            client.hub_call("declareMetadata", {"samp.name": "caf\u00e9"}), "not SAMP data"
+        )
+        await self.assertFault(client.hub_call("declareMetadata", "name"), "must be a map")
+
+    async def test_subscribed_clients(self):
+        """getSubscribedClients gives the most specific annotation, not the caller."""
+        caller = await self.client(subscriptions={"*": {}})
+        a = await self.client(subscriptions={"*": {"w": "all"}, "a.b.*": {"w": "ab"}, "a.b.c": {"w": "abc"}})
+        b = await self.client(subscriptions={"a.*": {"w": "a"}})
+        got = await caller.hub_call("getSubscribedClients", "a.b.c")
+        self.assertEqual(got, {a.id: {"w": "abc"}, b.id: {"w": "a"}})
+        got = await caller.hub_call("getSubscribedClients", "a.b.d")
+        self.assertEqual(got, {a.id: {"w": "ab"}, b.id: {"w": "a"}})
+        got = await caller.hub_call("getSubscribedClients", "a.b")
+        self.assertEqual(got, {a.id: {"w": "all"}, b.id: {"w": "a"}})
+        await self.assertFault(caller.hub_call("getSubscribedClients", "a.*"), "not an MType")
+
+    async def test_wildcard_prefix_needs_dot(self):
+        """a.b.* matches a.b.c but neither a.b nor a.bx."""
+        caller = await self.client(callable=False)
+        await self.client(subscriptions={"a.b.*": {}})
+        self.assertEqual(len(await caller.hub_call("getSubscribedClients", "a.b.c")), 1)
+        self.assertEqual(len(await caller.hub_call("getSubscribedClients", "a.b.c.d")), 1)
+        self.assertEqual(await caller.hub_call("getSubscribedClients", "a.b"), {})
+        self.assertEqual(await caller.hub_call("getSubscribedClients", "a.bx"), {})
+
+    async def test_not_callable_not_subscribed(self):
+        """A client without a callback is never listed as a recipient."""
+        caller = await self.client(callable=False)
+        silent = await self.client(callable=False, subscriptions={"x.y": {}})
+        self.assertEqual(await caller.hub_call("getSubscribedClients", "x.y"), {})
+        await self.assertFault(
+            caller.hub_call("notify", silent.id, message("x.y")), "not callable"
+        )
+
+    async def test_callback_url_checked(self):
+        """setXmlrpcCallback needs an http URL."""
+        client = await self.client(callable=False)
+        await self.assertFault(client.hub_call("setXmlrpcCallback", "ftp://x/"), "http")
+        await self.assertFault(client.hub_call("setXmlrpcCallback", ["x"]), "string")
+
+
+class EventTests(HubTestCase):
+    """samp.hub.event.* notifications."""
+
+    async def test_events(self):
+        """Register, metadata, subscriptions and unregister events reach
+        subscribers, including the client they describe."""
+        watcher = await self.client()
+        await watcher.hub_call("declareSubscriptions", {"samp.hub.event.*": {}})
+        await watcher.hub_call("declareMetadata", {"samp.name": "watcher"})
+        params = await watcher.event_about("samp.hub.event.metadata", watcher.id)
+        self.assertEqual(params["metadata"], {"samp.name": "watcher"})
+        params = await watcher.event_about("samp.hub.event.subscriptions", watcher.id)
+        self.assertEqual(params["subscriptions"], {"samp.hub.event.*": {}})
+
+        other = await self.client(metadata={"samp.name": "other"}, subscriptions={"x.y": {"a": "b"}})
+        await watcher.event_about("samp.hub.event.register", other.id)
+        params = await watcher.event_about("samp.hub.event.metadata", other.id)
+        self.assertEqual(params["metadata"], {"samp.name": "other"})
+        params = await watcher.event_about("samp.hub.event.subscriptions", other.id)
+        self.assertEqual(params["subscriptions"], {"x.y": {"a": "b"}})
+        await other.hub_call("unregister")
+        await watcher.event_about("samp.hub.event.unregister", other.id)
+        for kind, (sender, msg) in watcher.events:
+            self.assertEqual(sender, HUB_ID)
+        self.assertEqual(set(watcher.keys_seen), {watcher.key})
+
+
+class RoutingTests(HubTestCase):
+    """notify, notifyAll, call, callAll, reply and callAndWait."""
+
+    async def test_notify(self):
+        """A notification arrives unchanged, extra keys included."""
+        sender = await self.client(callable=False)
+        recipient = await self.client(subscriptions={"test.*": {}})
+        msg = message("test.note", {"a": ["1", {"b": ""}]}, **{"test.extra": "kept"})
+        self.assertEqual(await sender.hub_call("notify", recipient.id, msg), "")
+        self.assertEqual(await recipient.notification("test.note"), (sender.id, msg))
+        self.assertEqual(recipient.keys_seen, [recipient.key])
+
+    async def test_notify_faults(self):
+        """Unknown or unsubscribed recipients and bad messages are faults."""
+        sender = await self.client(callable=False)
+        recipient = await self.client(subscriptions={"test.a": {}})
+        await self.assertFault(sender.hub_call("notify", "c99", message("test.a")), "c99")
+        await self.assertFault(
+            sender.hub_call("notify", recipient.id, message("test.b")), "not subscribed"
+        )
+        await self.assertFault(
+            sender.hub_call("notify", recipient.id, {"samp.params": {}}), "no samp.mtype"
+        )
+        await self.assertFault(
+            sender.hub_call("notify", recipient.id, {"samp.mtype": "bad mtype"}), "not an MType"
+        )
+        await self.assertFault(
+            sender.hub_call("notify", recipient.id, {"samp.mtype": "test.a", "samp.params": "x"}),
+            "samp.params must be a map",
+        )
+        await self.assertFault(
+            sender.hub_call("notify", recipient.id, message("test.a", {"t": "\x85"})),
+            "not SAMP data",
+        )
+        await self.assertFault(sender.hub_call("notify", recipient.id, "test.a"), "must be a map")
+        await self.assertFault(recipient.hub_call("callAll", "tag", {"x": "y"}), "no samp.mtype")
+        await self.assertFault(sender.hub_call("notifyAll", {"x": "y"}), "no samp.mtype")
+
+    async def test_notify_all(self):
+        """notifyAll goes to every subscribed client but the sender."""
+        sender = await self.client(subscriptions={"test.*": {}})
+        first = await self.client(subscriptions={"test.note": {}})
+        second = await self.client(subscriptions={"*": {}})
+        third = await self.client(subscriptions={"other.*": {}})
+        recipients = await sender.hub_call("notifyAll", message("test.note"))
+        self.assertEqual(sorted(recipients), sorted([first.id, second.id]))
+        await first.notification("test.note")
+        await second.notification("test.note")
+        self.assertEqual(await sender.hub_call("notifyAll", message("other.x")), [second.id, third.id])
+        self.assertEqual(await first.hub_call("notifyAll", message("nobody.listens")), [second.id])
+        self.assertEqual(sender.count("notification"), 0)
+
+    async def test_call_and_reply(self):
+        """A call reaches the recipient; the reply reaches the sender's
+        receiveResponse with the sender's tag."""
+        sender = await self.client()
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        msg = message("test.echo", {"x": "1"})
+        msg_id = await sender.hub_call("call", recipient.id, "my-tag", msg)
+        got_sender, got_id, got_msg = await recipient.call_received("test.echo")
+        self.assertEqual((got_sender, got_id, got_msg), (sender.id, msg_id, msg))
+        response = dict(ok({"x": "1"}), **{"test.extra": "kept"})
+        self.assertEqual(await recipient.hub_call("reply", msg_id, response), "")
+        self.assertEqual(await sender.response("my-tag"), (recipient.id, "my-tag", response))
+
+    async def test_msg_ids_unguessable(self):
+        """msg-ids are long random strings, different for every call."""
+        sender = await self.client()
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        ids = {await sender.hub_call("call", recipient.id, "t", message("test.echo")) for _ in range(20)}
+        self.assertEqual(len(ids), 20)
+        for msg_id in ids:
+            self.assertGreaterEqual(len(msg_id), 16)
+            self.assertNotIn(sender.id, msg_id)
+
+    async def test_call_all(self):
+        """callAll sends one msg-id per recipient; each reply comes back."""
+        sender = await self.client(subscriptions={"test.echo": {}})
+        first = await self.client(subscriptions={"test.echo": {}})
+        second = await self.client(subscriptions={"test.*": {}})
+        ids = await sender.hub_call("callAll", "all", message("test.echo"))
+        self.assertEqual(set(ids), {first.id, second.id})
+        self.assertNotEqual(ids[first.id], ids[second.id])
+        for client in (first, second):
+            _, msg_id, _ = await client.call_received("test.echo")
+            self.assertEqual(msg_id, ids[client.id])
+            await client.hub_call("reply", msg_id, ok({"who": client.id}))
+        for client in (first, second):
+            await sender.wait_for(lambda e, c=client: e[0] == "response" and e[1][0] == c.id)
+        self.assertEqual(await sender.hub_call("callAll", "none", message("nobody.listens")), {})
+
+    async def test_call_needs_callable_sender(self):
+        """call and callAll fault for a sender without a callback."""
+        sender = await self.client(callable=False)
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        await self.assertFault(
+            sender.hub_call("call", recipient.id, "t", message("test.echo")), "callable"
+        )
+        await self.assertFault(sender.hub_call("callAll", "t", message("test.echo")), "callable")
+
+    async def test_call_faults(self):
+        """call and callAndWait fault like notify for undeliverable messages."""
+        sender = await self.client()
+        recipient = await self.client(subscriptions={"test.a": {}})
+        await self.assertFault(sender.hub_call("call", recipient.id, "t", message("test.b")), "not subscribed")
+        await self.assertFault(sender.hub_call("call", "c99", "t", message("test.a")), "c99")
+        await self.assertFault(sender.hub_call("call", recipient.id, ["t"], message("test.a")), "msg-tag")
+        await self.assertFault(
+            sender.hub_call("callAndWait", recipient.id, message("test.b"), "0"), "not subscribed"
+        )
+        await self.assertFault(
+            sender.hub_call("callAndWait", recipient.id, message("test.a"), "soon"), "timeout"
+        )
+        await self.assertFault(
+            sender.hub_call("callAndWait", recipient.id, {"samp.params": {}}, "0"), "samp.mtype"
+        )
+
+    async def test_reply_rules(self):
+        """One reply per call, only from the recipient, only as a response map."""
+        sender = await self.client()
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        bystander = await self.client(subscriptions={"test.echo": {}})
+        msg_id = await sender.hub_call("call", recipient.id, "t", message("test.echo"))
+        await recipient.call_received("test.echo")
+        await self.assertFault(bystander.hub_call("reply", msg_id, ok()), "not sent to you")
+        await self.assertFault(recipient.hub_call("reply", msg_id, "ok"), "must be a map")
+        await self.assertFault(recipient.hub_call("reply", msg_id, {"samp.result": {}}), "samp.status")
+        await recipient.hub_call("reply", msg_id, ok())
+        await self.assertFault(recipient.hub_call("reply", msg_id, ok()), "already been answered")
+        await self.assertFault(recipient.hub_call("reply", "m-nonsense", ok()), "no such call")
+        await sender.response("t")
+        self.assertEqual(sender.count("response"), 1)
+
+    async def test_call_and_wait(self):
+        """callAndWait returns the recipient's response; "0" waits without limit."""
+        sender = await self.client(callable=False)
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        waiting = sender.hub_call("callAndWait", recipient.id, message("test.echo", {"v": "1"}), "0")
+        got_sender, msg_id, msg = await recipient.call_received("test.echo")
+        self.assertEqual(got_sender, sender.id)
+        self.assertNoResult(waiting)
+        response = ok(msg["samp.params"])
+        await recipient.hub_call("reply", msg_id, response)
+        self.assertEqual(await waiting, response)
+
+    async def test_call_and_wait_timeout(self):
+        """callAndWait faults when its timeout runs out; a late reply is a fault."""
+        sender = await self.client(callable=False)
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        waiting = sender.hub_call("callAndWait", recipient.id, message("test.echo"), "1")
+        _, msg_id, _ = await recipient.call_received("test.echo")
+        await self.assertFault(waiting, "timed out after 1 s")
+        await self.assertFault(recipient.hub_call("reply", msg_id, ok()), "timed out")
+
+    async def test_answered_before_delivery(self):
+        """notify and call answer at once even if the recipient never returns."""
+        sender = await self.client()
+        recipient = await self.client(subscriptions={"test.*": {}})
+        recipient.hang_mtypes.add("test.hang")
+        for _ in range(3):
+            self.assertEqual(await sender.hub_call("notify", recipient.id, message("test.hang")), "")
+            await sender.hub_call("call", recipient.id, "t", message("test.hang"))
+        await recipient.wait_for(lambda e: e[0] == "call")
+
+    async def test_self_messaging(self):
+        """A client may message itself explicitly, but not through the *All methods."""
+        client = await self.client(subscriptions={"test.echo": {}})
+        await client.hub_call("notify", client.id, message("test.echo"))
+        await client.notification("test.echo")
+        self.assertEqual(await client.hub_call("notifyAll", message("test.echo")), [])
+
+    async def test_recipient_leaves(self):
+        """A recipient that unregisters with calls unanswered: their senders
+        get samp.error responses."""
+        sender = await self.client()
+        waiter = await self.client(callable=False)
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        await sender.hub_call("call", recipient.id, "t", message("test.echo"))
+        waiting = waiter.hub_call("callAndWait", recipient.id, message("test.echo"), "0")
+        await recipient.wait_for(lambda e: recipient.count("call") == 2)
+        await recipient.hub_call("unregister")
+        _, _, response = await sender.response("t")
+        self.assertEqual(response["samp.status"], "samp.error")
+        self.assertIn("unregistered", response["samp.error"]["samp.errortxt"])
+        response = await waiting
+        self.assertEqual(response["samp.status"], "samp.error")
+
+    async def test_sender_leaves(self):
+        """A reply to a call whose sender has gone is refused."""
+        sender = await self.client()
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        msg_id = await sender.hub_call("call", recipient.id, "t", message("test.echo"))
+        await recipient.call_received("test.echo")
+        await sender.hub_call("unregister")
+        await self.assertFault(recipient.hub_call("reply", msg_id, ok()), "sender")
+
+    async def test_tags_may_repeat(self):
+        """Reusing a msg-tag is legal; each reply comes back with it."""
+        sender = await self.client()
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        for _ in range(2):
+            await sender.hub_call("call", recipient.id, "same", message("test.echo"))
+        await recipient.wait_for(lambda e: recipient.count("call") == 2)
+        for kind, (_, msg_id, _) in list(recipient.events):
+            await recipient.hub_call("reply", msg_id, ok())
+        await sender.wait_for(lambda e: sender.count("response") == 2)
+
+
+class DeliveryFailureTests(HubTestCase):
+    """Slow, hanging, refusing and vanished clients."""
+
+    hub_options = {"client_timeout": 1.0, "max_delivery_failures": 2}
+
+    async def dead_client(self, subscriptions):
+        """A registered client whose callback URL refuses connections."""
+        client = await self.client(subscriptions=subscriptions)
+        await client.port.stopListening()
+        return client
+
+    async def test_unreachable_call(self):
+        """A call that cannot be delivered is answered with samp.error."""
+        sender = await self.client()
+        dead = await self.dead_client({"test.echo": {}})
+        await sender.hub_call("call", dead.id, "t", message("test.echo"))
+        responder, tag, response = await sender.response("t")
+        self.assertEqual(responder, dead.id)
+        self.assertEqual(response["samp.status"], "samp.error")
+        self.assertIn("samp.client.receiveCall", response["samp.error"]["samp.errortxt"])
+
+    async def test_unreachable_call_and_wait(self):
+        """callAndWait to an unreachable client returns a samp.error response."""
+        sender = await self.client(callable=False)
+        dead = await self.dead_client({"test.echo": {}})
+        response = await sender.hub_call("callAndWait", dead.id, message("test.echo"), "0")
+        self.assertEqual(response["samp.status"], "samp.error")
+
+    async def test_dropped_after_failures(self):
+        """After max_delivery_failures failures in a row the client is
+        dropped and everyone hears samp.hub.event.unregister."""
+        watcher = await self.client(subscriptions={"samp.hub.event.unregister": {}})
+        sender = await self.client(callable=False)
+        dead = await self.dead_client({"test.*": {}})
+        await sender.hub_call("notify", dead.id, message("test.a"))
+        await sender.hub_call("notify", dead.id, message("test.b"))
+        await watcher.event_about("samp.hub.event.unregister", dead.id)
+        self.assertNotIn(dead.id, self.hub.registered_clients)
+        await self.assertFault(dead.hub_call("getRegisteredClients"), "unknown private key")
+        await self.assertFault(sender.hub_call("notify", dead.id, message("test.a")), dead.id)
+
+    async def test_hanging_client_does_not_stall_others(self):
+        """A callback that never returns times out without delaying anyone else."""
+        sender = await self.client()
+        hanging = await self.client(subscriptions={"test.*": {}})
+        hanging.hang_mtypes.update({"test.hang"})
+        healthy = await self.client(subscriptions={"test.*": {}})
+        await sender.hub_call("call", hanging.id, "h", message("test.hang"))
+        await hanging.call_received("test.hang")
+        await sender.hub_call("notify", healthy.id, message("test.quick"))
+        await healthy.notification("test.quick", timeout=0.5)
+        self.assertEqual(sender.count("response"), 0)
+        _, _, response = await sender.response("h")
+        self.assertEqual(response["samp.status"], "samp.error")
+        self.assertIn("timed out", response["samp.error"]["samp.errortxt"])
+        self.assertIn(hanging.id, self.hub.registered_clients)
+
+    async def test_disconnect_sent_when_dropped(self):
+        """A client dropped for timing out is told samp.hub.disconnect."""
+        sender = await self.client()
+        slow = await self.client(subscriptions={"test.*": {}, "samp.hub.disconnect": {}})
+        slow.hang_mtypes.add("test.hang")
+        await sender.hub_call("notify", slow.id, message("test.hang"))
+        await sender.hub_call("notify", slow.id, message("test.hang"))
+        hub_id, msg = await slow.notification("samp.hub.disconnect")
+        self.assertEqual(hub_id, HUB_ID)
+        self.assertIn("reason", msg["samp.params"])
+        self.assertNotIn(slow.id, self.hub.registered_clients)
+
+    async def test_fault_is_not_a_transport_failure(self):
+        """A client answering with a fault stays registered; a refused call
+        gets a samp.error response."""
+        sender = await self.client()
+        picky = await self.client(subscriptions={"test.*": {}})
+        picky.fault_mtypes.add("test.refused")
+        for i in range(4):
+            await sender.hub_call("call", picky.id, f"t{i}", message("test.refused"))
+        for i in range(4):
+            _, _, response = await sender.response(f"t{i}")
+            self.assertIn("refused", response["samp.error"]["samp.errortxt"])
+        self.assertIn(picky.id, self.hub.registered_clients)
+        await sender.hub_call("notify", picky.id, message("test.fine"))
+        await picky.notification("test.fine")
+
+    async def test_queue_beyond_concurrency(self):
+        """More deliveries than the concurrency limit wait and all arrive."""
+        hub = await self.start_hub(max_concurrent_deliveries=2)
+        sender = await self.client(callable=False, hub=hub)
+        recipient = await self.client(subscriptions={"test.*": {}}, hub=hub)
+        for i in range(30):
+            await sender.hub_call("notify", recipient.id, message("test.n", {"i": str(i)}))
+        await recipient.wait_for(lambda e: recipient.count("notification") == 30)
+        received = sorted(int(msg["samp.params"]["i"]) for _, (_, msg) in recipient.events)
+        self.assertEqual(received, list(range(30)))
+
+    async def test_queue_overflow(self):
+        """Past max_queued_deliveries, a call fails at once with samp.error."""
+        hub = await self.start_hub(max_concurrent_deliveries=1, max_queued_deliveries=1)
+        sender = await self.client(hub=hub)
+        recipient = await self.client(subscriptions={"test.*": {}}, hub=hub)
+        recipient.hang_mtypes.add("test.hang")
+        await sender.hub_call("notify", recipient.id, message("test.hang"))
+        await recipient.notification("test.hang")
+        await sender.hub_call("notify", recipient.id, message("test.queued"))
+        await sender.hub_call("call", recipient.id, "over", message("test.over"))
+        _, _, response = await sender.response("over")
+        self.assertIn("too many", response["samp.error"]["samp.errortxt"])
+
+    async def test_new_callback_url(self):
+        """setXmlrpcCallback again moves delivery to the new URL."""
+        sender = await self.client(callable=False)
+        client = await self.client(subscriptions={"test.*": {}})
+        replacement = TestClient(self, self.hub)
+        url = replacement._listen()
+        await client.hub_call("setXmlrpcCallback", url)
+        await sender.hub_call("notify", client.id, message("test.moved"))
+        sender_id, _ = await replacement.notification("test.moved")
+        self.assertEqual(sender_id, sender.id)
+        self.assertEqual(replacement.keys_seen, [client.key])
