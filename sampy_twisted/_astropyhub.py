@@ -50,10 +50,9 @@ def start_astropy_hub(reactor=None, directory=None, timeout=30.0):
         temporary one, removed when the hub ends.
     :param float timeout: seconds the hub may take to start; then it is
         killed.
-    :return: a Deferred firing with a
-        :class:`~sampy_twisted._process.HubProcess`, or failing with
-        :class:`~sampy_twisted._process.ProcessFailed` (including the hub's
-        output) if the hub exits or is not ready in time.
+    :return: a Deferred firing with a :class:`HubProcess`, or failing with
+        :class:`ProcessFailed` (including the hub's output) if the hub exits
+        or is not ready in time.
     :rtype: Deferred
     """
     directory, owned = use_directory(directory, "sampy-twisted-astropy-")
