@@ -1,0 +1,394 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The twistd plugins: ``twistd samp-client`` and ``twistd samp-hub``.
+
+This module is the edge where strings become objects: the :class:`Options`
+classes parse and check the command line, and the ``make*`` functions build
+:class:`SAMPClientService` and :class:`SAMPHubServer` from them.  The dropin
+``twisted/plugins/sampy_twisted_plugin.py`` names this module (for
+``samp-client``) and its :data:`hub` attribute (for ``samp-hub``), so it is
+imported only when one of the two is run.
+"""
+
+import importlib
+import os
+from types import SimpleNamespace
+
+from twisted.application import service
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
+from twisted.logger import Logger
+from twisted.python import usage
+
+from ._client import SAMPClient
+from ._discovery import STD_LOCKURL, lockfile_location
+from ._encoding import check_samp_value
+from ._errors import SAMPHubError
+from ._integrated import SAMPIntegratedClient
+from ._mtype import check_mtype_pattern
+from ._service import HUB_AUTO, HUB_MODES, HUB_RUNNING, SAMPClientService
+
+__all__ = [
+    "ClientOptions",
+    "HubOptions",
+    "Options",
+    "hub",
+    "makeService",
+    "make_client_service",
+    "make_hub",
+    "make_hub_service",
+    "parse_hub",
+]
+
+DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"
+"""Where the client's callback server listens unless ``--listen`` says."""
+
+_log = Logger(namespace="sampy_twisted.samp_client")
+
+
+def _positive_seconds(option):
+    def coerce(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"--{option} must be a number of seconds, not {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"--{option} must be a positive number of seconds, not {text!r}")
+        return value
+
+    return coerce
+
+
+def _port_number(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"--port must be a TCP port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise ValueError(f"--port must be between 0 and 65535, not {value}")
+    return value
+
+
+def parse_hub(text):
+    """
+    Parse a ``--hub`` value.
+
+    :param str text: ``auto``, ``running``, ``embedded``, a
+        ``std-lockurl:`` URL (as ``SAMP_HUB`` takes) or a lockfile path
+        (which must contain a ``/`` or exist).
+    :return: ``(mode, lockfile)``: a hub mode for
+        :class:`SAMPClientService` and a lockfile path, URL or ``None``.
+        An explicit lockfile means a running hub.
+    :rtype: tuple
+    :raises usage.UsageError: *text* is none of these.
+    """
+    if text in HUB_MODES:
+        return text, None
+    if text.startswith(STD_LOCKURL):
+        try:
+            kind, where = lockfile_location({"SAMP_HUB": text})
+        except SAMPHubError as exc:
+            raise usage.UsageError(f"--hub {text}: {exc}") from None
+        return HUB_RUNNING, where
+    if os.sep in text or "/" in text or os.path.exists(text):
+        return HUB_RUNNING, os.path.abspath(os.path.expanduser(text))
+    raise usage.UsageError(
+        f"--hub must be auto, running, embedded, a std-lockurl: URL or a "
+        f"lockfile path, not {text!r}"
+    )
+
+
+def _key_value(text, option):
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise usage.UsageError(f"--{option} needs KEY=VALUE, not {text!r}")
+    try:
+        check_samp_value(value, f"--{option} {key}")
+    except (TypeError, ValueError) as exc:
+        raise usage.UsageError(str(exc)) from None
+    return key, value
+
+
+def _load_handler(spec):
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise usage.UsageError(f"--handler needs module:callable, not {spec!r}")
+    try:
+        target = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise usage.UsageError(f"--handler {spec}: cannot import {module_name}: {exc}") from None
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise usage.UsageError(f"--handler {spec}: {module_name} has no {attribute}") from None
+    if not callable(target):
+        raise usage.UsageError(f"--handler {spec}: {attribute} is not callable")
+    return target
+
+
+def _callback_endpoint(reactor, description):
+    endpoint = serverFromString(reactor, description)
+    if not isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint)):
+        raise ValueError("the callback server must listen on TCP (a tcp: or tcp6: endpoint)")
+    return endpoint
+
+
+class ClientOptions(usage.Options):
+    """
+    The options of ``twistd samp-client``: a SAMP client kept registered
+    with a hub, logging the messages it subscribes to.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a SAMP client that stays registered with a hub: it finds or "
+        "starts a hub, registers, and registers again whenever the hub comes "
+        "back after going away. Messages of the --subscribe MTypes are logged; "
+        "calls are answered samp.ok."
+    )
+    optParameters = [
+        ["name", None, "samp-client", "The samp.name metadata."],
+        ["description", None, None, "The samp.description.text metadata."],
+        [
+            "hub",
+            None,
+            HUB_AUTO,
+            "auto (the running hub, else an embedded one), running (wait for a "
+            "hub), embedded (always our own), a std-lockurl: URL or a lockfile path.",
+        ],
+        ["ping-interval", None, 5.0, "Seconds between pings of the hub.", _positive_seconds("ping-interval")],
+        ["listen", None, DEFAULT_LISTEN, "Endpoint of the callback server (TCP)."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["metadata"] = {}
+        self["subscribe"] = []
+        self["handlers"] = []
+
+    def opt_metadata(self, text):
+        """More metadata, as KEY=VALUE (repeatable)."""
+        key, value = _key_value(text, "metadata")
+        self["metadata"][key] = value
+
+    def opt_subscribe(self, mtype):
+        """Subscribe to an MType or pattern (table.*), logging what arrives (repeatable)."""
+        try:
+            check_mtype_pattern(mtype)
+        except ValueError as exc:
+            raise usage.UsageError(f"--subscribe: {exc}") from None
+        self["subscribe"].append(mtype)
+
+    def opt_handler(self, spec):
+        """module:callable, called with the client to bind its own handlers (repeatable)."""
+        self["handlers"].append(_load_handler(spec))
+
+    def postOptions(self):
+        """Check the options that are not checked as they are parsed."""
+        self["hub_mode"], self["lockfile"] = parse_hub(self["hub"])
+        for option in ("name", "description"):
+            if self[option] is not None:
+                try:
+                    check_samp_value(self[option], f"--{option}")
+                except ValueError as exc:
+                    raise usage.UsageError(str(exc)) from None
+        try:
+            # Only parsed here, for the error message; makeService builds it
+            # again on the real reactor.
+            _callback_endpoint(None, self["listen"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise usage.UsageError(f"--listen {self['listen']}: {exc}") from None
+
+
+Options = ClientOptions
+
+
+def log_message(private_key, sender_id, msg_id, mtype, params, extra):
+    """
+    A handler for ``bind_receive_message`` that logs each message and
+    answers calls ``samp.ok`` with an empty result.
+    """
+    _log.info(
+        "Received {kind} {mtype} from {sender}: {params}",
+        kind="notification" if msg_id is None else "call",
+        mtype=mtype,
+        sender=sender_id,
+        params=params,
+    )
+    return {}
+
+
+def make_client(reactor, name=None, description=None, metadata=None, endpoint=None):
+    """
+    An integrated client whose callback server listens on *endpoint*.
+
+    :param reactor: the reactor.
+    :param endpoint: an ``IStreamServerEndpoint`` (TCP), or ``None`` for
+        the client's default (127.0.0.1, any port).
+    :rtype: SAMPIntegratedClient
+    """
+    client = SAMPIntegratedClient(name=name, description=description, metadata=metadata, reactor=reactor)
+    if endpoint is not None:
+        # SAMPIntegratedClient takes no endpoint: give it a SAMPClient that does.
+        client.client = SAMPClient(
+            client.hub,
+            name=name,
+            description=description,
+            metadata=metadata,
+            reactor=reactor,
+            endpoint=endpoint,
+        )
+    return client
+
+
+def make_client_service(options, reactor):
+    """
+    Build the ``samp-client`` service from parsed options.
+
+    :param ClientOptions options: the parsed options.
+    :param reactor: the reactor.
+    :rtype: SAMPClientService
+    """
+    client = make_client(
+        reactor,
+        name=options["name"],
+        description=options["description"],
+        metadata=options["metadata"],
+        endpoint=_callback_endpoint(reactor, options["listen"]),
+    )
+    for mtype in options["subscribe"]:
+        client.bind_receive_message(mtype, log_message)
+    for handler in options["handlers"]:
+        handler(client)
+    return SAMPClientService(
+        client,
+        hub=options["hub_mode"],
+        lockfile=options["lockfile"],
+        ping_interval=options["ping-interval"],
+        reactor=reactor,
+    )
+
+
+def makeService(options):
+    """
+    The ``samp-client`` service, on the global reactor.
+
+    :param ClientOptions options: the parsed options.
+    :rtype: SAMPClientService
+    """
+    from twisted.internet import reactor
+
+    return make_client_service(options, reactor)
+
+
+class HubOptions(usage.Options):
+    """
+    The options of ``twistd samp-hub`` (and ``sampy-twisted hub``): a SAMP
+    hub speaking the Standard Profile.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a SAMP hub (Standard Profile). It writes its lockfile where "
+        "SAMP_HUB (std-lockurl:file:...) says, else ~/.samp, refusing to start "
+        "if a live hub owns it, and removes it when it stops."
+    )
+    optFlags = [
+        ["multi", None, "astropy-style multi-hub mode: write a new ~/.samp-1/samp-hub-* lockfile."],
+    ]
+    optParameters = [
+        ["lockfile", None, None, "Where to write the lockfile."],
+        ["port", None, 0, "TCP port of the hub's XML-RPC server (0: any free port).", _port_number],
+        ["interface", None, "127.0.0.1", "Interface to listen on."],
+        ["label", None, "", "A label for the hub, written to the lockfile as hub.label."],
+        [
+            "client-timeout",
+            None,
+            30.0,
+            "Seconds each delivery to a client may take.",
+            _positive_seconds("client-timeout"),
+        ],
+    ]
+
+    def postOptions(self):
+        """Check the options that are not checked as they are parsed."""
+        if self["multi"] and self["lockfile"] is not None:
+            raise usage.UsageError("--multi and --lockfile cannot be used together")
+        if self["lockfile"] is not None:
+            self["lockfile"] = os.path.abspath(os.path.expanduser(self["lockfile"]))
+            directory = os.path.dirname(self["lockfile"])
+            if not os.path.isdir(directory):
+                raise usage.UsageError(f"--lockfile {self['lockfile']}: no directory {directory}")
+        if not self["interface"]:
+            raise usage.UsageError("--interface must not be empty")
+
+
+def make_hub(options, reactor):
+    """
+    A :class:`SAMPHubServer` built from parsed hub options, not started.
+
+    :param HubOptions options: the parsed options.
+    :param reactor: the reactor.
+    """
+    from ._hub import SAMPHubServer
+
+    return SAMPHubServer(
+        reactor=reactor,
+        lockfile=options["lockfile"],
+        addr=options["interface"],
+        port=options["port"],
+        label=options["label"],
+        client_timeout=options["client-timeout"],
+        multi=options["multi"],
+    )
+
+
+class _HubRunner(service.Service):
+    """
+    Runs a hub under twistd: a hub that cannot start (a live hub owns the
+    lockfile, the port is taken) is logged and stops the process instead of
+    leaving it running without a hub.
+    """
+
+    _log = Logger()
+
+    def __init__(self, hub, reactor):
+        self.hub = hub
+        self._reactor = reactor
+
+    def startService(self):
+        super().startService()
+        self.hub.start().addErrback(self._failed)
+
+    def _failed(self, failure):
+        self._log.error("The SAMP hub could not start: {why}", why=failure.getErrorMessage())
+        if self.running:
+            self._reactor.stop()
+
+    def stopService(self):
+        super().stopService()
+        return self.hub.stop()
+
+
+def make_hub_service(options, reactor):
+    """
+    Build the ``samp-hub`` service from parsed options.
+
+    :param HubOptions options: the parsed options.
+    :param reactor: the reactor.
+    :return: an ``IService`` whose ``hub`` attribute is the
+        :class:`SAMPHubServer`.
+    """
+    return _HubRunner(make_hub(options, reactor), reactor)
+
+
+def _make_hub_service_on_global_reactor(options):
+    from twisted.internet import reactor
+
+    return make_hub_service(options, reactor)
+
+
+hub = SimpleNamespace(Options=HubOptions, makeService=_make_hub_service_on_global_reactor)
+"""What the ``samp-hub`` ServiceMaker loads: its ``Options`` and
+``makeService``."""
