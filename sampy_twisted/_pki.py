@@ -30,7 +30,7 @@ def _alt_names(hostnames):
     return names
 
 
-class TestPKI:
+class CertificateAuthority:
     """
     A certificate authority for tests, writing PEM files into *directory*.
 

@@ -11,6 +11,11 @@ Real hubs in child processes, started and stopped with Deferreds so they fit
 - :func:`hub_for_test` starts either in a trial test's temporary directory
   and stops it when the test ends.
 
+For fast, deterministic unit tests, :class:`MemoryNetwork` is a reactor on
+which our own hub (:func:`start_memory_hub`) and real clients talk without
+leaving the process, under a fake clock.  :class:`CertificateAuthority`
+makes throw-away certificates for TLS tests.
+
 JSAMP's command-line tools exercise hubs and clients:
 :func:`run_jsamp_tool` runs one to completion (``hubtester``,
 ``calcstorm``, ``messagesender``) and :func:`spawn_jsamp_tool` starts a
@@ -34,6 +39,8 @@ test's own.  Example::
 import os
 
 from ._astropyhub import start_astropy_hub
+from ._memory import MemoryNetwork, start_memory_hub
+from ._pki import CertificateAuthority
 from ._jsamp import JSampNotFound, run_jsamp_tool, spawn_jsamp_tool, start_jsamp_hub
 from ._process import HubProcess, ProcessFailed, ProcessResult, ProcessTimedOut, ToolProcess
 
@@ -48,6 +55,11 @@ __all__ = [
     "ToolProcess",
     "run_jsamp_tool",
     "spawn_jsamp_tool",
+    # Our hub and clients in memory, under a fake clock.
+    "MemoryNetwork",
+    "start_memory_hub",
+    # Certificates for TLS tests.
+    "CertificateAuthority",
     # Errors.
     "JSampNotFound",
     "ProcessFailed",

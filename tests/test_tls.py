@@ -11,7 +11,7 @@ from twisted.internet import defer, endpoints, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sampy_twisted import SAMPIntegratedClient, TLSOptions
-from sampy_twisted._pki import TestPKI
+from sampy_twisted._pki import CertificateAuthority
 from sampy_twisted._tls import minimum_tls_version
 from sampy_twisted._xmlrpc import XMLRPCError, XMLRPCProxy, XMLRPCResource, make_site
 from twisted.internet.ssl import TLSVersion
@@ -23,7 +23,7 @@ class SettingsTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.pki = TestPKI(os.path.abspath(self.mktemp()))
+        self.pki = CertificateAuthority(os.path.abspath(self.mktemp()))
 
     def assertRefused(self, fragment, *args, **kwargs):
         exc = self.assertRaises(ValueError, TLSOptions, *args, **kwargs)
@@ -100,7 +100,7 @@ class HandshakeTests(TestCase):
     timeout = 30
 
     def setUp(self):
-        self.pki = TestPKI(os.path.abspath(self.mktemp()))
+        self.pki = CertificateAuthority(os.path.abspath(self.mktemp()))
         self.server_cert = self.pki.issue("hub")
 
     async def serve(self, server_options=None, tls=True):
@@ -132,7 +132,7 @@ class HandshakeTests(TestCase):
 
     async def test_ca_bundle_all_certificates(self):
         """Every certificate of a CA bundle is trusted, not only the first."""
-        other = TestPKI(os.path.abspath(self.mktemp()), "second CA")
+        other = CertificateAuthority(os.path.abspath(self.mktemp()), "second CA")
         bundle = os.path.abspath(self.mktemp())
         with open(bundle, "wb") as out:
             for path in (self.pki.ca_file, other.ca_file):
@@ -142,13 +142,13 @@ class HandshakeTests(TestCase):
         self.assertEqual(await self.proxy(url, TLSOptions(ca_certs=bundle)).call("ping"), "pong")
 
     async def test_untrusted(self):
-        other = TestPKI(os.path.abspath(self.mktemp()), "rogue CA")
+        other = CertificateAuthority(os.path.abspath(self.mktemp()), "rogue CA")
         url = await self.serve(TLSOptions(*other.issue("rogue")))
         await self.assertHandshakeFails(url, "not issued by a trusted CA")
 
     async def test_opt_out(self):
         """cert_reqs=CERT_NONE is the explicit way to skip verification."""
-        other = TestPKI(os.path.abspath(self.mktemp()), "rogue CA")
+        other = CertificateAuthority(os.path.abspath(self.mktemp()), "rogue CA")
         url = await self.serve(TLSOptions(*other.issue("rogue")))
         self.assertEqual(await self.proxy(url, TLSOptions(cert_reqs=ssl.CERT_NONE)).call("ping"), "pong")
 
@@ -214,7 +214,7 @@ class HTTPSCallbackTests(TestCase):
     timeout = 30
 
     async def test_https_callback(self):
-        pki = TestPKI(os.path.abspath(self.mktemp()))
+        pki = CertificateAuthority(os.path.abspath(self.mktemp()))
         cert, key = pki.issue("client")
         client = SAMPIntegratedClient(https=True, cert_file=cert, key_file=key, reactor=reactor)
         self.addCleanup(client.client.stop)

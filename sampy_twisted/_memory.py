@@ -1,0 +1,158 @@
+# -*- test-case-name: tests.test_memory -*-
+"""
+An in-memory network for unit tests: a reactor whose TCP connections never
+leave the process, so a real hub and real clients (with their real HTTP and
+XML-RPC code) talk to each other deterministically, under a fake clock.
+"""
+
+import itertools
+import os
+
+from twisted.internet import defer, error
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IConnector, IListeningPort
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+from twisted.test import iosim
+from zope.interface import implementer
+
+__all__ = ["MemoryNetwork", "start_memory_hub"]
+
+
+@implementer(IListeningPort)
+class _Port:
+    def __init__(self, network, port, factory, interface):
+        self._network = network
+        self._address = IPv4Address("TCP", interface or "0.0.0.0", port)
+        self.factory = factory
+
+    def startListening(self):
+        pass
+
+    def stopListening(self):
+        self._network._stop_listening(self._address.port, self.factory)
+        return defer.succeed(None)
+
+    loseConnection = stopListening
+
+    def getHost(self):
+        return self._address
+
+
+@implementer(IConnector)
+class _Connector:
+    def __init__(self, factory, destination):
+        self.factory = factory
+        self._destination = destination
+
+    def connect(self):
+        pass
+
+    def disconnect(self):
+        pass
+
+    def stopConnecting(self):
+        pass
+
+    def getDestination(self):
+        return self._destination
+
+
+class MemoryNetwork(MemoryReactorClock):
+    """
+    A reactor (with a :class:`~twisted.internet.task.Clock`) on which
+    ``listenTCP`` and ``connectTCP`` are joined in memory.
+
+    Give it as ``reactor=`` to :class:`SAMPIntegratedClient` and to our hub,
+    then drive it: :meth:`run` moves bytes and zero-delay calls until
+    nothing more happens, :meth:`advance` moves time and then runs.  Only
+    TCP on IPv4 is joined; TLS is not.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._listening = {}
+        self._pumps = []
+        self._ports = itertools.count(20000)
+        self._client_ports = itertools.count(50000)
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        """Listen in memory; port 0 picks a free one."""
+        if port == 0:
+            port = next(p for p in self._ports if p not in self._listening)
+        if port in self._listening:
+            raise error.CannotListenError(interface, port, OSError("address in use"))
+        self._listening[port] = factory
+        factory.doStart()
+        return _Port(self, port, factory, interface)
+
+    def _stop_listening(self, port, factory):
+        if self._listening.get(port) is factory:
+            del self._listening[port]
+            factory.doStop()
+
+    def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
+        """Connect in memory to a listening factory, or be refused."""
+        destination = IPv4Address("TCP", host, port)
+        connector = _Connector(factory, destination)
+        server_factory = self._listening.get(port)
+        if server_factory is None:
+            reason = Failure(error.ConnectionRefusedError(f"nothing listens on {host}:{port}"))
+            self.callLater(0, factory.clientConnectionFailed, connector, reason)
+            return connector
+        source = IPv4Address("TCP", "127.0.0.1", next(self._client_ports))
+        server = server_factory.buildProtocol(source)
+        client = factory.buildProtocol(destination)
+        server_transport = iosim.FakeTransport(server, True, destination, source)
+        client_transport = iosim.FakeTransport(client, False, source, destination)
+        self._pumps.append(iosim.connect(server, server_transport, client, client_transport, greet=False, clock=self))
+        return connector
+
+    def run(self, limit=10_000):
+        """
+        Deliver bytes and run due calls until the network is quiet.
+
+        :param int limit: give up (with :class:`RuntimeError`) after this
+            many rounds, so a chatty loop fails a test instead of hanging it.
+        """
+        for _ in range(limit):
+            self.advance(0)
+            moved = False
+            for pump in list(self._pumps):
+                moved = pump.pump() or moved
+                if pump.clientIO.disconnected and pump.serverIO.disconnected:
+                    self._pumps.remove(pump)
+            if not moved and not any(c.getTime() <= self.seconds() for c in self.getDelayedCalls()):
+                return
+        raise RuntimeError(f"the memory network was still busy after {limit} rounds")
+
+    def advance(self, amount):
+        """Move the clock by *amount* seconds, running what falls due."""
+        super().advance(amount)
+        if amount:
+            self.run()
+
+
+def start_memory_hub(network, directory, **kwargs):
+    """
+    Start our hub on a :class:`MemoryNetwork`.
+
+    :param MemoryNetwork network: the network (and reactor) to use.
+    :param str directory: a directory for the hub's lockfile (``.samp``).
+    :param kwargs: more :class:`SAMPHubServer` arguments.
+    :return: the running hub; give it to ``connect(hub=...)``.
+    :raises RuntimeError: the hub did not start.
+    """
+    from ._hub import SAMPHubServer
+
+    os.makedirs(directory, exist_ok=True)
+    hub = SAMPHubServer(reactor=network, lockfile=os.path.join(directory, ".samp"), **kwargs)
+    started = hub.start()
+    network.run()
+    failures = []
+    started.addErrback(failures.append)
+    if failures:
+        failures[0].raiseException()
+    if not hub.is_running:
+        raise RuntimeError("the hub did not start on the memory network")
+    return hub
