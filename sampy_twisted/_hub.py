@@ -205,6 +205,36 @@ class _ConnectionTracker(WrappingFactory):
             p.transport.abortConnection()
 
 
+class _DeliveryProxy(XMLRPCProxy):
+    """
+    An :class:`XMLRPCProxy` that also closes the connection pools it retires.
+
+    ``XMLRPCProxy`` swaps in a non-persistent pool on meeting an HTTP/1.0
+    server (JSAMP's and astropy's callback servers), but connections still
+    in flight on the old pool are cached in it afterwards and never closed,
+    each leaving a 30 s timer behind.  Until ``XMLRPCProxy`` tracks retired
+    pools itself, this keeps them and closes them with the proxy.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._retired_pools = []
+
+    def _stop_reusing(self, body):
+        self._retired_pools.append(self._pool)
+        return super()._stop_reusing(body)
+
+    def close(self):
+        """
+        Close idle connections, those of retired pools included.
+
+        :return: a Deferred firing when they are closed.
+        """
+        closing = [pool.closeCachedConnections() for pool in self._retired_pools]
+        closing.append(super().close())
+        return defer.gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
+
+
 def _cancel_call(result, call):
     if call.active():
         call.cancel()
@@ -548,7 +578,7 @@ class SAMPHubServer(service.Service):
         old = client.proxy
         if old is not None and old.url == url:
             return ""
-        client.proxy = XMLRPCProxy(
+        client.proxy = _DeliveryProxy(
             url,
             self._reactor,
             # our own queue limits concurrency; a little room for the
