@@ -27,7 +27,16 @@ with warnings.catch_warnings():
 # (slow or hanging without a network); the peer always uses 127.0.0.1.
 samp_conf.use_internet = False
 
-__all__ = ["AstropyPeer", "NO_REPLY", "PeerTimeout", "Received", "ResponseReceived", "error", "ok"]
+__all__ = [
+    "AstropyPeer",
+    "NO_REPLY",
+    "PeerConnectError",
+    "PeerTimeout",
+    "Received",
+    "ResponseReceived",
+    "error",
+    "ok",
+]
 
 NO_REPLY = object()
 """A ``call_reply`` meaning: leave calls unanswered."""
@@ -59,6 +68,10 @@ def error(text, **details):
 
 class PeerTimeout(Exception):
     """Nothing arrived at the peer in time."""
+
+
+class PeerConnectError(Exception):
+    """The peer could not register with the hub."""
 
 
 @dataclass(frozen=True)
@@ -149,19 +162,35 @@ class AstropyPeer:
         :param call_reply: how to answer calls (see :attr:`call_reply`);
             ``samp.ok`` with an empty result by default.
         :param dict metadata: more metadata to declare.
-        :return: a Deferred firing with the connected :class:`AstropyPeer`.
+        :return: a Deferred firing with the connected :class:`AstropyPeer`,
+            or failing with :class:`PeerConnectError`.
         :rtype: Deferred
         """
         client = _make_client(name, metadata)
         peer = cls(reactor, client, ok() if call_reply is None else call_reply)
         d = peer.run(peer._register, dict(hub_params), tuple(subscribe))
         d.addCallback(lambda public_id: setattr(peer, "public_id", public_id))
-        return d.addCallback(lambda _: peer)
+
+        def failed(failure):
+            # astropy's own errors do not say which hub ("Connection refused").
+            url = hub_params.get("samp.hub.xmlrpc.url")
+            raise PeerConnectError(
+                f"astropy peer {name!r} could not register with the hub at {url}: "
+                f"{failure.getErrorMessage()}"
+            )
+
+        return d.addCallbacks(lambda _: peer, failed)
 
     def _register(self, hub_params, subscribe):
         """In a thread: register, then subscribe (astropy only makes its
         receiving client on connect, so bindings must come after)."""
-        self.client.connect(hub_params=hub_params)
+        try:
+            self.client.connect(hub_params=hub_params)
+        except Exception:
+            # Registration failed after astropy started its server thread.
+            if self.client.client is not None and self.client.client.is_running:
+                self.client.client.stop()
+            raise
         for mtype in subscribe:
             self.client.bind_receive_notification(mtype, self._got_notification, declare=False)
             self.client.bind_receive_call(mtype, self._got_call, declare=False)
@@ -359,7 +388,7 @@ class AstropyPeer:
 
     def _disconnect(self):
         """In a thread."""
-        if not self.client.is_connected:
+        if self.client.client is None or not self.client.is_connected:
             return False
         try:
             # It stops the client's server thread even when unregister fails.

@@ -22,7 +22,7 @@ from sampy_twisted.testing import (
     start_jsamp_hub,
 )
 
-from .astropy_peer import AstropyPeer, PeerTimeout, error, ok
+from .astropy_peer import AstropyPeer, PeerConnectError, PeerTimeout, error, ok
 
 
 def _alive(pid):
@@ -328,6 +328,25 @@ class _PeerMixin:
         _, receiver = await self._two_peers()
         failure = await self.assertFailure(receiver.next_message(timeout=0.2), PeerTimeout)
         self.assertIn("received no message within 0.2 s", str(failure))
+
+
+class AstropyPeerNoHubTests(unittest.TestCase):
+    """The astropy peer without a hub."""
+
+    timeout = 30
+
+    async def test_connect_fails(self):
+        """
+        Connecting to a hub that is not there fails, naming the hub.
+        """
+        params = {"samp.secret": "s", "samp.hub.xmlrpc.url": "http://127.0.0.1:1/xmlrpc"}
+        failure = await self.assertFailure(
+            AstropyPeer.connect(reactor, params, name="lonely"), PeerConnectError
+        )
+        self.assertIn(
+            "'lonely' could not register with the hub at http://127.0.0.1:1/xmlrpc",
+            str(failure),
+        )
 
 
 class AstropyPeerJSampHubTests(_PeerMixin, unittest.TestCase):
