@@ -1,0 +1,642 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+The ``sampy-twisted`` command: run a hub, list clients, send messages,
+watch messages and ping, from the shell.
+
+Every command finds the hub the standard way (``SAMP_HUB``, else
+``~/.samp``).  User errors (no hub, an unknown client, a bad argument) are
+reported as one line on stderr with a non-zero exit status; Twisted's log
+goes to stderr only with ``-v``.
+"""
+
+import getopt
+import json
+import os
+import re
+import sys
+import traceback
+
+from twisted.internet import defer, task
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+from twisted.python import usage
+
+import sampy_twisted
+
+from ._discovery import get_hub_params
+from ._encoding import check_samp_value, make_message
+from ._errors import (
+    SAMP_STATUS_OK,
+    SAMP_STATUS_WARNING,
+    SAMPCallTimeout,
+    SAMPClientError,
+    SAMPHubError,
+    SAMPProxyError,
+)
+from ._hub_proxy import SAMPHubProxy
+from ._integrated import SAMPIntegratedClient
+from ._mtype import check_mtype_pattern, is_mtype
+from ._tap import HubOptions, make_hub
+
+__all__ = ["Options", "main", "run"]
+
+PROGRAM = "sampy-twisted"
+DEFAULT_WAIT = 10.0
+"""Seconds ``send`` and ``ping`` wait for each response by default."""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Something the user can fix: reported as one line, exit status 1."""
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+def _json(value):
+    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+
+
+def _natural(client_id):
+    """Sort ``c2`` before ``c10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", client_id)]
+
+
+# -- options ------------------------------------------------------------------
+
+
+def _print_version():
+    print(f"{PROGRAM} {sampy_twisted.__version__}")
+    sys.exit(0)
+
+
+class _Command:
+    """What every command's options share: the synopsis and --version."""
+
+    def parseOptions(self, options=None):
+        """Parse *options*, which may come before or after the arguments."""
+        try:
+            found, arguments = getopt.gnu_getopt(options or [], self.shortOpt, self.longOpt)
+        except getopt.error as exc:
+            raise usage.UsageError(str(exc)) from None
+        ordered = []
+        for name, value in found:
+            if name.startswith("--"):
+                ordered.append(f"{name}={value}" if f"{name[2:]}=" in self.longOpt else name)
+            else:
+                ordered.extend([name, value] if f"{name[1:]}:" in self.shortOpt else [name])
+        super().parseOptions([*ordered, "--", *arguments])
+
+    def getSynopsis(self):
+        """``Usage: sampy-twisted [-v] COMMAND ...``."""
+        return f"Usage: {PROGRAM} [-v] {self.parent.subCommand} {self.synopsis}".rstrip()
+
+    def opt_version(self):
+        """Print the version and exit."""
+        _print_version()
+
+
+class HubCommandOptions(_Command, HubOptions):
+    """``sampy-twisted hub``: the options of ``twistd samp-hub``."""
+
+
+class SendOptions(_Command, usage.Options):
+    """``sampy-twisted send``: send a message, print the responses."""
+
+    synopsis = "MTYPE [KEY=VALUE ...] [--to NAME_OR_ID ...] [--notify | --call | --wait SECONDS]"
+    longdesc = (
+        "Send MTYPE with the KEY=VALUE parameters (string values) to the --to "
+        "clients, by name or id, or to every client subscribed to it. A call "
+        "(the default) waits for each response and prints it; the exit status "
+        "is 1 if any is an error or does not arrive in time. A notification "
+        "(--notify) prints who it went to."
+    )
+    optFlags = [
+        ["notify", None, "Send a notification: no responses."],
+        ["call", None, f"Send a call and wait {DEFAULT_WAIT:g} s for each response (the default)."],
+    ]
+    optParameters = [
+        ["wait", None, None, "Send a call and wait at most SECONDS for each response."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["to"] = []
+
+    def opt_to(self, target):
+        """A recipient: a client's samp.name or its id (repeatable)."""
+        if not target:
+            raise usage.UsageError("--to needs a client name or id")
+        self["to"].append(target)
+
+    def parseArgs(self, mtype, *pairs):
+        """MTYPE, then KEY=VALUE parameters."""
+        if not is_mtype(mtype):
+            raise usage.UsageError(f"{mtype!r} is not an MType (such as table.load.votable)")
+        self["mtype"] = mtype
+        params = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise usage.UsageError(f"{pair!r} is not KEY=VALUE")
+            try:
+                params[key] = check_samp_value(value, f"parameter {key}")
+            except (TypeError, ValueError) as exc:
+                raise usage.UsageError(str(exc)) from None
+        self["params"] = params
+
+    def postOptions(self):
+        """Check the choice between --notify, --call and --wait."""
+        if self["notify"] and (self["call"] or self["wait"] is not None):
+            raise usage.UsageError("--notify cannot be combined with --call or --wait")
+        if self["wait"] is None:
+            self["wait"] = DEFAULT_WAIT
+        else:
+            try:
+                self["wait"] = _seconds(self["wait"])
+            except ValueError as exc:
+                raise usage.UsageError(f"--wait: {exc}") from None
+
+
+class ClientsOptions(_Command, usage.Options):
+    """``sampy-twisted clients``: list the registered clients."""
+
+    synopsis = ""
+    longdesc = "Print a table of the registered clients: id, samp.name and subscriptions."
+
+
+class SnoopOptions(_Command, usage.Options):
+    """``sampy-twisted snoop``: print every message as it arrives."""
+
+    synopsis = "[--mtype PATTERN ...]"
+    longdesc = (
+        "Register, subscribe to the --mtype patterns (default: every MType) and "
+        "print each message received, one line each; calls are answered "
+        "samp.ok. Runs until interrupted, or until the hub goes away (exit "
+        "status 1)."
+    )
+
+    def __init__(self):
+        super().__init__()
+        self["mtypes"] = []
+
+    def opt_mtype(self, pattern):
+        """An MType or pattern to receive, such as table.* (repeatable; default *)."""
+        try:
+            self["mtypes"].append(check_mtype_pattern(pattern))
+        except ValueError as exc:
+            raise usage.UsageError(str(exc)) from None
+
+    def postOptions(self):
+        """Default to every MType."""
+        if not self["mtypes"]:
+            self["mtypes"] = ["*"]
+
+
+class PingOptions(_Command, usage.Options):
+    """``sampy-twisted ping``: ping the hub or a client."""
+
+    synopsis = "[NAME_OR_ID] [--wait SECONDS]"
+    longdesc = (
+        "Without an argument, check that the hub answers samp.hub.ping. With "
+        "one, send samp.app.ping to that client (by samp.name or id) and wait "
+        "for its answer."
+    )
+    optParameters = [
+        ["wait", None, DEFAULT_WAIT, "Seconds to wait for a client's answer.", _seconds],
+    ]
+
+    def parseArgs(self, target=None):
+        """An optional client name or id."""
+        self["target"] = target
+
+
+class Options(usage.Options):
+    """The ``sampy-twisted`` command line."""
+
+    synopsis = f"Usage: {PROGRAM} [-v] COMMAND [options]"
+    longdesc = (
+        "SAMP from the shell. The hub is found through SAMP_HUB "
+        "(std-lockurl:file:///path/to/lockfile), else ~/.samp. "
+        f"'{PROGRAM} COMMAND --help' describes each command."
+    )
+    subCommands = [
+        ["hub", None, HubCommandOptions, "Run a SAMP hub in the foreground."],
+        ["clients", None, ClientsOptions, "List the registered clients."],
+        ["send", None, SendOptions, "Send a message; print the responses."],
+        ["snoop", None, SnoopOptions, "Print messages as they arrive."],
+        ["ping", None, PingOptions, "Ping the hub or a client."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["verbosity"] = 0
+
+    def opt_verbose(self):
+        """Log to stderr (-vv: debug messages too)."""
+        self["verbosity"] += 1
+
+    opt_v = opt_verbose
+
+    def opt_version(self):
+        """Print the version and exit."""
+        _print_version()
+
+    def postOptions(self):
+        """A command is required."""
+        if self.subCommand is None:
+            raise usage.UsageError("no command given (hub, clients, send, snoop or ping)")
+
+
+# -- running commands --------------------------------------------------------
+
+
+class Console:
+    """
+    Where a command writes and what it reads: output streams, the
+    environment hub discovery uses, and a Deferred that fires when a
+    long-running command (``hub``, ``snoop``) should stop.
+
+    :param stdout: a text stream for results.
+    :param stderr: a text stream for errors.
+    :param environ: the environment (``os.environ`` by default).
+    :param stop: a Deferred fired to stop a long-running command.
+    """
+
+    def __init__(self, stdout=None, stderr=None, environ=None, stop=None):
+        self.stdout = sys.stdout if stdout is None else stdout
+        self.stderr = sys.stderr if stderr is None else stderr
+        self.environ = os.environ if environ is None else environ
+        self.stop = defer.Deferred() if stop is None else stop
+
+    def out(self, text):
+        """Write a line of results."""
+        print(text, file=self.stdout, flush=True)
+
+    def err(self, text):
+        """Write a line to stderr."""
+        print(text, file=self.stderr, flush=True)
+
+
+async def _connect(reactor, console, name, callable=False, track_clients=False):
+    params = await get_hub_params(reactor, environ=console.environ)
+    client = SAMPIntegratedClient(
+        name=f"{PROGRAM} {name}", reactor=reactor, callable=callable, track_clients=track_clients
+    )
+    await client.connect(hub_params=params)
+    return client
+
+
+async def _names(client, ids):
+    """``{id: samp.name or None}``, asking the hub."""
+
+    async def name_of(client_id):
+        try:
+            name = (await client.get_metadata(client_id)).get("samp.name")
+        except SAMPProxyError:
+            return None
+        return name if isinstance(name, str) else None
+
+    names = await defer.gatherResults(
+        [defer.ensureDeferred(name_of(cid)) for cid in ids], consumeErrors=True
+    )
+    return dict(zip(ids, names))
+
+
+def _label(client_id, names):
+    name = names.get(client_id)
+    return f"{client_id} ({name})" if name else client_id
+
+
+async def _resolve(client, targets):
+    """The ids of *targets* (ids or names), in order, without repeats."""
+    ids = list(await client.get_registered_clients())
+    names = await _names(client, ids)
+    found = []
+    for target in targets:
+        if target in ids:
+            matches = [target]
+        else:
+            wanted = target.casefold()
+            matches = sorted(
+                (cid for cid, name in names.items() if name is not None and name.casefold() == wanted),
+                key=_natural,
+            )
+        if not matches:
+            raise UserError(f"no registered client is named {target!r} or has that id")
+        found.extend(cid for cid in matches if cid not in found)
+    return found, names
+
+
+async def _hub_command(reactor, options, console):
+    hub = make_hub(options, reactor)
+    try:
+        await hub.start()
+    except SAMPHubError as exc:
+        raise UserError(str(exc)) from None
+    console.out(f"SAMP hub running at {hub.url}, lockfile {hub.lockfile}")
+    try:
+        await console.stop
+    finally:
+        await hub.stop()
+    return EXIT_OK
+
+
+async def _clients_command(reactor, options, console):
+    client = await _connect(reactor, console, "clients")
+    try:
+        ids = sorted(await client.get_registered_clients(), key=_natural)
+        rows = await defer.gatherResults(
+            [defer.ensureDeferred(_client_row(client, cid)) for cid in ids], consumeErrors=True
+        )
+    finally:
+        await client.disconnect()
+    rows = [("ID", "NAME", "SUBSCRIPTIONS")] + [row for row in rows if row is not None]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for client_id, name, subscriptions in rows:
+        console.out(f"{client_id:<{widths[0]}}  {name:<{widths[1]}}  {subscriptions}".rstrip())
+    return EXIT_OK
+
+
+async def _client_row(client, client_id):
+    try:
+        metadata = await client.get_metadata(client_id)
+        subscriptions = await client.get_subscriptions(client_id)
+    except SAMPProxyError:
+        return None  # it left while we asked
+    name = metadata.get("samp.name")
+    return client_id, name if isinstance(name, str) else "", ", ".join(sorted(subscriptions))
+
+
+async def _send_command(reactor, options, console):
+    message = make_message(options["mtype"], options["params"])
+    client = await _connect(reactor, console, "send", callable=not options["notify"])
+    try:
+        if options["notify"]:
+            return await _notify(client, options, message, console)
+        return await _call(client, options, message, console)
+    finally:
+        await client.disconnect()
+
+
+async def _notify(client, options, message, console):
+    if options["to"]:
+        recipients, names = await _resolve(client, options["to"])
+        for recipient in recipients:
+            await client.notify(recipient, message)
+    else:
+        recipients = sorted(await client.notify_all(message), key=_natural)
+        names = await _names(client, recipients)
+    if not recipients:
+        raise UserError(f"no client is subscribed to {options['mtype']}")
+    for recipient in recipients:
+        console.out(f"{_label(recipient, names)}: notified")
+    return EXIT_OK
+
+
+async def _call(client, options, message, console):
+    if options["to"]:
+        recipients, names = await _resolve(client, options["to"])
+    else:
+        subscribed = await client.get_subscribed_clients(options["mtype"])
+        recipients = sorted((cid for cid in subscribed if cid != client.get_public_id()), key=_natural)
+        names = await _names(client, recipients)
+    if not recipients:
+        raise UserError(f"no client is subscribed to {options['mtype']}")
+    results = await defer.gatherResults(
+        [
+            defer.ensureDeferred(_call_one(client, recipient, message, options["wait"], names, console))
+            for recipient in recipients
+        ],
+        consumeErrors=True,
+    )
+    return EXIT_OK if all(results) else EXIT_FAILED
+
+
+async def _call_one(client, recipient, message, wait, names, console):
+    """Call one recipient and print the outcome; ``True`` if it is samp.ok."""
+    label = _label(recipient, names)
+    try:
+        response = await client.call_and_wait(recipient, message, wait)
+    except SAMPCallTimeout:
+        console.out(f"{label}: no response within {wait:g} s")
+        return False
+    except SAMPProxyError as exc:
+        console.out(f"{label}: refused by the hub: {exc}")
+        return False
+    console.out(f"{label}: {_describe(response)}")
+    return response.get("samp.status") == SAMP_STATUS_OK
+
+
+def _describe(response):
+    status = response.get("samp.status", "?")
+    text = str(status)
+    error = response.get("samp.error")
+    if status != SAMP_STATUS_OK and isinstance(error, dict):
+        text += f": {error.get('samp.errortxt', '')}"
+    if status in (SAMP_STATUS_OK, SAMP_STATUS_WARNING):
+        text += f" {_json(response.get('samp.result', {}))}"
+    return text
+
+
+_STOP = object()
+
+
+async def _snoop_command(reactor, options, console):
+    def show(private_key, sender_id, msg_id, mtype, params, extra):
+        sender = client.clients.get(sender_id)
+        name = sender.name if sender is not None else None
+        kind = "notification" if msg_id is None else "call"
+        who = f"{sender_id} ({name})" if name else sender_id
+        console.out(f"{kind} {mtype} from {who}: {_json(params)}")
+        return {}
+
+    params = await get_hub_params(reactor, environ=console.environ)
+    client = SAMPIntegratedClient(
+        name=f"{PROGRAM} snoop", reactor=reactor, track_clients=True
+    )
+    for pattern in options["mtypes"]:
+        client.bind_receive_message(pattern, show)
+    await client.connect(hub_params=params)
+    lost = client.when_disconnected()
+    console.err(
+        f"Receiving {', '.join(options['mtypes'])} as {client.get_public_id()}; interrupt to stop"
+    )
+    stop = defer.Deferred()
+    console.stop.addBoth(lambda _: stop.called or stop.callback(_STOP))
+    lost.addCallback(lambda reason: stop.called or stop.callback(reason))
+    why = await stop
+    if why is _STOP:
+        await client.disconnect()
+        return EXIT_OK
+    raise UserError(f"the hub connection ended: {why}")
+
+
+async def _ping_command(reactor, options, console):
+    if options["target"] is None:
+        return await _ping_hub(reactor, console)
+    client = await _connect(reactor, console, "ping", callable=True)
+    try:
+        recipients, names = await _resolve(client, [options["target"]])
+        message = make_message("samp.app.ping", {})
+        results = []
+        for recipient in recipients:
+            started = reactor.seconds()
+            ok = await _call_one(client, recipient, message, options["wait"], names, _Timed(console, reactor, started))
+            results.append(ok)
+    finally:
+        await client.disconnect()
+    return EXIT_OK if all(results) else EXIT_FAILED
+
+
+class _Timed:
+    """A console adding the time taken since *started* to each line."""
+
+    def __init__(self, console, reactor, started):
+        self._console = console
+        self._reactor = reactor
+        self._started = started
+
+    def out(self, text):
+        elapsed = (self._reactor.seconds() - self._started) * 1000
+        self._console.out(f"{text} ({elapsed:.0f} ms)")
+
+
+async def _ping_hub(reactor, console):
+    params = await get_hub_params(reactor, environ=console.environ)
+    hub = SAMPHubProxy(reactor=reactor)
+    started = reactor.seconds()
+    await hub.connect(hub_params=params)  # pings it
+    elapsed = (reactor.seconds() - started) * 1000
+    await hub.disconnect()
+    console.out(f"hub at {params['samp.hub.xmlrpc.url']}: alive ({elapsed:.0f} ms)")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "hub": _hub_command,
+    "clients": _clients_command,
+    "send": _send_command,
+    "snoop": _snoop_command,
+    "ping": _ping_command,
+}
+
+
+async def run(reactor, options, console=None):
+    """
+    Run the command *options* name.
+
+    :param reactor: the running reactor.
+    :param Options options: the parsed command line.
+    :param Console console: streams, environment and stop signal (standard
+        streams and ``os.environ`` by default).
+    :return: the exit status.
+    :rtype: int
+    """
+    console = Console() if console is None else console
+    command = _COMMANDS[options.subCommand]
+    try:
+        return await command(reactor, options.subOptions, console)
+    except (UserError, SAMPHubError, SAMPClientError, SAMPProxyError) as exc:
+        console.err(f"{PROGRAM} {options.subCommand}: {exc}")
+        return EXIT_FAILED
+
+
+def parse(argv):
+    """
+    Parse a command line.
+
+    :param argv: the arguments, without the program name.
+    :rtype: Options
+    :raises usage.UsageError: it is wrong.
+    """
+    options = Options()
+    options.parseOptions(argv)
+    return options
+
+
+def _start_logging(verbosity):
+    if verbosity <= 0:
+        globalLogBeginner.beginLoggingTo([], redirectStandardIO=False)
+        return
+    level = LogLevel.debug if verbosity > 1 else LogLevel.info
+    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def _usage_error(argv, error):
+    command = next((arg for arg in argv if arg in _COMMANDS), None)
+    where = f"{PROGRAM} {command}" if command else PROGRAM
+    print(f"{where}: {error} (see '{where} --help')", file=sys.stderr)
+
+
+def main(argv=None):
+    """
+    The ``sampy-twisted`` console script.
+
+    :param argv: the arguments, without the program name (``sys.argv[1:]``
+        by default).
+    :raises SystemExit: always, with the exit status: 0 on success, 1 when
+        the command failed, 2 for a wrong command line.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        options = parse(argv)
+    except usage.UsageError as exc:
+        _usage_error(argv, exc)
+        raise SystemExit(EXIT_USAGE)
+    _start_logging(options["verbosity"])
+    task.react(_react_main, [options])
+
+
+def _react_main(reactor, options):
+    console = Console()
+    done = defer.ensureDeferred(_guarded_run(reactor, options, console))
+    finished = []
+    done.addBoth(lambda result: finished.append(True) or result)
+
+    def before_shutdown():
+        # A signal stops the reactor: let the command stop cleanly first.
+        if finished:
+            return None
+        if not console.stop.called:
+            console.stop.callback(None)
+        waiter = defer.Deferred()
+        done.addBoth(lambda result: waiter.callback(None) or result)
+        return waiter
+
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+    return done.addCallback(_exit_status)
+
+
+async def _guarded_run(reactor, options, console):
+    try:
+        return await run(reactor, options, console)
+    except Exception:
+        console.err(f"{PROGRAM}: internal error:\n{traceback.format_exc().rstrip()}")
+        return EXIT_FAILED
+
+
+def _exit_status(status):
+    if status:
+        raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main()
