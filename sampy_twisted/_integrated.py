@@ -8,8 +8,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ._client import SAMPClient
+from ._discovery import get_hub_params, ping_hub
 from ._encoding import make_message
-from ._errors import SAMPClientError
+from ._errors import SAMPClientError, SAMPHubError
 from ._hub_proxy import SAMPHubProxy
 from ._tracker import ClientTracker
 
@@ -18,6 +19,13 @@ def _easy_message(mtype, params):
     params = dict(params)
     extra = params.pop("extra_kws", None)
     return make_message(mtype, params, extra)
+
+
+class _RunningHub:
+    """A hub found by discovery, in the shape ``SAMPHubProxy.connect`` takes."""
+
+    def __init__(self, params):
+        self.params = params
 
 
 class SAMPIntegratedClient:
@@ -94,6 +102,8 @@ class SAMPIntegratedClient:
         self.clients = ClientTracker(self.client) if track_clients and callable else None
         self._lost = []
         self._closing = False
+        #: The hub this client started with ``connect(hub="auto")``, if any.
+        self.embedded_hub = None
 
     # -- connection -----------------------------------------------------------
 
@@ -125,7 +135,10 @@ class SAMPIntegratedClient:
         verification; here verification is the default.)
 
         :param hub: a running hub object with a ``params`` dict (such as
-            :class:`SAMPHubServer`) to connect to instead of discovery.
+            :class:`SAMPHubServer`) to connect to instead of discovery; or
+            ``"auto"``: use the running hub, and when none answers start
+            our own hub in this process (as TOPCAT does), which
+            :attr:`embedded_hub` then holds and :meth:`disconnect` stops.
         :param dict hub_params: the hub's lockfile entries, instead of
             discovery.
         :param int pool_size: at most this many concurrent hub requests.
@@ -136,7 +149,23 @@ class SAMPIntegratedClient:
         """
         if self.is_connected:
             return defer.fail(SAMPClientError("already connected; disconnect() first"))
-        d = self.hub.connect(
+        if hub == "auto":
+            d = self._running_or_embedded_hub()
+        else:
+            d = defer.succeed(hub)
+        d.addCallback(self._connect_to_hub, hub_params, key_file, cert_file, cert_reqs, ca_certs,
+                      ssl_version, pool_size, tls)
+        d.addCallback(lambda _: self.client.start())
+        d.addCallback(lambda _: self.client.register())
+        if self.clients is not None:
+            d.addCallback(lambda _: self.clients.populate())
+        d.addCallback(self._connected)
+        d.addErrback(self._connect_failed)
+        return d
+
+    def _connect_to_hub(self, hub, hub_params, key_file, cert_file, cert_reqs, ca_certs, ssl_version,
+                        pool_size, tls):
+        return self.hub.connect(
             hub=hub,
             hub_params=hub_params,
             key_file=key_file,
@@ -147,13 +176,36 @@ class SAMPIntegratedClient:
             pool_size=pool_size,
             tls=tls,
         )
-        d.addCallback(lambda _: self.client.start())
-        d.addCallback(lambda _: self.client.register())
-        if self.clients is not None:
-            d.addCallback(lambda _: self.clients.populate())
-        d.addCallback(self._connected)
-        d.addErrback(self._connect_failed)
-        return d
+
+    def _running_or_embedded_hub(self):
+        d = get_hub_params(self._reactor)
+        d.addCallback(lambda params: ping_hub(params, self._reactor).addCallback(lambda alive: params if alive else None))
+        d.addErrback(self._no_hub_found)
+        return d.addCallback(self._embed_unless_running)
+
+    def _no_hub_found(self, failure):
+        failure.trap(SAMPHubError)
+        return None
+
+    def _embed_unless_running(self, params):
+        if params is not None:
+            return _RunningHub(params)
+        from ._hub import SAMPHubServer  # the hub is only loaded when needed
+
+        self._log.info("No SAMP hub is running: starting one in this process")
+        hub = SAMPHubServer(reactor=self._reactor)
+        d = hub.start()
+
+        def started(hub):
+            self.embedded_hub = hub
+            return hub
+
+        def lost_race(failure):
+            # Another program started a hub meanwhile: use that one.
+            failure.trap(SAMPHubError)
+            return get_hub_params(self._reactor).addCallback(_RunningHub)
+
+        return d.addCallbacks(started, lost_race)
 
     def _connected(self, _):
         self.client.when_unregistered().addCallback(self._registration_ended)
@@ -179,7 +231,14 @@ class SAMPIntegratedClient:
             self.clients.clear()
         d = self.client.stop()
         d.addCallback(lambda _: self.hub.disconnect())
+        d.addCallback(lambda _: self._stop_embedded_hub())
         return d
+
+    def _stop_embedded_hub(self):
+        hub, self.embedded_hub = self.embedded_hub, None
+        if hub is None:
+            return None
+        return hub.stop()
 
     def disconnect(self):
         """
