@@ -522,7 +522,8 @@ class SAMPClient:
             return ""
         system = self._system.get(mtype)
         if system is not None:
-            system(sender_id, params)
+            with self._log.failuresHandled("Handling {mtype} failed", mtype=mtype):
+                system(sender_id, params)
         binding = self._lookup(self._notification_bindings, mtype)
         if binding is not None:
             d = defer.maybeDeferred(binding.function, private_key, sender_id, mtype, params, extra)
