@@ -213,7 +213,10 @@ def ping_hub(params, reactor, timeout=5.0):
 
     :return: a Deferred firing with ``True`` or ``False``; it never fails.
     """
-    proxy = XMLRPCProxy(params["samp.hub.xmlrpc.url"], reactor, timeout=timeout)
+    try:
+        proxy = XMLRPCProxy(params["samp.hub.xmlrpc.url"], reactor, timeout=timeout)
+    except (KeyError, TypeError, ValueError):
+        return defer.succeed(False)
     d = proxy.call("samp.hub.ping")
     d.addCallbacks(lambda _: True, lambda _: False)
 
