@@ -180,6 +180,7 @@ class SAMPClientService(service.Service):
         self._waiters = []
         self._observers = []
         self._pinger = None
+        self._ping_in_flight = None
         self._watcher = None
         self._pause = None
         self._pause_baseline = None
@@ -261,8 +262,8 @@ class SAMPClientService(service.Service):
         super().stopService()
         self._state = _STOPPING
         self._stop_looping(self._watcher)
-        self._stop_looping(self._pinger)
-        self._watcher = self._pinger = None
+        self._watcher = None
+        self._stop_pinging()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.deferred.errback(SAMPClientError("the SAMP client service stopped"))
@@ -277,8 +278,6 @@ class SAMPClientService(service.Service):
             loop.addBoth(lambda result: settled.callback(None) or result)
             loop.cancel()
             await settled
-        if self.client.is_connected:
-            await self._unregister()
         await self._stop_embedded_hub()
         self._state = _STOPPED
 
@@ -388,9 +387,7 @@ class SAMPClientService(service.Service):
             url=params.get("samp.hub.xmlrpc.url"),
             client_id=public_id,
         )
-        self._pinger = task.LoopingCall(self._ping)
-        self._pinger.clock = self._reactor
-        self._pinger.start(self._ping_interval, now=False)
+        self._start_pinging()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.deferred.callback(self.client)
@@ -398,8 +395,7 @@ class SAMPClientService(service.Service):
 
     def _now_lost(self, reason):
         self._state = _WAITING
-        self._stop_looping(self._pinger)
-        self._pinger = None
+        self._stop_pinging()
         self._log.warn("Lost the SAMP hub: {reason}; registering again when a hub is back", reason=reason)
         self._tell_observers("lost", reason)
 
@@ -430,9 +426,8 @@ class SAMPClientService(service.Service):
         """End the registration here, the hub being gone."""
         if self._state != _REGISTERED:
             return
-        self._stop_looping(self._pinger)
-        self._pinger = None
         self._state = _WAITING
+        self._stop_pinging()
         # The client's own route for a lost registration: pending waits fail,
         # the callback server stops and when_disconnected() fires.
         self.client.client._lose_registration(reason)
@@ -467,14 +462,33 @@ class SAMPClientService(service.Service):
 
     # -- watching the hub --------------------------------------------------
 
+    def _start_pinging(self):
+        self._pinger = task.LoopingCall(self._ping)
+        self._pinger.clock = self._reactor
+        self._pinger.start(self._ping_interval, now=False)
+
+    def _stop_pinging(self):
+        self._stop_looping(self._pinger)
+        self._pinger = None
+        ping, self._ping_in_flight = self._ping_in_flight, None
+        if ping is not None:
+            ping.cancel()
+
     def _ping(self):
         d = self.client.ping()
         d.addTimeout(self._ping_timeout, self._reactor)
-        return d.addErrback(self._ping_failed, self._generation)
+        d.addErrback(self._ping_failed, self._generation)
+        self._ping_in_flight = d
+        return d.addBoth(self._ping_done, d)
+
+    def _ping_done(self, result, d):
+        if self._ping_in_flight is d:
+            self._ping_in_flight = None
+        return result
 
     def _ping_failed(self, failure, generation):
-        if failure.check(SAMPProxyError):
-            return  # the hub answered, if with a fault: it is alive
+        if failure.check(SAMPProxyError, defer.CancelledError):
+            return  # the hub answered (if with a fault), or pings stopped
         if generation == self._generation:  # not a ping of an earlier hub
             self._end_registration(f"the hub did not answer a ping ({_why(failure)})")
 
