@@ -19,7 +19,6 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, s
 from twisted.logger import Logger
 from twisted.python import usage
 
-from ._client import SAMPClient
 from ._discovery import STD_LOCKURL, lockfile_location
 from ._encoding import check_samp_value
 from ._errors import SAMPHubError
@@ -228,18 +227,9 @@ def make_client(reactor, name=None, description=None, metadata=None, endpoint=No
         the client's default (127.0.0.1, any port).
     :rtype: SAMPIntegratedClient
     """
-    client = SAMPIntegratedClient(name=name, description=description, metadata=metadata, reactor=reactor)
-    if endpoint is not None:
-        # SAMPIntegratedClient takes no endpoint: give it a SAMPClient that does.
-        client.client = SAMPClient(
-            client.hub,
-            name=name,
-            description=description,
-            metadata=metadata,
-            reactor=reactor,
-            endpoint=endpoint,
-        )
-    return client
+    return SAMPIntegratedClient(
+        name=name, description=description, metadata=metadata, reactor=reactor, endpoint=endpoint
+    )
 
 
 def make_client_service(options, reactor):
