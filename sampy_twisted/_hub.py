@@ -389,6 +389,11 @@ class SAMPHubServer(service.Service):
         site = make_site(self._resource, reactor=self._reactor)
         # Per-request access log lines would cost time on every message.
         site.log = lambda request: None
+        # XML-RPC bodies are never HTML forms; Twisted would otherwise parse
+        # every POST's Content-Type with the email package (a sixth of the
+        # hub's time).  Public as Site(parsePOSTFormSubmission=) in newer
+        # Twisted; older versions have no such attribute and ignore it.
+        site._parsePOSTFormSubmission = False
         self._connections = _ConnectionTracker(site)
         self._listening = await self._server_endpoint().listen(self._connections)
         self.url = self._url_for(self._listening.getHost())
