@@ -498,7 +498,14 @@ class SAMPHubServer(service.Service):
             for client in self._recipients(message["samp.mtype"], None)
             if not client.is_hub
         ]
-        await defer.DeferredList(calls, consumeErrors=True)
+        # Each call has its own timeout once sent, but may first wait behind
+        # deliveries already in flight to the same client: bound the whole.
+        everyone = defer.DeferredList(calls, consumeErrors=True)
+        everyone.addTimeout(timeout, self._reactor)
+        try:
+            await everyone
+        except defer.TimeoutError:
+            self._log.info("Some SAMP clients did not take the shutdown notification in time")
 
     async def _close_listener(self):
         listening, self._listening = self._listening, None

@@ -262,6 +262,20 @@ class LifecycleTests(HubTestCase):
         self.assertEqual(sender, HUB_ID)
         self.assertEqual(other.count("notification"), 0)
 
+    async def test_stop_does_not_wait_for_hanging_clients(self):
+        """Stopping waits at most shutdown_timeout for clients to take the
+        shutdown notification, and cancels deliveries still in flight."""
+        hub = await self.start_hub(shutdown_timeout=0.5, client_timeout=30.0)
+        sender = await self.client(callable=False, hub=hub)
+        stuck = await self.client(subscriptions={"samp.hub.event.*": {}, "test.*": {}}, hub=hub)
+        stuck.hang_mtypes.update({"samp.hub.event.shutdown", "test.hang"})
+        for _ in range(25):  # more than the deliveries allowed in flight
+            await sender.hub_call("notify", stuck.id, message("test.hang"))
+        await stuck.wait_for(lambda e: stuck.count("notification") >= 20)
+        started = reactor.seconds()
+        await hub.stop()
+        self.assertLess(reactor.seconds() - started, 5.0)
+
     async def test_stop_fails_waiting_calls(self):
         """A callAndWait still waiting when the hub stops gets a fault."""
         hub = await self.start_hub()
