@@ -218,12 +218,19 @@ class PingOptions(_Command, usage.Options):
         "for its answer."
     )
     optParameters = [
-        ["wait", None, DEFAULT_WAIT, "Seconds to wait for a client's answer.", _seconds],
+        ["wait", None, str(DEFAULT_WAIT), "Seconds to wait for a client's answer."],
     ]
 
     def parseArgs(self, target=None):
         """An optional client name or id."""
         self["target"] = target
+
+    def postOptions(self):
+        """Check --wait."""
+        try:
+            self["wait"] = _seconds(self["wait"])
+        except ValueError as exc:
+            raise usage.UsageError(f"--wait: {exc}") from None
 
 
 class Options(usage.Options):
@@ -607,7 +614,11 @@ def main(argv=None):
 
 def _react_main(reactor, options):
     console = Console()
-    done = defer.ensureDeferred(_guarded_run(reactor, options, console))
+    # task.react calls this before the reactor runs; wait until it does, so
+    # that its signal handlers (SIGINT, SIGTERM) are in place first.
+    done = defer.Deferred()
+    reactor.callWhenRunning(done.callback, None)
+    done.addCallback(lambda _: defer.ensureDeferred(_guarded_run(reactor, options, console)))
     finished = []
     done.addBoth(lambda result: finished.append(True) or result)
 

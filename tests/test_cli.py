@@ -1,0 +1,428 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+Tests for the ``sampy-twisted`` command line: each command against real
+hubs (ours in this process, and JSAMP's), run in-process through
+L{sampy_twisted._cli.run} with captured output, and the console entry point
+in child processes for exit statuses and signals.
+"""
+
+import io
+import os
+import re
+import sys
+
+from twisted.internet import defer, reactor
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from sampy_twisted import SAMPIntegratedClient, read_lockfile
+from sampy_twisted._cli import Console, main, parse, run
+from sampy_twisted._hub import SAMPHubServer
+from sampy_twisted._process import lockfile_environ, spawn
+from sampy_twisted.testing import hub_for_test
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def within(d, seconds=15.0):
+    """Fail instead of hanging when *d* does not fire in time."""
+    return d.addTimeout(seconds, reactor)
+
+
+class WatchedConsole(Console):
+    """A console keeping its lines, whose next line matching a pattern can
+    be awaited."""
+
+    def __init__(self, environ, stop=None):
+        super().__init__(io.StringIO(), io.StringIO(), environ, stop)
+        self.lines = []
+        self._waiters = []
+
+    def _line(self, text):
+        self.lines.append(text)
+        for pattern, d in list(self._waiters):
+            if pattern.search(text):
+                self._waiters.remove((pattern, d))
+                d.callback(text)
+
+    def out(self, text):
+        super().out(text)
+        self._line(text)
+
+    def err(self, text):
+        super().err(text)
+        self._line(text)
+
+    def wait_for(self, pattern):
+        pattern = re.compile(pattern)
+        for line in self.lines:
+            if pattern.search(line):
+                return defer.succeed(line)
+        d = defer.Deferred()
+        self._waiters.append((pattern, d))
+        return within(d)
+
+
+class Responder:
+    """Another application: answers test.ok, fails test.fail, never
+    answers test.slow, and queues notifications."""
+
+    def __init__(self):
+        self.received = defer.DeferredQueue()
+
+    def bind(self, client):
+        client.bind_receive_call("test.ok", self.ok)
+        client.bind_receive_call("test.fail", self.fail)
+        client.bind_receive_call("test.slow", lambda *args: None)
+        client.bind_receive_notification("test.note", self.note)
+
+    def ok(self, key, sender, msg_id, mtype, params, extra):
+        self.received.put(("call", mtype, params))
+        return {"answer": "42"}
+
+    def fail(self, key, sender, msg_id, mtype, params, extra):
+        raise LookupError("no such table")
+
+    def note(self, key, sender, mtype, params, extra):
+        self.received.put(("notification", mtype, params))
+
+
+class ParseTests(SynchronousTestCase):
+    """
+    Command-line parsing: usage errors and help.
+    """
+
+    def test_usage_errors(self):
+        for argv, text in [
+            ([], "no command"),
+            (["launch"], "launch"),
+            (["send"], "Wrong number of arguments"),
+            (["send", "not an mtype"], "is not an MType"),
+            (["send", "test.ok", "novalue"], "'novalue' is not KEY=VALUE"),
+            (["send", "test.ok", "=x"], "is not KEY=VALUE"),
+            (["send", "test.ok", "k=caf\xe9"], "parameter k"),
+            (["send", "test.ok", "--notify", "--wait", "3"], "--notify cannot"),
+            (["send", "test.ok", "--wait", "0"], "--wait"),
+            (["send", "test.ok", "--wait", "soon"], "--wait"),
+            (["send", "test.ok", "--to", ""], "--to"),
+            (["snoop", "--mtype", "a..b"], "not an MType pattern"),
+            (["ping", "a", "b"], "Wrong number of arguments"),
+            (["ping", "--wait", "-1"], "--wait"),
+            (["hub", "--port", "x"], "--port"),
+        ]:
+            with self.assertRaises(usage.UsageError, msg=argv) as caught:
+                parse(argv)
+            self.assertIn(text, str(caught.exception), argv)
+
+    def test_options_after_arguments(self):
+        """Options may follow the MType and parameters."""
+        options = parse(["-v", "send", "test.ok", "a=1", "--to", "x", "b=2=3", "--wait", "2.5"])
+        send = options.subOptions
+        self.assertEqual(options["verbosity"], 1)
+        self.assertEqual((send["mtype"], send["params"]), ("test.ok", {"a": "1", "b": "2=3"}))
+        self.assertEqual((send["to"], send["wait"], send["notify"]), (["x"], 2.5, False))
+
+    def test_help(self):
+        """--help describes the program and each command, and exits 0."""
+        for argv, text in [
+            (["--help"], "snoop"),
+            (["hub", "--help"], "--lockfile"),
+            (["clients", "--help"], "sampy-twisted [-v] clients"),
+            (["send", "--help"], "--notify"),
+            (["snoop", "--help"], "--mtype"),
+            (["ping", "--help"], "NAME_OR_ID"),
+        ]:
+            out = io.StringIO()
+            self.patch(sys, "stdout", out)
+            with self.assertRaises(SystemExit) as caught:
+                parse(argv)
+            self.assertEqual(caught.exception.code, 0)
+            self.assertIn(text, out.getvalue(), argv)
+
+    def test_main_usage_error(self):
+        """main() reports a usage error as one line and exits 2."""
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        with self.assertRaises(SystemExit) as caught:
+            main(["send", "test.ok", "oops"])
+        self.assertEqual(caught.exception.code, 2)
+        self.assertEqual(
+            err.getvalue(),
+            "sampy-twisted send: 'oops' is not KEY=VALUE (see 'sampy-twisted send --help')\n",
+        )
+
+
+class CommandTestsMixin:
+    """
+    The commands against ``self.start_hub()``; ``self.environ`` points at
+    its lockfile.
+    """
+
+    timeout = 60
+
+    async def setUp(self):
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.lockfile, self.params = await self.start_hub()
+        self.environ = lockfile_environ(self.directory, self.lockfile)
+
+    async def cli(self, *argv, console=None):
+        console = console or WatchedConsole(self.environ)
+        code = await within(defer.ensureDeferred(run(reactor, parse(list(argv)), console)), 30)
+        return code, console.stdout.getvalue(), console.stderr.getvalue()
+
+    async def responder(self, name="responder"):
+        client = SAMPIntegratedClient(name=name, reactor=reactor)
+        responder = Responder()
+        responder.bind(client)
+        await within(client.connect(hub_params=self.params))
+        self.addCleanup(client.disconnect)
+        return client, responder
+
+    async def test_clients(self):
+        """A table of the clients: id, name, subscriptions."""
+        client, _ = await self.responder()
+        code, out, err = await self.cli("clients")
+        self.assertEqual((code, err), (0, ""))
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "NAME", "SUBSCRIPTIONS"])
+        [row] = [line for line in lines if line.startswith(client.get_public_id() + " ")]
+        self.assertIn("responder", row)
+        self.assertIn("test.ok, test.slow", row)
+        self.assertEqual(len(lines), 3, out)  # the hub, the responder; not us
+
+    async def test_send_call(self):
+        """A call by name: the response is printed, exit 0."""
+        client, responder = await self.responder()
+        code, out, err = await self.cli("send", "test.ok", "table=t1", "--to", "RESPONDER")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out, f'{client.get_public_id()} (responder): samp.ok {{"answer": "42"}}\n')
+        self.assertEqual(await within(responder.received.get()), ("call", "test.ok", {"table": "t1"}))
+
+    async def test_send_call_to_all(self):
+        """Without --to, every subscribed client is called."""
+        first, _ = await self.responder("first")
+        second, _ = await self.responder("second")
+        code, out, err = await self.cli("send", "test.ok", "--wait", "5")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(
+            sorted(out.splitlines()),
+            sorted(f'{c.get_public_id()} ({n}): samp.ok {{"answer": "42"}}' for c, n in [(first, "first"), (second, "second")]),
+        )
+
+    async def test_send_notification(self):
+        """--notify by id: the notification arrives; exit 0."""
+        client, responder = await self.responder()
+        code, out, err = await self.cli("send", "test.note", "x=1", "--notify", "--to", client.get_public_id())
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out, f"{client.get_public_id()} (responder): notified\n")
+        self.assertEqual(await within(responder.received.get()), ("notification", "test.note", {"x": "1"}))
+
+    async def test_send_notification_to_all(self):
+        client, responder = await self.responder()
+        code, out, err = await self.cli("send", "test.note", "--notify")
+        self.assertEqual((code, out), (0, f"{client.get_public_id()} (responder): notified\n"))
+
+    async def test_send_error_response(self):
+        """An error response is printed and the exit status is 1."""
+        client, _ = await self.responder()
+        code, out, err = await self.cli("send", "test.fail", "--to", "responder")
+        self.assertEqual(code, 1)
+        self.assertEqual(out, f"{client.get_public_id()} (responder): samp.error: no such table\n")
+        self.flushLoggedErrors(LookupError)
+
+    async def test_send_timeout(self):
+        """No response in time: said so, exit status 1."""
+        client, _ = await self.responder()
+        started = reactor.seconds()
+        code, out, err = await self.cli("send", "test.slow", "--to", "responder", "--wait", "0.5")
+        self.assertGreaterEqual(reactor.seconds() - started, 0.5)
+        self.assertEqual(code, 1)
+        self.assertEqual(out, f"{client.get_public_id()} (responder): no response within 0.5 s\n")
+
+    async def test_send_unsubscribed(self):
+        """A recipient not subscribed: the hub's refusal, exit 1."""
+        client, _ = await self.responder()
+        code, out, err = await self.cli("send", "other.thing", "--to", "responder")
+        self.assertEqual(code, 1)
+        self.assertIn(f"{client.get_public_id()} (responder): refused by the hub:", out)
+
+    async def test_send_nobody_subscribed(self):
+        for argv in (["send", "other.thing"], ["send", "other.thing", "--notify"]):
+            code, out, err = await self.cli(*argv)
+            self.assertEqual((code, out), (1, ""))
+            self.assertEqual(err, "sampy-twisted send: no client is subscribed to other.thing\n")
+
+    async def test_unknown_client(self):
+        """An unknown name or id is one line on stderr and exit 1."""
+        for argv in (["send", "test.ok", "--to", "nobody"], ["ping", "nobody"]):
+            code, out, err = await self.cli(*argv)
+            self.assertEqual((code, out), (1, ""))
+            self.assertEqual(
+                err, f"sampy-twisted {argv[0]}: no registered client is named 'nobody' or has that id\n"
+            )
+
+    async def test_no_hub(self):
+        """No hub: one line on stderr, exit 1, for every command."""
+        self.environ = lockfile_environ(self.directory, os.path.join(self.directory, "nothing-here"))
+        for argv in (["clients"], ["send", "test.ok"], ["snoop"], ["ping"], ["ping", "x"]):
+            code, out, err = await self.cli(*argv)
+            self.assertEqual((code, out), (1, ""), argv)
+            self.assertRegex(err, r"^sampy-twisted \w+: no SAMP hub is running: lockfile \S+ does not exist\n$")
+
+    async def test_ping(self):
+        """The hub, then a client by name."""
+        client, _ = await self.responder()
+        code, out, err = await self.cli("ping")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"^hub at http://\S+: alive \(\d+ ms\)\n$")
+        code, out, err = await self.cli("ping", "responder")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, rf"^{client.get_public_id()} \(responder\): samp\.ok {{}} \(\d+ ms\)\n$")
+
+    async def test_snoop(self):
+        """snoop prints what arrives, answers calls, and unregisters when
+        stopped."""
+        client, _ = await self.responder()
+        console = WatchedConsole(self.environ)
+        running = defer.ensureDeferred(run(reactor, parse(["snoop", "--mtype", "test.*"]), console))
+        line = await console.wait_for(r"^Receiving test\.\* as \S+;")
+        snoop_id = line.split(" as ")[1].split(";")[0]
+        await client.enotify(snoop_id, "test.news", text="hi")
+        await console.wait_for(rf'^notification test\.news from {client.get_public_id()} \(responder\): {{"text": "hi"}}$')
+        response = await within(client.ecall_and_wait(snoop_id, "test.question", "10"))
+        self.assertEqual(response["samp.status"], "samp.ok")
+        await console.wait_for(r"^call test\.question from ")
+        console.stop.callback(None)
+        self.assertEqual(await within(running), 0)
+        self.assertNotIn(snoop_id, await client.get_registered_clients())
+
+
+class OurHubCommandTests(CommandTestsMixin, TestCase):
+    """The commands with our hub, in this process."""
+
+    async def start_hub(self):
+        hub = SAMPHubServer(reactor=reactor, lockfile=os.path.join(self.directory, ".samp"))
+        self.addCleanup(hub.stop)
+        self.hub = await hub.start()
+        return hub.lockfile, hub.params
+
+    async def test_snoop_hub_gone(self):
+        """snoop ends with exit status 1 when the hub shuts down."""
+        console = WatchedConsole(self.environ)
+        running = defer.ensureDeferred(run(reactor, parse(["snoop"]), console))
+        await console.wait_for(r"^Receiving \* as ")
+        await self.hub.stop()
+        self.assertEqual(await within(running), 1)
+        self.assertIn("sampy-twisted snoop: the hub connection ended: the hub shut down", console.lines)
+
+    async def test_hub_command(self):
+        """hub runs a hub until stopped, then removes its lockfile; a second
+        one on the same lockfile refuses to start."""
+        lockfile = os.path.join(self.directory, "other.lock")
+        console = WatchedConsole(self.environ)
+        running = defer.ensureDeferred(run(reactor, parse(["hub", "--lockfile", lockfile, "--label", "cli"]), console))
+        await console.wait_for(rf"^SAMP hub running at http://127\.0\.0\.1:\d+/xmlrpc, lockfile {re.escape(lockfile)}$")
+        self.assertEqual(read_lockfile(lockfile)["hub.label"], "cli")
+        code, out, err = await self.cli("hub", "--lockfile", lockfile)
+        self.assertEqual(code, 1)
+        self.assertIn("a SAMP hub is already running", err)
+        console.stop.callback(None)
+        self.assertEqual(await within(running), 0)
+        self.assertFalse(os.path.exists(lockfile))
+
+
+class JSAMPHubCommandTests(CommandTestsMixin, TestCase):
+    """The commands with JSAMP's hub."""
+
+    async def start_hub(self):
+        hub = await hub_for_test(self, "jsamp")
+        return hub.lockfile, hub.params
+
+
+class EntryPointTests(TestCase):
+    """
+    ``python -m sampy_twisted._cli`` (what the console script calls) in
+    child processes: exit statuses, stderr, logging and signals.
+    """
+
+    timeout = 60
+
+    async def setUp(self):
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        hub = SAMPHubServer(reactor=reactor, lockfile=os.path.join(self.directory, ".samp"))
+        self.addCleanup(hub.stop)
+        self.hub = await hub.start()
+        self.environ = lockfile_environ(self.directory, hub.lockfile)
+        self.environ["PYTHONPATH"] = ROOT
+
+    async def cli(self, *argv, environ=None):
+        out, err, code = await within(
+            getProcessOutputAndValue(
+                sys.executable, ["-m", "sampy_twisted._cli", *argv],
+                env=environ or self.environ, path=self.directory, reactor=reactor,
+            ),
+            30,
+        )
+        return code, out.decode(), err.decode()
+
+    async def test_exit_statuses(self):
+        """0 for success, 1 for a failed command (one line, no traceback),
+        2 for a usage error; nothing is logged without -v."""
+        code, out, err = await self.cli("ping")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("alive", out)
+        code, out, err = await self.cli("ping", "nobody")
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(err.count("\n"), 1, err)
+        code, out, err = await self.cli("send", "test.ok", "bad")
+        self.assertEqual((code, out), (2, ""))
+        self.assertEqual(err.count("\n"), 1, err)
+        no_hub = lockfile_environ(self.directory, os.path.join(self.directory, "absent"))
+        no_hub["PYTHONPATH"] = ROOT
+        code, out, err = await self.cli("clients", environ=no_hub)
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("no SAMP hub is running", err)
+        self.assertEqual(err.count("\n"), 1, err)
+
+    async def test_verbose_logs(self):
+        """-v sends Twisted's log to stderr."""
+        code, out, err = await self.cli("-v", "send", "samp.app.ping", "--to", "hub")
+        self.assertEqual(code, 0, err)
+        self.assertIn("Registered with the hub as", err)
+        self.assertIn("samp.ok", out)
+
+    async def test_snoop_sigterm(self):
+        """snoop stops cleanly on SIGTERM: unregistered, exit status 0."""
+        process = spawn(
+            [sys.executable, "-u", "-m", "sampy_twisted._cli", "snoop", "--mtype", "test.*"],
+            self.environ, self.directory, reactor, name="snoop",
+        )
+        self.addCleanup(process.stop)
+        line = await process.wait_for_line(r"^Receiving test\.\* as ", timeout=30)
+        snoop_id = line.split(" as ")[1].split(";")[0]
+        self.assertIn(snoop_id, self.hub.registered_clients)
+        sender = SAMPIntegratedClient(name="sender", reactor=reactor)
+        await within(sender.connect(hub_params=self.hub.params))
+        self.addCleanup(sender.disconnect)
+        await sender.enotify(snoop_id, "test.hello", who="me")
+        await process.wait_for_line(r'^notification test\.hello from \S+ \(sender\): {"who": "me"}$')
+        result = await process.stop()
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertNotIn(snoop_id, self.hub.registered_clients)
+
+    async def test_hub_sigterm(self):
+        """hub stops cleanly on SIGTERM and removes its lockfile."""
+        lockfile = os.path.join(self.directory, "cli-hub.lock")
+        process = spawn(
+            [sys.executable, "-u", "-m", "sampy_twisted._cli", "hub", "--lockfile", lockfile],
+            self.environ, self.directory, reactor, name="hub",
+        )
+        self.addCleanup(process.stop)
+        await process.wait_for_line(r"^SAMP hub running at ", timeout=30)
+        self.assertTrue(os.path.exists(lockfile))
+        result = await process.stop()
+        self.assertEqual(result.exit_code, 0, (result, process.lines))
+        self.assertFalse(os.path.exists(lockfile))
