@@ -395,10 +395,10 @@ class SAMPHubServer(service.Service):
         # Twisted; older versions have no such attribute and ignore it.
         site._parsePOSTFormSubmission = False
         self._connections = _ConnectionTracker(site)
-        self._listening = await self._server_endpoint().listen(self._connections)
-        self.url = self._url_for(self._listening.getHost())
-        params = new_lockfile_params(self.url, self._secret, self._label)
         try:
+            self._listening = await self._server_endpoint().listen(self._connections)
+            self.url = self._url_for(self._listening.getHost())
+            params = new_lockfile_params(self.url, self._secret, self._label)
             await claim_lockfile(path, params, self._reactor, self._ping_timeout)
         except BaseException:
             await self._close_listener()
@@ -560,7 +560,7 @@ class SAMPHubServer(service.Service):
 
     def _register(self, secret):
         if self._state != "running":
-            raise _fault("the SAMP hub is not accepting registrations (it is stopping)")
+            raise _fault("the SAMP hub is not accepting registrations: it is not running")
         if not isinstance(secret, str) or not hmac.compare_digest(
             _key_bytes(secret), _key_bytes(self._secret)
         ):

@@ -8,7 +8,6 @@ import os
 import xmlrpc.client
 
 from twisted.internet import defer, reactor
-from twisted.logger import Logger
 from twisted.trial import unittest
 
 from sampy_twisted._hub import HUB_ID, SAMPHubServer, _ConnectionTracker, start_hub
@@ -38,8 +37,6 @@ class TestClient:
     :ivar events: ``(kind, args)`` tuples in arrival order, where *kind* is
         ``"notification"``, ``"call"`` or ``"response"``.
     """
-
-    _log = Logger()
 
     def __init__(self, testcase, hub):
         self._testcase = testcase
