@@ -279,7 +279,8 @@ class SAMPClientService(service.Service):
             loop.cancel()
             await settled
         await self._stop_embedded_hub()
-        self._state = _STOPPED
+        if not self.running:  # not started again meanwhile
+            self._state = _STOPPED
 
     async def _unregister(self):
         d = self.client.disconnect()
