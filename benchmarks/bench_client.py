@@ -150,7 +150,10 @@ def ours_worker(role, recipient, concurrency):
             check(await client.call_and_wait(recipient, message, "30"))
         return f"done {key} {time.monotonic() - t0!r}"
 
-    COMMANDS = {"notify": notify, "call": call, "wait": wait}
+    async def cpu():
+        return f"cpu {_cpu()!r}"
+
+    COMMANDS = {"notify": notify, "call": call, "wait": wait, "cpu": cpu}
 
     async def start():
         params = read_lockfile(os.environ["BENCH_LOCKFILE"])
@@ -166,7 +169,25 @@ def ours_worker(role, recipient, concurrency):
         reactor.stop()
 
     reactor.callWhenRunning(lambda: defer.ensureDeferred(start()).addErrback(failed))
-    reactor.run()
+    profile = os.environ.get("BENCH_PROFILE")
+    if profile:
+        # CPU time, not wall time: on a loaded machine wall time mostly
+        # measures waiting for a core.
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+        profiler.runcall(reactor.run)
+        profiler.dump_stats(profile)
+    else:
+        reactor.run()
+
+
+def _cpu():
+    """CPU seconds (user and system, all threads) this process used so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def check(response):
@@ -286,7 +307,7 @@ def astropy_worker(role, recipient, concurrency):
             check(client.call_and_wait(recipient, {"samp.mtype": CALL_MTYPE, "samp.params": {"i": str(i)}}, "30"))
         return f"done {key} {time.monotonic() - t0!r}"
 
-    commands = {"notify": notify, "call": call, "wait": wait}
+    commands = {"notify": notify, "call": call, "wait": wait, "cpu": lambda: f"cpu {_cpu()!r}"}
     say(f"ready {client.get_public_id()}")
     try:
         for line in sys.stdin:  # ends when the orchestrator closes our stdin
@@ -422,7 +443,7 @@ async def orchestrate(reactor, options):
                 "--recipient", recipient, "--concurrency", str(options.concurrency)]
         env = dict(state["hub"].environ, BENCH_LOCKFILE=state["hub"].lockfile, PYTHONPATH=ROOT)
         if lib == "ours" and options.profile:
-            argv[1:1] = ["-m", "cProfile", "-o", os.path.abspath(f"bench-{lib}-{role}.prof")]
+            env["BENCH_PROFILE"] = os.path.abspath(f"bench-{lib}-{role}.prof")
         reactor.spawnProcess(worker, sys.executable, argv, env=env, path=ROOT)
         workers.append(worker)
         return worker
@@ -440,9 +461,17 @@ async def orchestrate(reactor, options):
             pairs[lib] = (sender, receiver)
         rounds = iter(range(1_000_000))
 
+        async def cpu_times(lib):
+            sender, receiver = pairs[lib]
+            sender.send("cpu")
+            receiver.send("cpu")
+            return float(await sender.expect("cpu ", 10)), float(await receiver.expect("cpu ", 10))
+
         async def measure(lib, metric, n):
+            """(messages/s, sender CPU us/message, receiver CPU us/message)"""
             sender, receiver = pairs[lib]
             key = f"r{next(rounds)}"
+            before = await cpu_times(lib)
             limit = 30 + n / 20  # bounded even at 20 messages/s
             if metric == "notify":
                 sender.send(f"notify {key} {n} {options.concurrency}")
@@ -454,7 +483,8 @@ async def orchestrate(reactor, options):
             else:
                 sender.send(f"wait {key} {n}")
                 elapsed = await sender.expect(f"done {key} ", limit)
-            return n / float(elapsed)
+            after = await cpu_times(lib)
+            return (n / float(elapsed), *((a - b) / n * 1e6 for a, b in zip(after, before)))
 
         metrics = [m for m in ("notify", "call", "wait") if m in options.metrics]
         print(f"hub: {options.hub}; n={options.n}, concurrency={options.concurrency}, "
@@ -468,9 +498,10 @@ async def orchestrate(reactor, options):
                 # Alternate who goes first, so drifting load hits both alike.
                 order = options.libraries if r % 2 == 0 else options.libraries[::-1]
                 for lib in order:
-                    rate = await measure(lib, metric, options.n)
+                    rate, cpu_sender, cpu_receiver = await measure(lib, metric, options.n)
                     results[metric, lib].append(rate)
-                    print(f"  round {r + 1}: {lib:8s} {TITLES[metric]:30s} {rate:8.0f}", flush=True)
+                    print(f"  round {r + 1}: {lib:8s} {TITLES[metric]:30s} {rate:6.0f}/s   CPU per "
+                          f"message: sender {cpu_sender:5.0f} us, receiver {cpu_receiver:5.0f} us", flush=True)
         print(f"load after: {_load()}; {time.monotonic() - started:.0f} s in all\n")
         print(_table(results, metrics, options.libraries))
     finally:
@@ -521,7 +552,7 @@ def main(argv=None):
     parser.add_argument("--metric", dest="metrics", choices=("notify", "call", "wait"), action="append",
                         help="measure only this figure (repeatable)")
     parser.add_argument("--profile", action="store_true",
-                        help="run our workers under cProfile (bench-ours-*.prof in the project root)")
+                        help="profile our workers' CPU time (bench-ours-*.prof in the current directory)")
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=("sender", "receiver"), help=argparse.SUPPRESS)
     parser.add_argument("--recipient", help=argparse.SUPPRESS)
