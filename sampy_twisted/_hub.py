@@ -205,36 +205,6 @@ class _ConnectionTracker(WrappingFactory):
             p.transport.abortConnection()
 
 
-class _DeliveryProxy(XMLRPCProxy):
-    """
-    An :class:`XMLRPCProxy` that also closes the connection pools it retires.
-
-    ``XMLRPCProxy`` swaps in a non-persistent pool on meeting an HTTP/1.0
-    server (JSAMP's and astropy's callback servers), but connections still
-    in flight on the old pool are cached in it afterwards and never closed,
-    each leaving a 30 s timer behind.  Until ``XMLRPCProxy`` tracks retired
-    pools itself, this keeps them and closes them with the proxy.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._retired_pools = []
-
-    def _stop_reusing(self, body):
-        self._retired_pools.append(self._pool)
-        return super()._stop_reusing(body)
-
-    def close(self):
-        """
-        Close idle connections, those of retired pools included.
-
-        :return: a Deferred firing when they are closed.
-        """
-        closing = [pool.closeCachedConnections() for pool in self._retired_pools]
-        closing.append(super().close())
-        return defer.gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
-
-
 def _cancel_call(result, call):
     if call.active():
         call.cancel()
@@ -327,7 +297,7 @@ class SAMPHubServer(service.Service):
         self._flush_call = None
         self._closing = set()
         self._side_calls = set()
-        self._resource = XMLRPCResource(self._procedures())
+        self._resource = XMLRPCResource(self._procedures(), strict=True)
 
     # -- lifecycle -----------------------------------------------------
 
@@ -387,13 +357,6 @@ class SAMPHubServer(service.Service):
         path = lockfile_path(self._lockfile_option, self._multi)
         self._secret = secrets.token_urlsafe(32)
         site = make_site(self._resource, reactor=self._reactor)
-        # Per-request access log lines would cost time on every message.
-        site.log = lambda request: None
-        # XML-RPC bodies are never HTML forms; Twisted would otherwise parse
-        # every POST's Content-Type with the email package (a sixth of the
-        # hub's time).  Public as Site(parsePOSTFormSubmission=) in newer
-        # Twisted; older versions have no such attribute and ignore it.
-        site._parsePOSTFormSubmission = False
         self._connections = _ConnectionTracker(site)
         try:
             self._listening = await self._server_endpoint().listen(self._connections)
@@ -590,7 +553,7 @@ class SAMPHubServer(service.Service):
         old = client.proxy
         if old is not None and old.url == url:
             return ""
-        client.proxy = _DeliveryProxy(
+        client.proxy = XMLRPCProxy(
             url,
             self._reactor,
             # our own queue limits concurrency; a little room for the

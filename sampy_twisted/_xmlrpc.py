@@ -41,7 +41,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
-from ._encoding import from_xmlrpc
+from ._encoding import check_samp_value, from_xmlrpc
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 """Largest XML-RPC body, request or response, accepted by default."""
@@ -389,6 +389,7 @@ class XMLRPCProxy:
         self._pool.cachedConnectionTimeout = 30
         self._pool.retryAutomatically = False
         self._agent = Agent.usingEndpointFactory(reactor, self._endpoints, pool=self._pool)
+        self._retired_pools = []
         self._semaphore = defer.DeferredSemaphore(max_concurrent)
         self.timeout = timeout
         self._max_bytes = max_bytes
@@ -407,23 +408,24 @@ class XMLRPCProxy:
         body = dumps_call(method, args)
         if timeout is ...:
             timeout = self.timeout
-        return self._semaphore.run(self._request, method, body, timeout)
+        d = self._semaphore.run(self._request, method, body)
+        if timeout is not None:
+            # The time counts from the call, waiting for a free slot included.
+            d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
+        return d.addErrback(self._translate, method)
 
-    def _request(self, method, body, timeout, retry=True):
+    def _request(self, method, body, retry=True):
         d = self._agent.request(b"POST", self._url_bytes, _CONTENT_TYPE, _BytesProducer(body))
         d.addCallback(self._got_response)
         d.addCallback(self._parse)
-        if timeout is not None:
-            d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         if retry:
             # A cached connection the server had just closed: safe to resend.
-            d.addErrback(self._retry_unsent, method, body, timeout)
-        d.addErrback(self._translate, method)
+            d.addErrback(self._retry_unsent, method, body)
         return d
 
-    def _retry_unsent(self, failure, method, body, timeout):
+    def _retry_unsent(self, failure, method, body):
         failure.trap(RequestNotSent)
-        return self._request(method, body, timeout, retry=False)
+        return self._request(method, body, retry=False)
 
     def _got_response(self, response):
         if response.code != 200:
@@ -449,6 +451,9 @@ class XMLRPCProxy:
         old = self._pool
         self._pool = _QuietPool(self._reactor, persistent=False)
         self._agent = Agent.usingEndpointFactory(self._reactor, self._endpoints, pool=self._pool)
+        # Requests still in flight on the old pool return their connections
+        # to it later: keep it, to close those too.
+        self._retired_pools.append(old)
         old.closeCachedConnections()
         return body
 
@@ -480,7 +485,9 @@ class XMLRPCProxy:
 
         :return: a Deferred firing when they are closed.
         """
-        return self._pool.closeCachedConnections()
+        pools = [self._pool] + self._retired_pools
+        closing = [pool.closeCachedConnections() for pool in pools]
+        return defer.gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
 
 
 class _BoundedRequest(server.Request):
@@ -572,15 +579,19 @@ class XMLRPCResource(Resource):
     fault carrying its text.
 
     :param procedures: a mapping of method name to callable.
+    :param bool strict: answer arguments that are not SAMP values (XML-RPC
+        ints, booleans, doubles, nil...) with a fault, as JSAMP's hub does,
+        instead of turning them into strings.
     """
 
     isLeaf = True
     _log = Logger()
 
-    def __init__(self, procedures):
+    def __init__(self, procedures, strict=False):
         super().__init__()
         self._procedures = dict(procedures)
         self._signatures = {}
+        self._strict = strict
 
     def render_GET(self, request):
         request.setResponseCode(405)
@@ -600,7 +611,7 @@ class XMLRPCResource(Resource):
                 # Answered at once, without Deferred machinery: the usual
                 # case for SAMP's receive* and hub methods.
                 return self._encode_result(result)
-        except BaseException:
+        except Exception:
             return self._encode_failure(Failure(), method)
         gone = []
         request.notifyFinish().addErrback(gone.append)
@@ -613,7 +624,14 @@ class XMLRPCResource(Resource):
         function = self._procedures.get(method)
         if function is None:
             raise xmlrpc.client.Fault(1, f"unknown method {method!r}")
-        args = [from_xmlrpc(a) for a in args]
+        if self._strict:
+            for number, arg in enumerate(args, 1):
+                try:
+                    check_samp_value(arg, f"argument {number} of {method}")
+                except (TypeError, ValueError) as exc:
+                    raise xmlrpc.client.Fault(1, f"not SAMP data: {exc}") from None
+        else:
+            args = [from_xmlrpc(a) for a in args]
         self._check_arguments(method, function, args)
         result = function(*args)
         if inspect.isawaitable(result):

@@ -312,7 +312,14 @@ class RegistrationTests(HubTestCase):
         self.addCleanup(proxy.close)
         await self.assertFault(proxy.call("samp.hub.register", "not the secret"), "secret")
         await self.assertFault(proxy.call("samp.hub.register", ["x"]), "secret")
-        await self.assertFault(proxy.call("samp.hub.register", "\u00e9t\u00e9"), "secret")
+        await self.assertFault(proxy.call("samp.hub.register", "\u00e9t\u00e9"), "not SAMP data")
+
+    async def test_non_samp_arguments(self):
+        """XML-RPC ints, booleans, doubles and nil are refused, as JSAMP does."""
+        proxy = XMLRPCProxy(self.hub.url, reactor, timeout=WAIT)
+        self.addCleanup(proxy.close)
+        for value in (3, True, 1.5, {"samp.mtype": "a.b", "samp.params": {"n": 3}}):
+            await self.assertFault(proxy.call("samp.hub.register", value), "not SAMP data")
 
     async def test_ids_and_keys_never_reused(self):
         """Ids and private keys are unique, even after clients leave."""

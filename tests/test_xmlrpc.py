@@ -154,6 +154,15 @@ class ProxyTests(TestCase):
         self.assertEqual((fault.faultCode, fault.faultString), (7, "refused"))
 
     @defer.inlineCallbacks
+    def test_strict(self):
+        """A strict resource refuses non-SAMP arguments, naming them."""
+        site = make_site(XMLRPCResource({"echo": lambda *a: list(a)}, strict=True))
+        proxy = self.proxy(self.serve(site))
+        fault = yield self.assertFailure(proxy.call("echo", "a", {"n": 3}), xmlrpc.client.Fault)
+        self.assertIn("argument 2 of echo: n is int 3", fault.faultString)
+        self.assertEqual((yield proxy.call("echo", "a", {"n": "3"})), ["a", {"n": "3"}])
+
+    @defer.inlineCallbacks
     def test_exception_becomes_fault(self):
         """An unexpected exception is logged and answered with its text."""
 
