@@ -36,8 +36,10 @@ from ._errors import (
     SAMPProxyError,
     SAMPWarning,
 )
+from ._hub import SAMPHubServer, start_hub
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
+from ._service import SAMPClientService
 from ._tls import TLSOptions
 from ._tracker import ClientTracker, TrackedClient
 
@@ -47,9 +49,11 @@ __all__ = [
     "ClientTracker",
     "SAMPCallTimeout",
     "SAMPClient",
+    "SAMPClientService",
     "SAMPClientError",
     "SAMPHubError",
     "SAMPHubProxy",
+    "SAMPHubServer",
     "SAMPIntegratedClient",
     "SAMPProxyError",
     "SAMPWarning",
@@ -73,4 +77,5 @@ __all__ = [
     "make_message",
     "parse_lockfile",
     "read_lockfile",
+    "start_hub",
 ]

@@ -473,7 +473,7 @@ class SAMPHubServer(service.Service):
     async def _close_listener(self):
         listening, self._listening = self._listening, None
         if listening is not None:
-            await listening.stopListening()
+            await defer.maybeDeferred(listening.stopListening)
         connections, self._connections = self._connections, None
         if connections is not None:
             await connections.close_all(self._reactor, _CLOSE_CONNECTIONS_TIMEOUT)

@@ -390,6 +390,7 @@ class XMLRPCProxy:
         self._pool.retryAutomatically = False
         self._agent = Agent.usingEndpointFactory(reactor, self._endpoints, pool=self._pool)
         self._retired_pools = []
+        self._closed = False
         self._semaphore = defer.DeferredSemaphore(max_concurrent)
         self.timeout = timeout
         self._max_bytes = max_bytes
@@ -409,6 +410,7 @@ class XMLRPCProxy:
         if timeout is ...:
             timeout = self.timeout
         d = self._semaphore.run(self._request, method, body)
+        d.addBoth(self._settle)
         if timeout is not None:
             # The time counts from the call, waiting for a free slot included.
             d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
@@ -479,12 +481,24 @@ class XMLRPCProxy:
             raise self._error_class(str(failure.value))
         raise self._error_class(f"{method} at {self.url} failed: {_reason(failure)}")
 
+    def _settle(self, result):
+        # A request still in flight when close() was called returns its
+        # connection to the pool afterwards: close that one too.
+        if self._closed:
+            self._close_pools()
+        return result
+
     def close(self):
         """
-        Close the idle connections this proxy keeps open.
+        Close the idle connections this proxy keeps open, and those of
+        requests still in flight as they finish.
 
-        :return: a Deferred firing when they are closed.
+        :return: a Deferred firing when the idle ones are closed.
         """
+        self._closed = True
+        return self._close_pools()
+
+    def _close_pools(self):
         pools = [self._pool] + self._retired_pools
         closing = [pool.closeCachedConnections() for pool in pools]
         return defer.gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)

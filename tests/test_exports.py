@@ -12,9 +12,11 @@ PUBLIC = {
     "ClientTracker",
     "SAMPCallTimeout",
     "SAMPClient",
+    "SAMPClientService",
     "SAMPClientError",
     "SAMPHubError",
     "SAMPHubProxy",
+    "SAMPHubServer",
     "SAMPIntegratedClient",
     "SAMPProxyError",
     "SAMPWarning",
@@ -38,6 +40,7 @@ PUBLIC = {
     "make_message",
     "parse_lockfile",
     "read_lockfile",
+    "start_hub",
 }
 
 
