@@ -41,7 +41,7 @@ from ._errors import (
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
 from ._mtype import check_mtype_pattern, is_mtype
-from ._tap import HubOptions, make_hub
+from ._tap import ClientTLSOptionsMixin, HubOptions, make_hub
 
 __all__ = ["Options", "main", "run"]
 
@@ -115,7 +115,7 @@ class HubCommandOptions(_Command, HubOptions):
     """``sampy-twisted hub``: the options of ``twistd samp-hub``."""
 
 
-class SendOptions(_Command, usage.Options):
+class SendOptions(_Command, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted send``: send a message, print the responses."""
 
     synopsis = "MTYPE [KEY=VALUE ...] [--to NAME_OR_ID ...] [--notify | --call | --wait SECONDS]"
@@ -161,7 +161,7 @@ class SendOptions(_Command, usage.Options):
         self["params"] = params
 
     def postOptions(self):
-        """Check the choice between --notify, --call and --wait."""
+        """Check the choice between --notify, --call and --wait, and TLS."""
         if self["notify"] and (self["call"] or self["wait"] is not None):
             raise usage.UsageError("--notify cannot be combined with --call or --wait")
         if self["wait"] is None:
@@ -171,16 +171,21 @@ class SendOptions(_Command, usage.Options):
                 self["wait"] = _seconds(self["wait"])
             except ValueError as exc:
                 raise usage.UsageError(f"--wait: {exc}") from None
+        self.check_tls()
 
 
-class ClientsOptions(_Command, usage.Options):
+class ClientsOptions(_Command, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted clients``: list the registered clients."""
 
     synopsis = ""
     longdesc = "Print a table of the registered clients: id, samp.name and subscriptions."
 
+    def postOptions(self):
+        """Check the TLS options."""
+        self.check_tls()
 
-class SnoopOptions(_Command, usage.Options):
+
+class SnoopOptions(_Command, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted snoop``: print every message as it arrives."""
 
     synopsis = "[--mtype PATTERN ...]"
@@ -203,12 +208,13 @@ class SnoopOptions(_Command, usage.Options):
             raise usage.UsageError(str(exc)) from None
 
     def postOptions(self):
-        """Default to every MType."""
+        """Default to every MType; check the TLS options."""
         if not self["mtypes"]:
             self["mtypes"] = ["*"]
+        self.check_tls()
 
 
-class PingOptions(_Command, usage.Options):
+class PingOptions(_Command, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted ping``: ping the hub or a client."""
 
     synopsis = "[NAME_OR_ID] [--wait SECONDS]"
@@ -226,11 +232,12 @@ class PingOptions(_Command, usage.Options):
         self["target"] = target
 
     def postOptions(self):
-        """Check --wait."""
+        """Check --wait and the TLS options."""
         try:
             self["wait"] = _seconds(self["wait"])
         except ValueError as exc:
             raise usage.UsageError(f"--wait: {exc}") from None
+        self.check_tls()
 
 
 class Options(usage.Options):
@@ -300,12 +307,23 @@ class Console:
         print(text, file=self.stderr, flush=True)
 
 
-async def _connect(reactor, console, name, callable=False, track_clients=False):
-    params = await get_hub_params(reactor, environ=console.environ)
-    client = SAMPIntegratedClient(
-        name=f"{PROGRAM} {name}", reactor=reactor, callable=callable, track_clients=track_clients
+def _new_client(reactor, options, name, callable=True, track_clients=False):
+    """A client with the callback server the TLS options ask for."""
+    tls = options["callback_tls"] if callable else None
+    return SAMPIntegratedClient(
+        name=f"{PROGRAM} {name}",
+        reactor=reactor,
+        callable=callable,
+        track_clients=track_clients,
+        https=tls is not None,
+        tls=tls,
     )
-    await client.connect(hub_params=params)
+
+
+async def _connect(reactor, console, options, name, callable=False, track_clients=False):
+    params = await get_hub_params(reactor, environ=console.environ)
+    client = _new_client(reactor, options, name, callable, track_clients)
+    await client.connect(hub_params=params, tls=options["hub_tls"])
     return client
 
 
@@ -365,7 +383,7 @@ async def _hub_command(reactor, options, console):
 
 
 async def _clients_command(reactor, options, console):
-    client = await _connect(reactor, console, "clients")
+    client = await _connect(reactor, console, options, "clients")
     try:
         ids = sorted(await client.get_registered_clients(), key=_natural)
         rows = await defer.gatherResults(
@@ -392,7 +410,7 @@ async def _client_row(client, client_id):
 
 async def _send_command(reactor, options, console):
     message = make_message(options["mtype"], options["params"])
-    client = await _connect(reactor, console, "send", callable=not options["notify"])
+    client = await _connect(reactor, console, options, "send", callable=not options["notify"])
     try:
         if options["notify"]:
             return await _notify(client, options, message, console)
@@ -474,12 +492,10 @@ async def _snoop_command(reactor, options, console):
         return {}
 
     params = await get_hub_params(reactor, environ=console.environ)
-    client = SAMPIntegratedClient(
-        name=f"{PROGRAM} snoop", reactor=reactor, track_clients=True
-    )
+    client = _new_client(reactor, options, "snoop", track_clients=True)
     for pattern in options["mtypes"]:
         client.bind_receive_message(pattern, show)
-    await client.connect(hub_params=params)
+    await client.connect(hub_params=params, tls=options["hub_tls"])
     lost = client.when_disconnected()
     console.err(
         f"Receiving {', '.join(options['mtypes'])} as {client.get_public_id()}; interrupt to stop"
@@ -496,8 +512,8 @@ async def _snoop_command(reactor, options, console):
 
 async def _ping_command(reactor, options, console):
     if options["target"] is None:
-        return await _ping_hub(reactor, console)
-    client = await _connect(reactor, console, "ping", callable=True)
+        return await _ping_hub(reactor, console, options)
+    client = await _connect(reactor, console, options, "ping", callable=True)
     try:
         recipients, names = await _resolve(client, [options["target"]])
         message = make_message("samp.app.ping", {})
@@ -524,11 +540,11 @@ class _Timed:
         self._console.out(f"{text} ({elapsed:.0f} ms)")
 
 
-async def _ping_hub(reactor, console):
+async def _ping_hub(reactor, console, options):
     params = await get_hub_params(reactor, environ=console.environ)
     hub = SAMPHubProxy(reactor=reactor)
     started = reactor.seconds()
-    await hub.connect(hub_params=params)  # pings it
+    await hub.connect(hub_params=params, tls=options["hub_tls"])  # pings it
     elapsed = (reactor.seconds() - started) * 1000
     await hub.disconnect()
     console.out(f"hub at {params['samp.hub.xmlrpc.url']}: alive ({elapsed:.0f} ms)")

@@ -29,6 +29,7 @@ calls and accepts one reply per call, only from the intended recipient.
 """
 
 import collections
+import copy
 import functools
 import hashlib
 import hmac
@@ -39,7 +40,9 @@ from urllib.parse import urlsplit
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
@@ -211,6 +214,37 @@ def _cancel_call(result, call):
     return result
 
 
+def _verifying_copy(tls):
+    """
+    *tls* as the hub uses it to call https callbacks: the same certificate
+    (presented as a client certificate), CA bundle and minimum version, but
+    always verifying the callback server, whatever *tls* asks of the hub's
+    own clients.
+    """
+    if tls.cert_reqs is None:
+        return tls
+    options = copy.copy(tls)
+    options.cert_reqs = None
+    options._policy = None  # built lazily from the settings, which changed
+    return options
+
+
+def _usable_as_client_certificate(tls):
+    """
+    Whether *tls*'s certificate may identify a TLS client: OpenSSL refuses a
+    certificate whose extended key usage lacks ``clientAuth``.
+    """
+    identity = tls.private_certificate()
+    if identity is None:
+        return False
+    certificate = identity.original.to_cryptography()
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ExtendedKeyUsageOID.CLIENT_AUTH in usage or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usage
+
+
 class SAMPHubServer(service.Service):
     """
     A SAMP 1.3 hub speaking the Standard Profile.
@@ -235,6 +269,26 @@ class SAMPHubServer(service.Service):
         ``samp.hub.event.shutdown`` notification when stopping.
     :param float ping_timeout: seconds to wait for the hub an existing
         lockfile names before declaring it stale.
+    :param TLSOptions tls: serve the hub over TLS (``https``) with these
+        settings: its certificate and key, and, through *cert_reqs*, whether
+        clients must present a certificate issued by a CA of its *ca_certs*
+        (``CERT_REQUIRED``: a client without one cannot even connect),
+        may (``CERT_OPTIONAL``: verified if sent) or are not asked for one
+        (``None``, ``CERT_NONE``).  The lockfile then names an ``https://``
+        URL and carries ``hub.ssl.certificate`` and ``hub.ssl.protocol``.
+        With *endpoint*, the endpoint must do the TLS itself (such as an
+        ``SSL4ServerEndpoint`` with ``tls.server_options()``); *tls* then
+        only makes the URL ``https://``.
+    :param TLSOptions callback_tls: the settings used to call ``https://``
+        callback URLs.  By default, with *tls*: the hub's certificate (sent
+        as a client certificate, so callback servers requiring one accept
+        it) and its *ca_certs* (else the system's trust) to verify each
+        callback server's certificate, chain and host name, whatever
+        *tls*'s *cert_reqs* says.  ``TLSOptions(cert_reqs=ssl.CERT_NONE)``
+        is the explicit opt-out of that verification.  A hub with neither
+        refuses ``https://`` callback URLs.
+    :raises ValueError: *tls* has no certificate, or asks for client
+        certificates without *ca_certs*.
 
     :ivar params: the lockfile entries (``None`` until started).
     :ivar lockfile: the lockfile path (``None`` until started).
@@ -259,10 +313,21 @@ class SAMPHubServer(service.Service):
         max_queued_deliveries=10_000,
         shutdown_timeout=5.0,
         ping_timeout=5.0,
+        tls=None,
+        callback_tls=None,
     ):
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
+        self._tls = tls
+        self._server_options = None
+        if tls is not None:
+            # Checked now: a TLS hub without a certificate, or checking
+            # client certificates without CAs, is a mistake to report early.
+            self._server_options = tls.server_options()
+        if callback_tls is None and tls is not None:
+            callback_tls = _verifying_copy(tls)
+        self._callback_tls = callback_tls
         self._lockfile_option = lockfile
         self._addr = addr
         self._port_number = port
@@ -360,8 +425,8 @@ class SAMPHubServer(service.Service):
         self._connections = _ConnectionTracker(site)
         try:
             self._listening = await self._server_endpoint().listen(self._connections)
-            self.url = self._url_for(self._listening.getHost())
-            params = new_lockfile_params(self.url, self._secret, self._label)
+            self.url = self._url_for(self._listening.getHost(), "https" if self._tls is not None else "http")
+            params = new_lockfile_params(self.url, self._secret, self._label, tls=self._tls)
             await claim_lockfile(path, params, self._reactor, self._ping_timeout)
         except BaseException:
             await self._close_listener()
@@ -380,17 +445,32 @@ class SAMPHubServer(service.Service):
             self._log.info(
                 "SAMP hub running at {url}, lockfile {lockfile}", url=self.url, lockfile=self.lockfile
             )
+            self._check_callback_identity()
         waiters, self._start_waiters = self._start_waiters, []
         _fire_all(waiters, result)
+
+    def _check_callback_identity(self):
+        tls = self._callback_tls
+        if tls is not None and tls.has_certificate and not _usable_as_client_certificate(tls):
+            self._log.warn(
+                "The SAMP hub's certificate {cert_file} is not for TLS clients (its extended key "
+                "usage lacks clientAuth): https callback servers that require a client "
+                "certificate will refuse the hub",
+                cert_file=tls.cert_file,
+            )
 
     def _server_endpoint(self):
         if self._endpoint is not None:
             return self._endpoint
+        if self._tls is not None:
+            return SSL4ServerEndpoint(
+                self._reactor, self._port_number, self._server_options, interface=self._addr
+            )
         kind = TCP6ServerEndpoint if ":" in self._addr else TCP4ServerEndpoint
         return kind(self._reactor, self._port_number, interface=self._addr)
 
     @staticmethod
-    def _url_for(address):
+    def _url_for(address, scheme="http"):
         host = getattr(address, "host", None)
         if host is None:
             raise SAMPHubError(f"the hub must listen on TCP, not {address}")
@@ -398,7 +478,7 @@ class SAMPHubServer(service.Service):
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{address.port}/xmlrpc"
+        return f"{scheme}://{host}:{address.port}/xmlrpc"
 
     def stop(self):
         """
@@ -547,9 +627,18 @@ class SAMPHubServer(service.Service):
         client = self._caller(private_key)
         _check_string(url, "the callback URL")
         _checked(url, "the callback URL")
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise _fault(f"callback URL {url!r} is not an http:// URL")
+        try:
+            parts = urlsplit(url)
+            hostname, _ = parts.hostname, parts.port
+        except ValueError:
+            raise _fault(f"callback URL {url!r} is not a valid URL") from None
+        if parts.scheme not in ("http", "https") or not hostname:
+            raise _fault(f"callback URL {url!r} is not an http:// or https:// URL")
+        if parts.scheme == "https" and self._callback_tls is None:
+            raise _fault(
+                f"callback URL {url!r} is https, but this hub has no TLS settings to call "
+                f"it with: use an http:// callback URL, or a hub run with TLS"
+            )
         old = client.proxy
         if old is not None and old.url == url:
             return ""
@@ -561,6 +650,7 @@ class SAMPHubServer(service.Service):
             max_concurrent=self._max_concurrent + 2,
             timeout=self._client_timeout,
             connect_timeout=min(10.0, self._client_timeout),
+            tls_policy=None if self._callback_tls is None else self._callback_tls.client_policy(),
         )
         client.failures = 0
         if old is not None and old not in client.in_flight.values():

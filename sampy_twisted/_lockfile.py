@@ -19,6 +19,9 @@ import hmac
 import os
 import re
 import secrets
+import ssl
+import xmlrpc.client
+from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -31,6 +34,7 @@ from ._discovery import (
     read_lockfile,
 )
 from ._errors import SAMPHubError
+from ._xmlrpc import XMLRPCProxy
 
 __all__ = [
     "claim_lockfile",
@@ -38,6 +42,7 @@ __all__ = [
     "lockfile_path",
     "new_lockfile_params",
     "remove_lockfile_if_ours",
+    "tls_lockfile_params",
     "write_lockfile",
 ]
 
@@ -88,17 +93,52 @@ def _clean(value):
     return _NOT_LOCKFILE_CHAR.sub("?", str(value))
 
 
-def new_lockfile_params(url, secret, label=""):
+_CERTIFICATE_REQUIREMENTS = {
+    None: "NONE",
+    ssl.CERT_NONE: "NONE",
+    ssl.CERT_OPTIONAL: "OPTIONAL",
+    ssl.CERT_REQUIRED: "REQUIRED",
+}
+
+
+def tls_lockfile_params(tls):
+    """
+    The informative ``hub.ssl.*`` lockfile entries of a hub served over TLS,
+    with the names and values SAMPy (astropy 1.x) wrote.
+
+    ``hub.ssl.certificate``
+        whether clients must present a certificate: ``NONE`` (none is asked
+        for), ``OPTIONAL`` (verified if sent) or ``REQUIRED``.
+    ``hub.ssl.protocol``
+        the oldest TLS version the hub accepts: ``TLSv1.2`` (the default)
+        or ``TLSv1.3``.
+
+    Clients need not read them: a handshake tells them the same.
+
+    :param TLSOptions tls: the hub's TLS settings.
+    :rtype: dict
+    """
+    minimum = tls.minimum_version
+    protocol = "TLSv1.3" if minimum is not None and minimum.name == "TLSv1_3" else "TLSv1.2"
+    return {
+        "hub.ssl.certificate": _CERTIFICATE_REQUIREMENTS[tls.cert_reqs],
+        "hub.ssl.protocol": protocol,
+    }
+
+
+def new_lockfile_params(url, secret, label="", tls=None):
     """
     The entries of a new hub's lockfile.
 
     :param str url: the hub's XML-RPC URL.
     :param str secret: the registration secret.
     :param str label: a free-text label for the hub (``hub.label``).
+    :param TLSOptions tls: the hub's TLS settings, for an ``https`` hub:
+        adds the entries of :func:`tls_lockfile_params`.
     :rtype: dict
     """
     now = datetime.datetime.now(datetime.timezone.utc)
-    return {
+    params = {
         "samp.secret": secret,
         "samp.hub.xmlrpc.url": url,
         "samp.profile.version": PROFILE_VERSION,
@@ -106,6 +146,9 @@ def new_lockfile_params(url, secret, label=""):
         "hub.label": _clean(label),
         "hub.start.date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if tls is not None:
+        params.update(tls_lockfile_params(tls))
+    return params
 
 
 def format_lockfile(params):
@@ -207,7 +250,7 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
         _log.warn("Replacing unreadable SAMP lockfile {path}: {reason}", path=path, reason=str(exc))
     else:
         url = existing["samp.hub.xmlrpc.url"]
-        alive = yield ping_hub(existing, reactor, ping_timeout)
+        alive = yield _hub_answers(existing, reactor, ping_timeout)
         if alive:
             raise SAMPHubError(
                 f"a SAMP hub is already running: lockfile {path} names the hub "
@@ -222,6 +265,35 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
         write_lockfile(path, text)
     except OSError as exc:
         raise _write_error(path, exc)
+
+
+def _hub_answers(params, reactor, timeout):
+    """
+    Whether the hub an existing lockfile names is alive.  An ``https`` hub
+    is pinged without checking its certificate (only its liveness matters
+    here), and one that refuses the TLS handshake (it wants a client
+    certificate we lack) is alive too: a TLS server is listening there.
+    """
+    url = params["samp.hub.xmlrpc.url"]
+    if urlsplit(url).scheme != "https":
+        return ping_hub(params, reactor, timeout)
+    from ._tls import TLSOptions
+
+    try:
+        proxy = XMLRPCProxy(
+            url, reactor, timeout=timeout, tls_policy=TLSOptions(cert_reqs=ssl.CERT_NONE).client_policy()
+        )
+    except ValueError:
+        return defer.succeed(False)
+
+    def failed(failure):
+        if failure.check(xmlrpc.client.Fault):
+            return True
+        return "TLS handshake failed" in failure.getErrorMessage()
+
+    d = proxy.call("samp.hub.ping")
+    d.addCallbacks(lambda _: True, failed)
+    return d.addCallback(lambda alive: proxy.close().addCallback(lambda _: alive))
 
 
 def _write_error(path, exc):

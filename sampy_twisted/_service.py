@@ -127,6 +127,12 @@ class SAMPClientService(service.Service):
         the clock of pings, lockfile checks and retries.
     :param environ: the environment hub discovery reads (``os.environ`` by
         default).
+    :param TLSOptions hub_tls: the TLS settings for ``https`` hubs, passed
+        to :meth:`SAMPIntegratedClient.connect` at every registration: the
+        CA bundle verifying the hub (or ``cert_reqs=ssl.CERT_NONE``, the
+        explicit opt-out) and the client certificate to present.  They do
+        not matter for ``http`` hubs.  (The callback server's own TLS
+        settings belong to the client.)
 
     :ivar client: the :class:`SAMPIntegratedClient`.
     :ivar embedded_hub: the embedded hub while one runs, else ``None``.
@@ -147,6 +153,7 @@ class SAMPClientService(service.Service):
         hub_factory=None,
         reactor=None,
         environ=None,
+        hub_tls=None,
     ):
         if hub not in HUB_MODES:
             raise ValueError(f"hub mode {hub!r} is not one of {', '.join(HUB_MODES)}")
@@ -173,6 +180,7 @@ class SAMPClientService(service.Service):
         self._hub_factory = hub_factory or self._make_embedded_hub
         self._reactor = reactor
         self._environ = environ
+        self._hub_tls = hub_tls
 
         self._state = _STOPPED
         self._loop = None
@@ -372,7 +380,8 @@ class SAMPClientService(service.Service):
         return None, await get_hub_params(self._reactor, environ=self._environ)
 
     async def _connect(self, params, path):
-        await self.client.connect(hub_params=params)
+        settings = {} if self._hub_tls is None else {"tls": self._hub_tls}
+        await self.client.connect(hub_params=params, **settings)
         self._registered_path = path
         self._registered_secret = params.get("samp.secret")
 

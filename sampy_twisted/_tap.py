@@ -12,12 +12,16 @@ imported only when one of the two is run.
 
 import importlib
 import os
+import ssl
 from types import SimpleNamespace
 
 from twisted.application import service
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
+from zope.interface import implementer
 
 from ._discovery import STD_LOCKURL, lockfile_location
 from ._encoding import check_samp_value
@@ -25,9 +29,11 @@ from ._errors import SAMPHubError
 from ._integrated import SAMPIntegratedClient
 from ._mtype import check_mtype_pattern
 from ._service import HUB_AUTO, HUB_MODES, HUB_RUNNING, SAMPClientService
+from ._tls import TLSOptions
 
 __all__ = [
     "ClientOptions",
+    "ClientTLSOptionsMixin",
     "HubOptions",
     "Options",
     "hub",
@@ -126,14 +132,217 @@ def _load_handler(spec):
     return target
 
 
-def _callback_endpoint(reactor, description):
+@implementer(IStreamServerEndpoint)
+class _TLSServerEndpoint:
+    """
+    TLS over another stream server endpoint (Twisted 26.4 has
+    ``wrapServerTLS``; this works from our floor up).
+    """
+
+    def __init__(self, server_options, inner):
+        self._server_options = server_options
+        self._inner = inner
+
+    def listen(self, protocolFactory):
+        """Listen on the inner endpoint, speaking TLS to every connection."""
+        return self._inner.listen(TLSMemoryBIOFactory(self._server_options, False, protocolFactory))
+
+
+def _callback_endpoint(reactor, description, tls=None):
     endpoint = serverFromString(reactor, description)
     if not isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint)):
         raise ValueError("the callback server must listen on TCP (a tcp: or tcp6: endpoint)")
+    if tls is not None:
+        return _TLSServerEndpoint(tls.server_options(), endpoint)
     return endpoint
 
 
-class ClientOptions(usage.Options):
+# -- TLS options ---------------------------------------------------------------
+
+CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+"""What ``--cert-reqs`` values mean."""
+
+TLS_VERSIONS = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}
+"""What ``--tls-min-version`` values mean."""
+
+
+def _choice(options, option, choices):
+    """The value of ``--option`` among *choices* (``None`` when not given)."""
+    value = options[option]
+    if value is None:
+        return None
+    value = value.lower()
+    if value not in choices:
+        raise usage.UsageError(f"--{option} must be {_or(list(choices))}, not {options[option]!r}")
+    return value
+
+
+def _or(words):
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+
+
+def _file(options, option):
+    """An existing file's absolute path, for ``--option`` (if given)."""
+    path = options[option]
+    if path is None:
+        return None
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(path):
+        raise usage.UsageError(f"--{option} {options[option]}: no such file")
+    options[option] = path
+    return path
+
+
+def read_passphrase(path):
+    """
+    The passphrase of an encrypted private key, read from the first line of
+    *path* (the line end is dropped).  Passphrases are never taken on the
+    command line, where other users could read them.
+
+    :param str path: the passphrase file.
+    :rtype: str
+    :raises usage.UsageError: the file cannot be read, or its first line is
+        empty.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            line = f.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise usage.UsageError(f"--key-passphrase-file {path}: cannot read it: {why}") from None
+    passphrase = line.rstrip("\r\n")
+    if not passphrase:
+        raise usage.UsageError(f"--key-passphrase-file {path}: its first line is empty")
+    return passphrase
+
+
+def _tls(**settings):
+    """A :class:`TLSOptions`, its errors made usage errors."""
+    try:
+        return TLSOptions(**settings)
+    except ValueError as exc:
+        raise usage.UsageError(f"TLS: {exc}") from None
+
+
+def _identity(options):
+    """The certificate, key and passphrase options, checked."""
+    cert_file, key_file = _file(options, "cert-file"), _file(options, "key-file")
+    passphrase_file = _file(options, "key-passphrase-file")
+    if key_file is not None and cert_file is None:
+        raise usage.UsageError("--key-file needs --cert-file: a key alone identifies nobody")
+    if passphrase_file is not None and cert_file is None:
+        raise usage.UsageError("--key-passphrase-file needs --cert-file (and --key-file)")
+    passphrase = read_passphrase(passphrase_file) if passphrase_file else None
+    version = _choice(options, "tls-min-version", TLS_VERSIONS)
+    return {
+        "cert_file": cert_file,
+        "key_file": key_file,
+        "passphrase": passphrase,
+        "ssl_version": TLS_VERSIONS.get(version),
+    }
+
+
+_IDENTITY_PARAMETERS = [
+    ["key-file", None, None, "PEM private key, when not in --cert-file."],
+    [
+        "key-passphrase-file",
+        None,
+        None,
+        "A file whose first line is the passphrase of an encrypted key (never give passphrases on the "
+        "command line).",
+    ],
+    ["tls-min-version", None, None, "The oldest TLS version accepted: 1.2 (the default) or 1.3."],
+]
+
+
+class ClientTLSOptionsMixin:
+    """
+    The TLS options of a SAMP client (``twistd samp-client`` and the
+    ``sampy-twisted`` client commands).
+
+    After :meth:`check_tls` the options hold ``hub_tls``, the
+    :class:`TLSOptions` for https hubs (``None``: the defaults, verifying
+    the hub against the system's trust), and ``callback_tls``, those of the
+    https callback server (``None`` for plain http callbacks).
+    """
+
+    optFlags = [
+        ["https", None, "Serve the callbacks over TLS (https); needs --cert-file."],
+    ]
+    optParameters = [
+        [
+            "cert-file",
+            None,
+            None,
+            "PEM certificate of this client (it may hold the key too): its https callback server's, "
+            "and presented to https hubs that ask for a client certificate.",
+        ],
+        *_IDENTITY_PARAMETERS,
+        [
+            "ca-certs",
+            None,
+            None,
+            "PEM bundle of CAs: checks the hub's certificate when the https callback server asks for "
+            "one (--cert-reqs), and verifies https hubs unless --hub-ca-certs is given.",
+        ],
+        [
+            "cert-reqs",
+            None,
+            None,
+            "Whether the https callback server asks the hub for a certificate: none (the default), "
+            "optional (verified if sent) or required; optional and required need --ca-certs.",
+        ],
+        [
+            "hub-ca-certs",
+            None,
+            None,
+            "PEM bundle of CAs verifying https hubs (default: --ca-certs, else the system's trust).",
+        ],
+        [
+            "hub-cert-reqs",
+            None,
+            None,
+            "required (the default): verify an https hub's certificate and host name; none: don't "
+            "(insecure; the explicit opt-out).",
+        ],
+    ]
+
+    def check_tls(self):
+        """
+        Check the TLS options and build ``hub_tls`` and ``callback_tls``.
+
+        :raises usage.UsageError: a contradiction, a missing file, a key
+            that does not match its certificate, a wrong passphrase...
+        """
+        identity = _identity(self)
+        ca_certs, hub_ca_certs = _file(self, "ca-certs"), _file(self, "hub-ca-certs")
+        cert_reqs = _choice(self, "cert-reqs", CERT_REQS)
+        hub_cert_reqs = _choice(self, "hub-cert-reqs", {"required": None, "none": None})
+        if self["https"] and identity["cert_file"] is None:
+            raise usage.UsageError("--https needs --cert-file (and --key-file unless the key is in it)")
+        if cert_reqs is not None and not self["https"]:
+            raise usage.UsageError(
+                "--cert-reqs is about the https callback server: it needs --https "
+                "(to verify the hub, see --hub-ca-certs and --hub-cert-reqs)"
+            )
+        if cert_reqs in ("optional", "required") and ca_certs is None:
+            raise usage.UsageError(f"--cert-reqs {cert_reqs} needs --ca-certs: the CAs that issue the hub's certificate")
+        if hub_cert_reqs == "none" and hub_ca_certs is not None:
+            raise usage.UsageError("--hub-cert-reqs none contradicts --hub-ca-certs: the hub is not verified at all")
+        self["callback_tls"] = None
+        if self["https"]:
+            self["callback_tls"] = _tls(ca_certs=ca_certs, cert_reqs=CERT_REQS.get(cert_reqs), **identity)
+        self["hub_tls"] = None
+        hub_ca_certs = None if hub_cert_reqs == "none" else (hub_ca_certs or ca_certs)
+        if identity["cert_file"] or identity["ssl_version"] or hub_ca_certs or hub_cert_reqs:
+            self["hub_tls"] = _tls(
+                ca_certs=hub_ca_certs,
+                cert_reqs=ssl.CERT_NONE if hub_cert_reqs == "none" else None,
+                **identity,
+            )
+
+
+class ClientOptions(ClientTLSOptionsMixin, usage.Options):
     """
     The options of ``twistd samp-client``: a SAMP client kept registered
     with a hub, logging the messages it subscribes to.
@@ -198,6 +407,7 @@ class ClientOptions(usage.Options):
             _callback_endpoint(None, self["listen"])
         except (ValueError, KeyError, TypeError) as exc:
             raise usage.UsageError(f"--listen {self['listen']}: {exc}") from None
+        self.check_tls()
 
 
 Options = ClientOptions
@@ -218,17 +428,25 @@ def log_message(private_key, sender_id, msg_id, mtype, params, extra):
     return {}
 
 
-def make_client(reactor, name=None, description=None, metadata=None, endpoint=None):
+def make_client(reactor, name=None, description=None, metadata=None, endpoint=None, tls=None):
     """
     An integrated client whose callback server listens on *endpoint*.
 
     :param reactor: the reactor.
-    :param endpoint: an ``IStreamServerEndpoint`` (TCP), or ``None`` for
-        the client's default (127.0.0.1, any port).
+    :param endpoint: an ``IStreamServerEndpoint`` (TCP; a TLS one with
+        *tls*), or ``None`` for the client's default (127.0.0.1, any port).
+    :param TLSOptions tls: serve the callbacks over https with these
+        settings.
     :rtype: SAMPIntegratedClient
     """
     return SAMPIntegratedClient(
-        name=name, description=description, metadata=metadata, reactor=reactor, endpoint=endpoint
+        name=name,
+        description=description,
+        metadata=metadata,
+        reactor=reactor,
+        endpoint=endpoint,
+        https=tls is not None,
+        tls=tls,
     )
 
 
@@ -245,7 +463,8 @@ def make_client_service(options, reactor):
         name=options["name"],
         description=options["description"],
         metadata=options["metadata"],
-        endpoint=_callback_endpoint(reactor, options["listen"]),
+        endpoint=_callback_endpoint(reactor, options["listen"], options["callback_tls"]),
+        tls=options["callback_tls"],
     )
     for mtype in options["subscribe"]:
         client.bind_receive_message(mtype, log_message)
@@ -257,6 +476,7 @@ def make_client_service(options, reactor):
         lockfile=options["lockfile"],
         ping_interval=options["ping-interval"],
         reactor=reactor,
+        hub_tls=options["hub_tls"],
     )
 
 
@@ -286,6 +506,7 @@ class HubOptions(usage.Options):
     )
     optFlags = [
         ["multi", None, "astropy-style multi-hub mode: write a new ~/.samp-1/samp-hub-* lockfile."],
+        ["https", None, "Serve the hub over TLS (https); needs --cert-file."],
     ]
     optParameters = [
         ["lockfile", None, None, "Where to write the lockfile."],
@@ -299,7 +520,69 @@ class HubOptions(usage.Options):
             "Seconds each delivery to a client may take.",
             _positive_seconds("client-timeout"),
         ],
+        [
+            "cert-file",
+            None,
+            None,
+            "PEM certificate of the hub (it may hold the key too); also presented to https callback "
+            "servers that ask for a client certificate.",
+        ],
+        *_IDENTITY_PARAMETERS,
+        [
+            "ca-certs",
+            None,
+            None,
+            "PEM bundle of CAs: those issuing client certificates (--cert-reqs), and those verifying "
+            "https callback servers (default: the system's trust).",
+        ],
+        [
+            "cert-reqs",
+            None,
+            None,
+            "Client certificates: none (not asked for; the default), optional (verified if sent) or "
+            "required (a client without one from --ca-certs cannot connect).",
+        ],
+        [
+            "callback-cert-reqs",
+            None,
+            None,
+            "required (the default): verify https callback servers' certificates and host names; none: "
+            "don't (insecure; the explicit opt-out).",
+        ],
     ]
+
+    def check_tls(self):
+        """
+        Check the TLS options and build ``tls`` and ``callback_tls`` (both
+        ``None`` without ``--https``).
+
+        :raises usage.UsageError: a contradiction, a missing file, a key
+            that does not match its certificate, a wrong passphrase...
+        """
+        given = [
+            option
+            for option in ("cert-file", "key-file", "key-passphrase-file", "ca-certs", "cert-reqs",
+                           "callback-cert-reqs", "tls-min-version")
+            if self[option] is not None
+        ]
+        self["tls"] = self["callback_tls"] = None
+        if not self["https"]:
+            if given:
+                raise usage.UsageError(f"--{given[0]} is a TLS option: it needs --https")
+            return
+        identity = _identity(self)
+        ca_certs = _file(self, "ca-certs")
+        cert_reqs = _choice(self, "cert-reqs", CERT_REQS)
+        callback_cert_reqs = _choice(self, "callback-cert-reqs", {"required": None, "none": None})
+        if identity["cert_file"] is None:
+            raise usage.UsageError("--https needs --cert-file (and --key-file unless the key is in it)")
+        if cert_reqs in ("optional", "required") and ca_certs is None:
+            raise usage.UsageError(
+                f"--cert-reqs {cert_reqs} needs --ca-certs: the CAs that issue client certificates"
+            )
+        self["tls"] = _tls(ca_certs=ca_certs, cert_reqs=CERT_REQS.get(cert_reqs), **identity)
+        if callback_cert_reqs == "none":
+            self["callback_tls"] = _tls(cert_reqs=ssl.CERT_NONE, **identity)
 
     def postOptions(self):
         """Check the options that are not checked as they are parsed."""
@@ -312,6 +595,7 @@ class HubOptions(usage.Options):
                 raise usage.UsageError(f"--lockfile {self['lockfile']}: no directory {directory}")
         if not self["interface"]:
             raise usage.UsageError("--interface must not be empty")
+        self.check_tls()
 
 
 def make_hub(options, reactor):
@@ -331,6 +615,8 @@ def make_hub(options, reactor):
         label=options["label"],
         client_timeout=options["client-timeout"],
         multi=options["multi"],
+        tls=options["tls"],
+        callback_tls=options["callback_tls"],
     )
 
 
