@@ -9,6 +9,7 @@ in child processes for exit statuses and signals.
 import io
 import os
 import re
+import ssl
 import sys
 
 from twisted.internet import defer, reactor
@@ -16,11 +17,13 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sampy_twisted import SAMPIntegratedClient, read_lockfile
+from sampy_twisted import SAMPIntegratedClient, TLSOptions, read_lockfile
 from sampy_twisted._cli import Console, main, parse, run
 from sampy_twisted._hub import SAMPHubServer
 from sampy_twisted._process import lockfile_environ, spawn
-from sampy_twisted.testing import hub_for_test
+from sampy_twisted.testing import CertificateAuthority, hub_for_test
+
+from .test_tls_hub import issue_for_both_ends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -151,6 +154,44 @@ class ParseTests(SynchronousTestCase):
             err.getvalue(),
             "sampy-twisted send: 'oops' is not KEY=VALUE (see 'sampy-twisted send --help')\n",
         )
+
+
+class TLSParseTests(SynchronousTestCase):
+    """
+    The TLS options of the commands: the client commands take the options
+    of ``twistd samp-client``, ``hub`` those of ``twistd samp-hub``.
+    """
+
+    def setUp(self):
+        self.pki = CertificateAuthority(os.path.abspath(self.mktemp()))
+        self.cert, self.key = self.pki.issue("me")
+
+    def test_client_commands(self):
+        for command in (["clients"], ["send", "test.ok"], ["snoop"], ["ping"]):
+            options = parse([*command, "--https", "--cert-file", self.cert, "--key-file", self.key,
+                             "--ca-certs", self.pki.ca_file, "--cert-reqs", "required"]).subOptions
+            self.assertEqual(options["callback_tls"].cert_reqs, ssl.CERT_REQUIRED, command)
+            self.assertEqual(options["hub_tls"].ca_certs, self.pki.ca_file, command)
+            options = parse([*command, "--hub-cert-reqs", "none"]).subOptions
+            self.assertFalse(options["hub_tls"].verifies_server)
+            self.assertIsNone(options["callback_tls"])
+
+    def test_hub(self):
+        options = parse(["hub", "--https", "--cert-file", self.cert, "--key-file", self.key]).subOptions
+        self.assertTrue(options["tls"].has_certificate)
+
+    def test_usage_errors(self):
+        for argv, text in [
+            (["hub", "--cert-file", self.cert], "--cert-file is a TLS option: it needs --https"),
+            (["hub", "--https"], "--https needs --cert-file"),
+            (["ping", "--https"], "--https needs --cert-file"),
+            (["snoop", "--cert-reqs", "required"], "it needs --https"),
+            (["clients", "--hub-cert-reqs", "none", "--hub-ca-certs", self.pki.ca_file], "contradicts"),
+            (["send", "test.ok", "--cert-file", self.cert, "--key-file", self.key + ".missing"], "no such file"),
+        ]:
+            with self.assertRaises(usage.UsageError, msg=argv) as caught:
+                parse(argv)
+            self.assertIn(text, str(caught.exception), argv)
 
 
 class CommandTestsMixin:
@@ -331,6 +372,60 @@ class OurHubCommandTests(CommandTestsMixin, TestCase):
         console.stop.callback(None)
         self.assertEqual(await within(running), 0)
         self.assertFalse(os.path.exists(lockfile))
+
+
+class TLSHubCommandTests(TestCase):
+    """
+    The client commands against our hub served over TLS and requiring
+    client certificates.
+    """
+
+    timeout = 60
+
+    async def setUp(self):
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.pki = CertificateAuthority(os.path.join(self.directory, "pki"))
+        hub_tls = TLSOptions(*issue_for_both_ends(self.pki, "hub"), ca_certs=self.pki.ca_file,
+                             cert_reqs=ssl.CERT_REQUIRED)
+        hub = SAMPHubServer(reactor=reactor, lockfile=os.path.join(self.directory, ".samp"), tls=hub_tls)
+        self.addCleanup(hub.stop)
+        self.hub = await hub.start()
+        self.environ = lockfile_environ(self.directory, hub.lockfile)
+        self.me = issue_for_both_ends(self.pki, "me")
+        self.tls_args = ["--cert-file", self.me[0], "--key-file", self.me[1], "--ca-certs", self.pki.ca_file]
+
+    async def cli(self, *argv):
+        console = WatchedConsole(self.environ)
+        code = await within(defer.ensureDeferred(run(reactor, parse(list(argv)), console)), 30)
+        return code, console.stdout.getvalue(), console.stderr.getvalue()
+
+    async def test_commands(self):
+        """ping, clients and a call over https with a client certificate;
+        the response comes back to an https callback server requiring the
+        hub's certificate."""
+        code, out, err = await self.cli("ping", *self.tls_args)
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"^hub at https://127\.0\.0\.1:\d+/xmlrpc: alive \(\d+ ms\)\n$")
+        code, out, err = await self.cli("clients", *self.tls_args)
+        self.assertEqual(code, 0, err)
+        self.assertIn("hub  Hub", out)
+        code, out, err = await self.cli("send", "samp.app.ping", "--to", "hub", "--https", "--cert-reqs",
+                                        "required", *self.tls_args)
+        self.assertEqual((code, out), (0, "hub (Hub): samp.ok {}\n"), err)
+
+    async def test_refused(self):
+        """No client certificate, or an untrusted hub: one line saying why,
+        exit status 1."""
+        code, out, err = await self.cli("ping", "--ca-certs", self.pki.ca_file)
+        self.assertEqual((code, out), (1, ""))
+        self.assertRegex(err, r"^sampy-twisted ping: .*TLS handshake failed.*\n$")
+        rogue = CertificateAuthority(os.path.join(self.directory, "rogue"), "rogue CA")
+        code, out, err = await self.cli("clients", "--cert-file", self.me[0], "--key-file", self.me[1],
+                                        "--hub-ca-certs", rogue.ca_file)
+        self.assertEqual((code, out), (1, ""))
+        self.assertRegex(err, r"^sampy-twisted clients: .*certificate of 127\.0\.0\.1 .*not trusted")
+        self.assertEqual(err.count("\n"), 1, err)
 
 
 class JSAMPHubCommandTests(CommandTestsMixin, TestCase):

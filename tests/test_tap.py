@@ -9,6 +9,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import ssl
 import sys
 
 from twisted.application.service import IServiceMaker
@@ -27,10 +28,11 @@ from sampy_twisted._tap import (
     ClientOptions,
     HubOptions,
     make_client_service,
+    make_hub,
     make_hub_service,
     parse_hub,
 )
-from sampy_twisted.testing import hub_for_test
+from sampy_twisted.testing import CertificateAuthority, hub_for_test
 
 from .astropy_peer import AstropyPeer
 
@@ -214,6 +216,186 @@ class HubOptionsTests(SynchronousTestCase):
         self.assertEqual((port, interface), (4455, "127.0.0.3"))
         self.assertTrue(service.hub.is_running)
         self.assertEqual(service.hub.lockfile, lockfile)
+
+
+class TLSOptionsTestsMixin:
+    """Certificates for the TLS option tests."""
+
+    def setUp(self):
+        self.directory = os.path.abspath(self.mktemp())
+        self.pki = CertificateAuthority(os.path.join(self.directory, "pki"))
+        self.cert, self.key = self.pki.issue("me")
+        self.ca = self.pki.ca_file
+
+    def passphrase_file(self, text):
+        path = os.path.join(self.directory, f"passphrase-{len(os.listdir(self.directory))}")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def assertUsageErrors(self, parse, cases):
+        for argv, text in cases:
+            with self.assertRaises(usage.UsageError, msg=argv) as caught:
+                parse(*argv)
+            self.assertIn(text, str(caught.exception), argv)
+
+
+class ClientTLSOptionsTests(TLSOptionsTestsMixin, SynchronousTestCase):
+    """
+    ``twistd samp-client`` TLS options build the hub-side and callback
+    server TLS settings.
+    """
+
+    def test_none(self):
+        """No TLS option: no settings (https hubs are still verified, against
+        the system's trust), plain http callbacks."""
+        options = parse_client()
+        self.assertEqual((options["hub_tls"], options["callback_tls"]), (None, None))
+
+    def test_mutual(self):
+        options = parse_client(
+            "--https", "--cert-file", self.cert, "--key-file", self.key, "--ca-certs", self.ca,
+            "--cert-reqs", "required",
+        )
+        callback, hub = options["callback_tls"], options["hub_tls"]
+        self.assertTrue(callback.has_certificate)
+        self.assertEqual((callback.cert_reqs, callback.ca_certs), (ssl.CERT_REQUIRED, self.ca))
+        callback.server_options()  # usable as a server
+        # The same certificate goes to https hubs, which --ca-certs verifies.
+        self.assertTrue(hub.has_certificate)
+        self.assertEqual((hub.cert_reqs, hub.ca_certs, hub.verifies_server), (None, self.ca, True))
+
+    def test_hub_side_only(self):
+        """Without --https: plain callbacks, but a client certificate and a
+        CA for https hubs."""
+        other = CertificateAuthority(os.path.join(self.directory, "other"), "other CA").ca_file
+        options = parse_client("--cert-file", self.cert, "--key-file", self.key, "--ca-certs", self.ca,
+                               "--hub-ca-certs", other)
+        self.assertIsNone(options["callback_tls"])
+        self.assertEqual(options["hub_tls"].ca_certs, other)
+        self.assertTrue(options["hub_tls"].has_certificate)
+        options = parse_client("--hub-ca-certs", other)
+        self.assertFalse(options["hub_tls"].has_certificate)
+
+    def test_hub_opt_out(self):
+        """--hub-cert-reqs none: the hub is not verified."""
+        options = parse_client("--hub-cert-reqs", "NONE")
+        self.assertEqual(options["hub_tls"].cert_reqs, ssl.CERT_NONE)
+        self.assertFalse(options["hub_tls"].verifies_server)
+        self.assertTrue(parse_client("--hub-cert-reqs", "required")["hub_tls"].verifies_server)
+
+    def test_min_version(self):
+        from twisted.internet.ssl import TLSVersion
+
+        options = parse_client("--tls-min-version", "1.3")
+        self.assertEqual(options["hub_tls"].minimum_version, TLSVersion.TLSv1_3)
+
+    def test_passphrase(self):
+        """An encrypted key's passphrase comes from a file's first line."""
+        cert, key = self.pki.issue("locked", passphrase="open sesame")
+        options = parse_client("--https", "--cert-file", cert, "--key-file", key,
+                               "--key-passphrase-file", self.passphrase_file("open sesame\nignored\n"))
+        self.assertTrue(options["callback_tls"].has_certificate)
+        self.assertUsageErrors(parse_client, [
+            (["--cert-file", cert, "--key-file", key], "is encrypted: give its passphrase"),
+            (["--cert-file", cert, "--key-file", key, "--key-passphrase-file", self.passphrase_file("nope")],
+             "wrong passphrase"),
+            (["--cert-file", cert, "--key-file", key, "--key-passphrase-file", self.passphrase_file("\n")],
+             "its first line is empty"),
+        ])
+
+    def test_usage_errors(self):
+        missing = os.path.join(self.directory, "missing.pem")
+        _, foreign_key = self.pki.issue("foreign")
+        self.assertUsageErrors(parse_client, [
+            (["--https"], "--https needs --cert-file"),
+            (["--https", "--key-file", self.key], "--key-file needs --cert-file"),
+            (["--cert-reqs", "required", "--ca-certs", self.ca], "it needs --https"),
+            (["--https", "--cert-file", self.cert, "--key-file", self.key, "--cert-reqs", "optional"],
+             "--cert-reqs optional needs --ca-certs"),
+            (["--https", "--cert-file", self.cert, "--key-file", self.key, "--cert-reqs", "always"],
+             "--cert-reqs must be none, optional or required, not 'always'"),
+            (["--hub-cert-reqs", "optional"], "--hub-cert-reqs must be required or none"),
+            (["--hub-cert-reqs", "none", "--hub-ca-certs", self.ca], "contradicts --hub-ca-certs"),
+            (["--cert-file", missing], f"--cert-file {missing}: no such file"),
+            (["--ca-certs", missing], "--ca-certs"),
+            (["--cert-file", self.cert, "--key-file", foreign_key], "does not match the certificate"),
+            (["--cert-file", self.cert], "no private key"),
+            (["--ca-certs", self.key], "holds no PEM certificate"),
+            (["--tls-min-version", "1.1"], "--tls-min-version must be 1.2 or 1.3"),
+            (["--key-passphrase-file", self.ca], "--key-passphrase-file needs --cert-file"),
+        ])
+
+    def test_service(self):
+        """--https makes the callback server listen with TLS where --listen
+        says, and the service registers with the hub-side settings."""
+        options = parse_client(
+            "--https", "--cert-file", self.cert, "--key-file", self.key, "--ca-certs", self.ca,
+            "--listen", "tcp:5124:interface=127.0.0.2",
+        )
+        memory = MemoryReactorClock()
+        service = make_client_service(options, memory)
+        self.assertIs(service._hub_tls, options["hub_tls"])
+        self.successResultOf(service.client.client.start())
+        [(port, factory, backlog, interface)] = memory.tcpServers
+        self.assertEqual((port, interface), (5124, "127.0.0.2"))
+        self.assertEqual(type(factory).__name__, "TLSMemoryBIOFactory")
+        # (The memory reactor's port says 127.0.0.1 whatever it was given.)
+        self.assertTrue(service.client.client.callback_url.startswith("https://"))
+        self.successResultOf(service.client.client.stop())
+
+
+class HubTLSOptionsTests(TLSOptionsTestsMixin, SynchronousTestCase):
+    """
+    ``twistd samp-hub`` TLS options.
+    """
+
+    def test_none(self):
+        options = parse_hub_options()
+        self.assertEqual((options["tls"], options["callback_tls"]), (None, None))
+
+    def test_https(self):
+        """The hub listens with TLS and writes an https URL and the
+        hub.ssl.* entries; https callbacks are verified with the hub's
+        certificate and CAs."""
+        lockfile = os.path.join(self.directory, "hub.lock")
+        options = parse_hub_options(
+            "--https", "--cert-file", self.cert, "--key-file", self.key, "--ca-certs", self.ca,
+            "--cert-reqs", "optional", "--tls-min-version", "1.3", "--lockfile", lockfile, "--port", "4456",
+        )
+        tls = options["tls"]
+        self.assertEqual((tls.cert_reqs, tls.ca_certs, tls.cert_file), (ssl.CERT_OPTIONAL, self.ca, self.cert))
+        self.assertIsNone(options["callback_tls"])
+        memory = MemoryReactorClock()
+        hub = make_hub(options, memory)
+        self.successResultOf(hub.start())
+        self.addCleanup(hub.stop)
+        [(port, factory, context_factory, backlog, interface)] = memory.sslServers
+        self.assertEqual((port, interface), (4456, "127.0.0.1"))
+        self.assertEqual(hub.url, "https://127.0.0.1:4456/xmlrpc")
+        params = read_lockfile(lockfile)
+        self.assertEqual((params["hub.ssl.certificate"], params["hub.ssl.protocol"]), ("OPTIONAL", "TLSv1.3"))
+
+    def test_callback_opt_out(self):
+        options = parse_hub_options("--https", "--cert-file", self.cert, "--key-file", self.key,
+                                    "--callback-cert-reqs", "none")
+        self.assertEqual(options["callback_tls"].cert_reqs, ssl.CERT_NONE)
+        self.assertTrue(options["callback_tls"].has_certificate)
+
+    def test_usage_errors(self):
+        _, foreign_key = self.pki.issue("foreign")
+        self.assertUsageErrors(parse_hub_options, [
+            (["--https"], "--https needs --cert-file"),
+            (["--cert-file", self.cert], "--cert-file is a TLS option: it needs --https"),
+            (["--cert-reqs", "required"], "--cert-reqs is a TLS option: it needs --https"),
+            (["--https", "--cert-file", self.cert, "--key-file", self.key, "--cert-reqs", "required"],
+             "--cert-reqs required needs --ca-certs"),
+            (["--https", "--cert-file", self.cert, "--key-file", foreign_key], "does not match the certificate"),
+            (["--https", "--cert-file", self.cert, "--key-file", self.key, "--callback-cert-reqs", "optional"],
+             "--callback-cert-reqs must be required or none"),
+            (["--https", "--cert-file", self.cert, "--key-file", self.key, "--tls-min-version", "1.0"],
+             "--tls-min-version"),
+        ])
 
 
 class HubServiceTests(TestCase):
