@@ -465,13 +465,18 @@ async def orchestrate(reactor, options):
             sender, receiver = pairs[lib]
             sender.send("cpu")
             receiver.send("cpu")
-            return float(await sender.expect("cpu ", 10)), float(await receiver.expect("cpu ", 10))
+            return (
+                float(await sender.expect("cpu ", 10)),
+                float(await receiver.expect("cpu ", 10)),
+                _process_cpu(state["hub"].pid),
+            )
 
         async def measure(lib, metric, n):
-            """(messages/s, sender CPU us/message, receiver CPU us/message)"""
+            """(messages/s, CPU us/message of the sender, the receiver and the hub)"""
             sender, receiver = pairs[lib]
             key = f"r{next(rounds)}"
             before = await cpu_times(lib)
+            drops = _listen_drops()
             limit = 30 + n / 20  # bounded even at 20 messages/s
             if metric == "notify":
                 sender.send(f"notify {key} {n} {options.concurrency}")
@@ -484,28 +489,57 @@ async def orchestrate(reactor, options):
                 sender.send(f"wait {key} {n}")
                 elapsed = await sender.expect(f"done {key} ", limit)
             after = await cpu_times(lib)
-            return (n / float(elapsed), *((a - b) / n * 1e6 for a, b in zip(after, before)))
+            drops = _listen_drops() - drops
+            return (n / float(elapsed), drops, *((a - b) / n * 1e6 for a, b in zip(after, before)))
 
         metrics = [m for m in ("notify", "call", "wait") if m in options.metrics]
         print(f"hub: {options.hub}; n={options.n}, concurrency={options.concurrency}, "
-              f"repeat={options.repeat}; load: {_load()}", flush=True)
-        for lib in options.libraries:  # warm up the hub's JIT, connections, imports
-            for metric in metrics:
-                await measure(lib, metric, max(50, options.n // 5))
+              f"repeat={options.repeat}; load average: {_load()}", flush=True)
+        # Warm up: the hub's JIT compiler needs a few thousand messages
+        # before its cost per message settles; our imports and caches too.
+        warm_until = time.monotonic() + options.warmup
+        while True:
+            for lib in options.libraries:
+                for metric in metrics:
+                    await measure(lib, metric, 200)
+            if time.monotonic() >= warm_until:
+                break
         results = {(m, lib): [] for m in metrics for lib in options.libraries}
         for r in range(options.repeat):
             for metric in metrics:
                 # Alternate who goes first, so drifting load hits both alike.
                 order = options.libraries if r % 2 == 0 else options.libraries[::-1]
                 for lib in order:
-                    rate, cpu_sender, cpu_receiver = await measure(lib, metric, options.n)
+                    rate, drops, *cpu = await measure(lib, metric, options.n)
                     results[metric, lib].append(rate)
-                    print(f"  round {r + 1}: {lib:8s} {TITLES[metric]:30s} {rate:6.0f}/s   CPU per "
-                          f"message: sender {cpu_sender:5.0f} us, receiver {cpu_receiver:5.0f} us", flush=True)
-        print(f"load after: {_load()}; {time.monotonic() - started:.0f} s in all\n")
+                    print(f"  round {r + 1}: {lib:8s} {TITLES[metric]:30s} {rate:6.0f}/s   CPU us per "
+                          "message: sender {:5.0f}, receiver {:5.0f}, hub {:5.0f}".format(*cpu)
+                          + (f"   ({drops} SYNs dropped by full listen queues)" if drops else ""), flush=True)
+        print(f"load average after: {_load()}; {time.monotonic() - started:.0f} s in all\n")
         print(_table(results, metrics, options.libraries))
     finally:
         await clean_up_once()
+
+
+def _process_cpu(pid):
+    """CPU seconds another process (the hub) used so far, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def _listen_drops():
+    """Connection attempts dropped by full listen queues, machine-wide so
+    far: each costs the connecting side a retransmission a second later."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = [line.split() for line in f if line.startswith("TcpExt:")]
+        return int(dict(zip(lines[0], lines[1]))["ListenDrops"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return 0
 
 
 def _load():
@@ -547,6 +581,7 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=20,
                         help="requests in flight for notify and async calls (default 20)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per figure; medians are shown")
+    parser.add_argument("--warmup", type=float, default=8.0, help="seconds of warm-up before measuring")
     parser.add_argument("--only", dest="libraries", choices=LIBRARIES, action="append",
                         help="measure only this library (repeatable)")
     parser.add_argument("--metric", dest="metrics", choices=("notify", "call", "wait"), action="append",
