@@ -132,7 +132,10 @@ class SAMPClientService(service.Service):
         CA bundle verifying the hub (or ``cert_reqs=ssl.CERT_NONE``, the
         explicit opt-out) and the client certificate to present.  They do
         not matter for ``http`` hubs.  (The callback server's own TLS
-        settings belong to the client.)
+        settings belong to the client.)  The default embedded hub serves
+        plain http, so that every SAMP tool can use it, and calls https
+        callbacks with these settings: their CA bundle verifies the callback
+        servers, and their certificate is presented to them.
 
     :ivar client: the :class:`SAMPIntegratedClient`.
     :ivar embedded_hub: the embedded hub while one runs, else ``None``.
@@ -542,7 +545,9 @@ class SAMPClientService(service.Service):
     def _make_embedded_hub(self, lockfile):
         from ._hub import SAMPHubServer
 
-        return SAMPHubServer(reactor=self._reactor, lockfile=lockfile)
+        # Plain http, so that every SAMP tool can use it; https callbacks
+        # (ours, when the client serves them) are called with hub_tls.
+        return SAMPHubServer(reactor=self._reactor, lockfile=lockfile, callback_tls=self._hub_tls)
 
     def _embedded_lockfile_path(self):
         if self._lockfile is not None:

@@ -32,16 +32,19 @@ from ._service import HUB_AUTO, HUB_MODES, HUB_RUNNING, SAMPClientService
 from ._tls import TLSOptions
 
 __all__ = [
+    "CERT_REQS",
     "ClientOptions",
     "ClientTLSOptionsMixin",
     "HubOptions",
     "Options",
+    "TLS_VERSIONS",
     "hub",
     "makeService",
     "make_client_service",
     "make_hub",
     "make_hub_service",
     "parse_hub",
+    "read_passphrase",
 ]
 
 DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"

@@ -25,6 +25,7 @@ from sampy_twisted._errors import SAMPHubError, SAMPProxyError
 from sampy_twisted._lockfile import format_lockfile, new_lockfile_params, write_lockfile
 from sampy_twisted._process import lockfile_environ, spawn
 from sampy_twisted._service import HUB_RUNNING, SAMPClientService
+from sampy_twisted._tap import ClientOptions, make_client_service
 from sampy_twisted.testing import CertificateAuthority
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -418,6 +419,36 @@ class ServiceTests(TLSHubTestsMixin, TestCase):
         self.assertEqual(response["samp.status"], "samp.ok")
         await service.stopService()
         self.assertEqual(hub.registered_clients, [sender.get_public_id()])
+
+
+    async def test_embedded_hub_calls_https_callbacks(self):
+        """twistd samp-client --https with an embedded hub: the hub serves
+        plain http, for every SAMP tool, and calls the client's https
+        callbacks with the client's hub-side settings (its CA verifies the
+        callback server, its certificate satisfies --cert-reqs required)."""
+        lockfile = os.path.join(self.directory, "embedded.lock")
+        self.patch(os, "environ", lockfile_environ(self.directory, lockfile))
+        alice = issue_for_both_ends(self.pki, "alice")
+        options = ClientOptions()
+        options.parseOptions([
+            "--hub", "embedded", "--name", "alice", "--subscribe", "test.*", "--https", "--cert-file", alice[0],
+            "--key-file", alice[1], "--ca-certs", self.pki.ca_file, "--cert-reqs", "required",
+        ])
+        service = make_client_service(options, reactor)
+        service.startService()
+        self.addCleanup(lambda: service.stopService() if service.running else None)
+        await within(service.when_registered(fail_after_failures=1))
+        hub = service.embedded_hub
+        self.assertTrue(hub.url.startswith("http://"))
+        self.assertTrue(service.client.client.callback_url.startswith("https://"))
+        sender = SAMPIntegratedClient(name="sender", reactor=reactor)
+        await within(sender.connect(hub_params=hub.params))
+        self.addCleanup(sender.disconnect)
+        response = await within(sender.ecall_and_wait(service.client.get_public_id(), "test.ask", "10"))
+        self.assertEqual(response["samp.status"], "samp.ok")
+        await sender.disconnect()
+        await service.stopService()
+        self.assertFalse(os.path.exists(lockfile))
 
 
 class ProcessTests(TLSHubTestsMixin, TestCase):
