@@ -36,8 +36,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 NOTIFY_MTYPE = "bench.notify"
 CALL_MTYPE = "bench.call"
@@ -439,9 +437,11 @@ async def orchestrate(reactor, options):
 
     def spawn(lib, role, recipient="-"):
         worker = Worker(reactor, f"{lib} {role}")
-        argv = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--role", role,
-                "--recipient", recipient, "--concurrency", str(options.concurrency)]
-        env = dict(state["hub"].environ, BENCH_LOCKFILE=state["hub"].lockfile, PYTHONPATH=ROOT)
+        # "baseline" is our worker importing sampy_twisted from another tree.
+        root = options.baseline if lib == "baseline" else ROOT
+        argv = [sys.executable, os.path.abspath(__file__), "--worker", "astropy" if lib == "astropy" else "ours",
+                "--root", root, "--role", role, "--recipient", recipient, "--concurrency", str(options.concurrency)]
+        env = dict(state["hub"].environ, BENCH_LOCKFILE=state["hub"].lockfile)
         if lib == "ours" and options.profile:
             env["BENCH_PROFILE"] = os.path.abspath(f"bench-{lib}-{role}.prof")
         reactor.spawnProcess(worker, sys.executable, argv, env=env, path=ROOT)
@@ -512,7 +512,7 @@ async def orchestrate(reactor, options):
                 for lib in order:
                     rate, drops, *cpu = await measure(lib, metric, options.n)
                     results[metric, lib].append(rate)
-                    print(f"  round {r + 1}: {lib:8s} {TITLES[metric]:30s} {rate:6.0f}/s   CPU us per "
+                    print(f"  round {r + 1}: {lib:9s}{TITLES[metric]:30s} {rate:6.0f}/s   CPU us per "
                           "message: sender {:5.0f}, receiver {:5.0f}, hub {:5.0f}".format(*cpu)
                           + (f"   ({drops} SYNs dropped by full listen queues)" if drops else ""), flush=True)
         print(f"load average after: {_load()}; {time.monotonic() - started:.0f} s in all\n")
@@ -555,19 +555,23 @@ def _table(results, metrics, libraries):
         values = results.get((metric, lib))
         return statistics.median(values) if values else None
 
-    rows = [("metric", "ours", "astropy", "ours/astropy", "goal met?")]
+    def number(value, form="{:.0f}"):
+        return "-" if value is None else form.format(value)
+
+    baseline = "baseline" in libraries
+    rows = [("metric", "ours", "astropy", "ours/astropy", "goal met?")
+            + (("baseline", "ours/baseline") if baseline else ())]
     for metric in metrics:
         ours, theirs = median(metric, "ours"), median(metric, "astropy")
         ratio = ours / theirs if ours and theirs else None
         met = "-" if ratio is None else ("yes" if ratio >= GOALS[metric] else "no")
-        rows.append((
-            TITLES[metric],
-            "-" if ours is None else f"{ours:.0f}",
-            "-" if theirs is None else f"{theirs:.0f}",
-            "-" if ratio is None else f"{ratio:.2f}",
-            f"{met} (goal {GOALS[metric]:g}x)",
-        ))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        row = (TITLES[metric], number(ours), number(theirs), number(ratio, "{:.2f}"),
+               f"{met} (goal {GOALS[metric]:g}x)")
+        if baseline:
+            base = median(metric, "baseline")
+            row += (number(base), number(ours / base if ours and base else None, "{:.2f}"))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -588,12 +592,24 @@ def main(argv=None):
                         help="measure only this figure (repeatable)")
     parser.add_argument("--profile", action="store_true",
                         help="profile our workers' CPU time (bench-ours-*.prof in the current directory)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also measure the sampy_twisted package found in DIR (say, an older "
+                             "checkout) as a third library, to see what a change gains")
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
+    parser.add_argument("--root", default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=("sender", "receiver"), help=argparse.SUPPRESS)
     parser.add_argument("--recipient", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     options.libraries = tuple(options.libraries or LIBRARIES)
+    if options.baseline:
+        options.baseline = os.path.abspath(options.baseline)
+        if not os.path.isdir(os.path.join(options.baseline, "sampy_twisted")):
+            parser.error(f"--baseline: no sampy_twisted package in {options.baseline}")
+        options.libraries += ("baseline",)
     options.metrics = tuple(options.metrics or ("notify", "call", "wait"))
+    # Workers import sampy_twisted from their tree; the orchestrator uses
+    # this checkout's (for sampy_twisted.testing).
+    sys.path.insert(0, options.root if options.worker else ROOT)
     if options.worker == "ours":
         return ours_worker(options.role, options.recipient, options.concurrency)
     if options.worker == "astropy":
