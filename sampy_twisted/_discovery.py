@@ -8,6 +8,8 @@ SAMPy and astropy's multi-hub mode also leave lockfiles in ``~/.samp-1/``.
 """
 
 import os
+import ssl
+import xmlrpc.client
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
@@ -211,19 +213,31 @@ def ping_hub(params, reactor, timeout=5.0):
     """
     Whether the hub described by *params* answers ``samp.hub.ping``.
 
+    Only liveness matters here: an ``https`` hub is pinged without checking
+    its certificate, and one that refuses the TLS handshake (it wants a
+    client certificate) counts as alive, since a TLS server is there.
+
     :return: a Deferred firing with ``True`` or ``False``; it never fails.
     """
+    from ._tls import TLSOptions  # only https hubs need TLS
+
     try:
-        proxy = XMLRPCProxy(params["samp.hub.xmlrpc.url"], reactor, timeout=timeout)
+        url = params["samp.hub.xmlrpc.url"]
+        policy = None
+        if urlsplit(url).scheme == "https":
+            policy = TLSOptions(cert_reqs=ssl.CERT_NONE).client_policy()
+        proxy = XMLRPCProxy(url, reactor, timeout=timeout, tls_policy=policy)
     except (KeyError, TypeError, ValueError):
         return defer.succeed(False)
+
+    def failed(failure):
+        if failure.check(xmlrpc.client.Fault):
+            return True  # it answered, if only with a fault
+        return "TLS handshake failed" in failure.getErrorMessage()
+
     d = proxy.call("samp.hub.ping")
-    d.addCallbacks(lambda _: True, lambda _: False)
-
-    def closed(alive):
-        return proxy.close().addCallback(lambda _: alive)
-
-    return d.addCallback(closed)
+    d.addCallbacks(lambda _: True, failed)
+    return d.addCallback(lambda alive: proxy.close().addCallback(lambda _: alive))
 
 
 def _candidate_lockfiles(environ):

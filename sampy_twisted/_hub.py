@@ -29,7 +29,6 @@ calls and accepts one reply per call, only from the intended recipient.
 """
 
 import collections
-import copy
 import functools
 import hashlib
 import hmac
@@ -223,10 +222,7 @@ def _verifying_copy(tls):
     """
     if tls.cert_reqs is None:
         return tls
-    options = copy.copy(tls)
-    options.cert_reqs = None
-    options._policy = None  # built lazily from the settings, which changed
-    return options
+    return tls.with_cert_reqs(None)
 
 
 def _usable_as_client_certificate(tls):

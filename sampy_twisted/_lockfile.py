@@ -20,8 +20,6 @@ import os
 import re
 import secrets
 import ssl
-import xmlrpc.client
-from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -34,7 +32,6 @@ from ._discovery import (
     read_lockfile,
 )
 from ._errors import SAMPHubError
-from ._xmlrpc import XMLRPCProxy
 
 __all__ = [
     "claim_lockfile",
@@ -250,7 +247,7 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
         _log.warn("Replacing unreadable SAMP lockfile {path}: {reason}", path=path, reason=str(exc))
     else:
         url = existing["samp.hub.xmlrpc.url"]
-        alive = yield _hub_answers(existing, reactor, ping_timeout)
+        alive = yield ping_hub(existing, reactor, ping_timeout)
         if alive:
             raise SAMPHubError(
                 f"a SAMP hub is already running: lockfile {path} names the hub "
@@ -265,35 +262,6 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
         write_lockfile(path, text)
     except OSError as exc:
         raise _write_error(path, exc)
-
-
-def _hub_answers(params, reactor, timeout):
-    """
-    Whether the hub an existing lockfile names is alive.  An ``https`` hub
-    is pinged without checking its certificate (only its liveness matters
-    here), and one that refuses the TLS handshake (it wants a client
-    certificate we lack) is alive too: a TLS server is listening there.
-    """
-    url = params["samp.hub.xmlrpc.url"]
-    if urlsplit(url).scheme != "https":
-        return ping_hub(params, reactor, timeout)
-    from ._tls import TLSOptions
-
-    try:
-        proxy = XMLRPCProxy(
-            url, reactor, timeout=timeout, tls_policy=TLSOptions(cert_reqs=ssl.CERT_NONE).client_policy()
-        )
-    except ValueError:
-        return defer.succeed(False)
-
-    def failed(failure):
-        if failure.check(xmlrpc.client.Fault):
-            return True
-        return "TLS handshake failed" in failure.getErrorMessage()
-
-    d = proxy.call("samp.hub.ping")
-    d.addCallbacks(lambda _: True, failed)
-    return d.addCallback(lambda alive: proxy.close().addCallback(lambda _: alive))
 
 
 def _write_error(path, exc):

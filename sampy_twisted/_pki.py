@@ -68,7 +68,7 @@ class CertificateAuthority:
         return path
 
     def issue(self, name, hostnames=("127.0.0.1", "localhost"), client=False, expired=False,
-              passphrase=None, combined=False, self_signed=False):
+              passphrase=None, combined=False, self_signed=False, both=False):
         """
         Issue a certificate and write it and its key.
 
@@ -76,6 +76,8 @@ class CertificateAuthority:
         :param hostnames: subjectAltNames (IP addresses or DNS names); empty
             for a certificate without subjectAltName.
         :param bool client: a client certificate (else a server one).
+        :param bool both: usable as server and client certificate (as a hub
+            or a callable client needs: each serves and calls).
         :param bool expired: make it already expired.
         :param passphrase: encrypt the key with this passphrase.
         :param bool combined: put the key in the certificate file.
@@ -86,7 +88,10 @@ class CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         start, end = (now - 30 * _DAY, now - _DAY) if expired else (now - _DAY, now + 30 * _DAY)
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        if both:
+            usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        else:
+            usages = [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(name))
@@ -95,7 +100,7 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
             .not_valid_after(end)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         )
         if hostnames:
             builder = builder.add_extension(x509.SubjectAlternativeName(_alt_names(hostnames)), critical=False)

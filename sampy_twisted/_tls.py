@@ -7,6 +7,7 @@ service-identity, as Twisted's :func:`~twisted.internet.ssl.optionsForClientTLS`
 does.
 """
 
+import copy
 import ipaddress
 import ssl
 
@@ -112,6 +113,7 @@ _VERIFY_ERRORS = {
     19: "chains to a self-signed certificate that is not trusted",
     20: "is not issued by a trusted CA",
     21: "is not issued by a trusted CA",
+    26: "is not meant for this role (its extended key usage lacks serverAuth or clientAuth)",
 }
 
 
@@ -238,11 +240,28 @@ class TLSOptions:
                        passphrase=None):
         """
         Build from the seeds' keyword arguments, or ``None`` when none is
-        given (astropy's ``cert_reqs=0`` default counts as not given).
+        given.  ``cert_reqs=None`` means not given; ``ssl.CERT_NONE`` is
+        an explicit choice (for a client: do not verify the server).
         """
-        if not (key_file or cert_file or cert_reqs or ca_certs or ssl_version):
+        if all(value is None for value in (key_file, cert_file, cert_reqs, ca_certs, ssl_version)):
             return None
-        return cls(cert_file, key_file, ca_certs, cert_reqs or None, ssl_version, passphrase)
+        return cls(cert_file, key_file, ca_certs, cert_reqs, ssl_version, passphrase)
+
+    def with_cert_reqs(self, cert_reqs):
+        """
+        A copy of these settings with another certificate requirement, for
+        example the hub's own settings made to verify the callback servers
+        it calls, whatever it asks of its clients.
+
+        :param cert_reqs: as for :class:`TLSOptions`.
+        :rtype: TLSOptions
+        """
+        if cert_reqs not in (None, ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+            raise ValueError(f"cert_reqs={cert_reqs!r} is not ssl.CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED")
+        other = copy.copy(self)
+        other.cert_reqs = cert_reqs
+        other._policy = None  # its creators follow the new requirement
+        return other
 
     def _load_identity(self, cert_file, key_file, passphrase):
         cert_pem = _read(cert_file, "certificate file")

@@ -25,7 +25,7 @@ from sampy_twisted._hub import SAMPHubServer
 from sampy_twisted.testing import hub_for_test
 from sampy_twisted._xmlrpc import XMLRPCProxy
 
-from .astropy_peer import NO_REPLY, AstropyPeer, PeerTimeout, error, ok
+from .astropy_peer import NO_REPLY, AstropyPeer, error, ok
 
 
 def within(d, seconds=10.0):

@@ -7,10 +7,10 @@ the tests.
 import os
 import ssl
 
-from twisted.internet import defer, endpoints, reactor
+from twisted.internet import endpoints, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sampy_twisted import SAMPIntegratedClient, TLSOptions
+from sampy_twisted import SAMPHubError, SAMPHubProxy, SAMPIntegratedClient, TLSOptions
 from sampy_twisted._pki import CertificateAuthority
 from sampy_twisted._tls import minimum_tls_version
 from sampy_twisted._xmlrpc import XMLRPCError, XMLRPCProxy, XMLRPCResource, make_site
@@ -83,9 +83,20 @@ class SettingsTests(SynchronousTestCase):
         self.assertRaises(ValueError, minimum_tls_version, "TLSv9")
 
     def test_from_arguments(self):
-        """astropy's defaults mean no TLS settings at all."""
-        self.assertIsNone(TLSOptions.from_arguments(cert_reqs=0))
-        self.assertEqual(TLSOptions.from_arguments(cert_reqs=ssl.CERT_NONE, ca_certs=self.pki.ca_file).cert_reqs, None)
+        """Nothing given means no TLS settings; CERT_NONE is a choice."""
+        self.assertIsNone(TLSOptions.from_arguments())
+        opted_out = TLSOptions.from_arguments(cert_reqs=ssl.CERT_NONE)
+        self.assertFalse(opted_out.verifies_server)
+        self.assertTrue(TLSOptions.from_arguments(ca_certs=self.pki.ca_file).verifies_server)
+
+    def test_with_cert_reqs(self):
+        cert, key = self.pki.issue("me")
+        strict = TLSOptions(cert, key, self.pki.ca_file, ssl.CERT_REQUIRED)
+        relaxed = strict.with_cert_reqs(ssl.CERT_NONE)
+        self.assertEqual((strict.cert_reqs, relaxed.cert_reqs), (ssl.CERT_REQUIRED, ssl.CERT_NONE))
+        self.assertTrue(relaxed.has_certificate)
+        self.assertIsNot(relaxed.client_policy(), strict.client_policy())
+        self.assertRaises(ValueError, strict.with_cert_reqs, 9)
 
     def test_https_callbacks_need_certificate(self):
         exc = self.assertRaises(ValueError, SAMPIntegratedClient, https=True)
@@ -151,6 +162,23 @@ class HandshakeTests(TestCase):
         other = CertificateAuthority(os.path.abspath(self.mktemp()), "rogue CA")
         url = await self.serve(TLSOptions(*other.issue("rogue")))
         self.assertEqual(await self.proxy(url, TLSOptions(cert_reqs=ssl.CERT_NONE)).call("ping"), "pong")
+
+    async def test_hub_proxy_opt_out(self):
+        """connect(cert_reqs=ssl.CERT_NONE) skips verifying an https hub;
+        by default an untrusted hub is refused."""
+        other = CertificateAuthority(os.path.abspath(self.mktemp()), "rogue CA")
+        site = make_site(XMLRPCResource({"samp.hub.ping": lambda: "1"}))
+        options = TLSOptions(*other.issue("rogue")).server_options()
+        port = await endpoints.SSL4ServerEndpoint(reactor, 0, options, interface="127.0.0.1").listen(site)
+        self.addCleanup(port.stopListening)
+        params = {"samp.secret": "s", "samp.hub.xmlrpc.url": f"https://127.0.0.1:{port.getHost().port}/"}
+        hub = SAMPHubProxy(reactor=reactor)
+        with self.assertRaises(SAMPHubError) as caught:
+            await hub.connect(hub_params=params)
+        self.assertIn("not issued by a trusted CA", str(caught.exception))
+        await hub.connect(hub_params=params, cert_reqs=ssl.CERT_NONE)
+        self.addCleanup(hub.disconnect)
+        self.assertEqual(await hub.ping(), "1")
 
     async def test_hostname_mismatch(self):
         url = await self.serve(TLSOptions(*self.pki.issue("elsewhere", hostnames=("example.org",))))

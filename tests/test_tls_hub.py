@@ -6,16 +6,10 @@ both directions (client to hub, hub to https callbacks); the hub's lockfile;
 and ``sampy-twisted hub --https`` in a child process.
 """
 
-import datetime
-import ipaddress
 import os
 import ssl
 import sys
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import defer, reactor
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -38,46 +32,13 @@ def within(d, seconds=15.0):
 
 def issue_for_both_ends(pki, name, hostnames=("127.0.0.1", "localhost")):
     """
-    A certificate (and key) for a SAMP party that is a TLS server and a TLS
-    client at once (the hub serves clients and calls their callbacks; a
-    client calls the hub and serves callbacks): its extended key usage
-    holds serverAuth and clientAuth.  OpenSSL refuses a certificate without
-    clientAuth as a client certificate.
+    A certificate for a SAMP party that is TLS server and client at once
+    (the hub serves clients and calls their callbacks; a client calls the
+    hub and serves callbacks).
 
     :return: ``(cert_file, key_file)``.
     """
-    # CertificateAuthority issues one usage or the other; this signs with
-    # its key (a test helper's internals) for the both-ways certificates.
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    day = datetime.timedelta(days=1)
-    alt_names = []
-    for host in hostnames:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            alt_names.append(x509.DNSName(host))
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(pki._certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - day)
-        .not_valid_after(now + 30 * day)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .sign(pki._key, hashes.SHA256())
-    )
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pki._write(f"{name}-both-cert.pem", cert_pem), pki._write(f"{name}-both-key.pem", key_pem)
-
+    return pki.issue(name, hostnames, both=True)
 
 class Inbox:
     """What a client received, as Deferred queues."""
