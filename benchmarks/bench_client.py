@@ -31,6 +31,7 @@ a worker exits when its stdin closes, so none outlives the benchmark.
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import time
@@ -174,10 +175,10 @@ def ours_worker(role, recipient, concurrency):
         import cProfile
 
         profiler = cProfile.Profile(time.process_time)
-        profiler.runcall(reactor.run)
+        profiler.runcall(reactor.run, installSignalHandlers=False)
         profiler.dump_stats(profile)
     else:
-        reactor.run()
+        reactor.run(installSignalHandlers=False)
 
 
 def _cpu():
@@ -420,7 +421,7 @@ async def orchestrate(reactor, options):
 
     Worker = _worker_protocol()
     workers = []
-    state = {"hub": None, "cleaned": None}
+    state = {"hub": None, "cleaned": None, "stopping": False}
 
     async def clean_up():
         await defer.gatherResults([w.stop() for w in workers], consumeErrors=True)
@@ -429,6 +430,7 @@ async def orchestrate(reactor, options):
 
     def clean_up_once():
         # Runs at the end, on error and on Ctrl-C (reactor shutdown).
+        state["stopping"] = True
         if state["cleaned"] is None:
             state["cleaned"] = defer.ensureDeferred(clean_up())
         return state["cleaned"]
@@ -517,6 +519,14 @@ async def orchestrate(reactor, options):
                           + (f"   ({drops} SYNs dropped by full listen queues)" if drops else ""), flush=True)
         print(f"load average after: {_load()}; {time.monotonic() - started:.0f} s in all\n")
         print(_table(results, metrics, options.libraries))
+    except Exception as exc:
+        if state["stopping"]:
+            print("interrupted: workers and hub stopped", file=sys.stderr)
+        elif isinstance(exc, WorkerFailed):
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            raise SystemExit(1)
+        else:
+            raise
     finally:
         await clean_up_once()
 
@@ -610,6 +620,10 @@ def main(argv=None):
     # Workers import sampy_twisted from their tree; the orchestrator uses
     # this checkout's (for sampy_twisted.testing).
     sys.path.insert(0, options.root if options.worker else ROOT)
+    if options.worker:
+        # Ctrl-C reaches the whole process group: leave it to the
+        # orchestrator, which closes our stdin to end us cleanly.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if options.worker == "ours":
         return ours_worker(options.role, options.recipient, options.concurrency)
     if options.worker == "astropy":
