@@ -47,6 +47,7 @@ TITLES = {
     "wait": "call_and_wait/s (sequential)",
 }
 LIBRARIES = ("ours", "astropy")
+QUIET = 5.0  # seconds without a new notification before counting the rest lost
 
 
 # -- workers: sampy_twisted ----------------------------------------------------
@@ -100,9 +101,10 @@ def ours_worker(role, recipient, concurrency):
 
     def on_notify(private_key, sender_id, mtype, params, extra):
         key = params["round"]
-        counts[key] = counts.get(key, 0) + 1
-        if counts[key] == int(params["n"]):
-            control.say(f"notified {key} {time.monotonic() - float(params['t0'])!r}")
+        elapsed = time.monotonic() - float(params["t0"])
+        count = counts[key] = (counts.get(key, (0, 0.0))[0] + 1, elapsed)
+        if count[0] == int(params["n"]):
+            control.say(f"notified {key} {elapsed!r}")
 
     def on_call(private_key, sender_id, msg_id, mtype, params, extra):
         return {"echo": params.get("i", "")}
@@ -152,7 +154,11 @@ def ours_worker(role, recipient, concurrency):
     async def cpu():
         return f"cpu {_cpu()!r}"
 
-    COMMANDS = {"notify": notify, "call": call, "wait": wait, "cpu": cpu}
+    async def count(key):
+        received, elapsed = counts.get(key, (0, 0.0))
+        return f"count {key} {received} {elapsed!r}"
+
+    COMMANDS = {"notify": notify, "call": call, "wait": wait, "cpu": cpu, "count": count}
 
     async def start():
         params = read_lockfile(os.environ["BENCH_LOCKFILE"])
@@ -226,10 +232,16 @@ def astropy_worker(role, recipient, concurrency):
     def on_notify(private_key, sender_id, mtype, params, extra):
         key = params["round"]
         with counting:
-            counts[key] = counts.get(key, 0) + 1
-            last = counts[key] == int(params["n"])
+            elapsed = time.monotonic() - float(params["t0"])
+            count = counts[key] = (counts.get(key, (0, 0.0))[0] + 1, max(elapsed, counts.get(key, (0, 0.0))[1]))
+            last = count[0] == int(params["n"])
         if last:
-            say(f"notified {key} {time.monotonic() - float(params['t0'])!r}")
+            say(f"notified {key} {elapsed!r}")
+
+    def count(key):
+        with counting:
+            received, elapsed = counts.get(key, (0, 0.0))
+        return f"count {key} {received} {elapsed!r}"
 
     def on_call(private_key, sender_id, msg_id, mtype, params, extra):
         client.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {"echo": params.get("i", "")}})
@@ -306,7 +318,7 @@ def astropy_worker(role, recipient, concurrency):
             check(client.call_and_wait(recipient, {"samp.mtype": CALL_MTYPE, "samp.params": {"i": str(i)}}, "30"))
         return f"done {key} {time.monotonic() - t0!r}"
 
-    commands = {"notify": notify, "call": call, "wait": wait, "cpu": lambda: f"cpu {_cpu()!r}"}
+    commands = {"notify": notify, "call": call, "wait": wait, "count": count, "cpu": lambda: f"cpu {_cpu()!r}"}
     say(f"ready {client.get_public_id()}")
     try:
         for line in sys.stdin:  # ends when the orchestrator closes our stdin
@@ -462,6 +474,7 @@ async def orchestrate(reactor, options):
             await sender.expect("ready", 60)
             pairs[lib] = (sender, receiver)
         rounds = iter(range(1_000_000))
+        lost = [0]
 
         async def cpu_times(lib):
             sender, receiver = pairs[lib]
@@ -473,17 +486,38 @@ async def orchestrate(reactor, options):
                 _process_cpu(state["hub"].pid),
             )
 
+        async def notified(receiver, key, n):
+            """(notifications received, seconds to the last): hubs may drop
+            notifications they fail to deliver, so stop waiting once the
+            count has not moved for a while."""
+            received = -1
+            while True:
+                try:
+                    return n, float(await receiver.expect(f"notified {key} ", QUIET))
+                except WorkerFailed:
+                    if receiver.exited:
+                        raise
+                receiver.send(f"count {key}")
+                now, elapsed = (await receiver.expect(f"count {key} ", 10)).split()
+                if int(now) == n:  # completed meanwhile
+                    return n, float(await receiver.expect(f"notified {key} ", 10))
+                if int(now) == received:
+                    lost[0] += n - received
+                    return received, float(elapsed)
+                received = int(now)
+
         async def measure(lib, metric, n):
             """(messages/s, CPU us/message of the sender, the receiver and the hub)"""
             sender, receiver = pairs[lib]
             key = f"r{next(rounds)}"
             before = await cpu_times(lib)
             drops = _listen_drops()
+            lost[0] = 0
             limit = 30 + n / 20  # bounded even at 20 messages/s
             if metric == "notify":
                 sender.send(f"notify {key} {n} {options.concurrency}")
-                elapsed = await receiver.expect(f"notified {key} ", limit)
                 await sender.expect(f"sent {key} ", limit)
+                n, elapsed = await notified(receiver, key, n)
             elif metric == "call":
                 sender.send(f"call {key} {n} {options.concurrency}")
                 elapsed = await sender.expect(f"done {key} ", limit)
@@ -492,7 +526,7 @@ async def orchestrate(reactor, options):
                 elapsed = await sender.expect(f"done {key} ", limit)
             after = await cpu_times(lib)
             drops = _listen_drops() - drops
-            return (n / float(elapsed), drops, *((a - b) / n * 1e6 for a, b in zip(after, before)))
+            return (n / float(elapsed), drops, lost[0], *((a - b) / n * 1e6 for a, b in zip(after, before)))
 
         metrics = [m for m in ("notify", "call", "wait") if m in options.metrics]
         print(f"hub: {options.hub}; n={options.n}, concurrency={options.concurrency}, "
@@ -512,11 +546,14 @@ async def orchestrate(reactor, options):
                 # Alternate who goes first, so drifting load hits both alike.
                 order = options.libraries if r % 2 == 0 else options.libraries[::-1]
                 for lib in order:
-                    rate, drops, *cpu = await measure(lib, metric, options.n)
+                    rate, drops, missing, *cpu = await measure(lib, metric, options.n)
                     results[metric, lib].append(rate)
+                    notes = [f"{drops} SYNs dropped by full listen queues"] if drops else []
+                    if missing:
+                        notes.append(f"{missing} notifications never arrived")
                     print(f"  round {r + 1}: {lib:9s}{TITLES[metric]:30s} {rate:6.0f}/s   CPU us per "
                           "message: sender {:5.0f}, receiver {:5.0f}, hub {:5.0f}".format(*cpu)
-                          + (f"   ({drops} SYNs dropped by full listen queues)" if drops else ""), flush=True)
+                          + (f"   ({'; '.join(notes)})" if notes else ""), flush=True)
         print(f"load average after: {_load()}; {time.monotonic() - started:.0f} s in all\n")
         print(_table(results, metrics, options.libraries))
     except Exception as exc:
