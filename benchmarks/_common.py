@@ -3,13 +3,15 @@ Helpers shared by the benchmarks: starting any of the three hubs (ours,
 JSAMP's, astropy's) in a child process, describing the machine, and plain
 text tables.  (CPU and load readings come from ``bench_client``.)
 
-Run as a script, it is the profiled hub child::
+Run as a script, it is our hub's child process when the hub is profiled or
+given settings the command line has no option for::
 
-    python benchmarks/_common.py profile-hub OUT.prof [sampy-twisted hub options]
+    python benchmarks/_common.py run-hub LOCKFILE [NAME=VALUE ...] [--profile OUT]
 
-runs ``sampy-twisted hub`` under cProfile (CPU time, not wall time: on a
-loaded machine wall time mostly measures waiting for a core) and writes the
-profile to OUT.prof when the hub stops (SIGTERM or SIGINT).
+runs a :class:`sampy_twisted.SAMPHubServer` (``NAME=VALUE``: its arguments,
+such as ``max_concurrent_deliveries=4``) until SIGTERM or SIGINT, optionally
+under cProfile measuring CPU time (not wall time: on a loaded machine wall
+time mostly measures waiting for a core), written to OUT when it stops.
 """
 
 import os
@@ -28,24 +30,28 @@ HUB_TITLES = {"ours": "ours", "jsamp": "JSAMP", "astropy": "astropy"}
 _TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
-def our_hub_argv(lockfile, via="cli", profile=None):
+def our_hub_argv(lockfile, via="cli", profile=None, settings=None):
     """
     The command line running our hub in a child process.
 
     :param str via: ``"cli"`` for ``sampy-twisted hub``, ``"twistd"`` for
         ``twistd -n samp-hub``.
-    :param str profile: a path: run ``sampy-twisted hub`` under cProfile
-        and write the profile there.
+    :param str profile: a path: profile the hub and write the profile there.
+    :param dict settings: more :class:`SAMPHubServer` arguments.
+    With either of these, the hub runs through :func:`run_hub` instead.
     """
-    if profile is not None:
-        return [sys.executable, os.path.abspath(__file__), "profile-hub", profile, "--lockfile", lockfile]
+    if profile is not None or settings:
+        extra = ["--profile", profile] if profile is not None else []
+        # The settings before --profile: argparse takes positionals in one run.
+        return [sys.executable, os.path.abspath(__file__), "run-hub", lockfile,
+                *(f"{name}={value!r}" for name, value in (settings or {}).items()), *extra]
     if via == "twistd":
         # No pid file: several hubs (and tests) may run in one directory.
         return [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", "samp-hub", "--lockfile", lockfile]
     return [sys.executable, "-m", "sampy_twisted._cli", "hub", "--lockfile", lockfile]
 
 
-def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile=None):
+def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile=None, settings=None):
     """
     Start a hub of *kind* (``ours``, ``jsamp`` or ``astropy``) in a child
     process, its home and lockfile (``<directory>/.samp``) in *directory*.
@@ -66,8 +72,9 @@ def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile
     env = lockfile_environ(directory, lockfile)
     # The child must import this checkout (and twistd find its plugin).
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    argv = our_hub_argv(lockfile, via, profile)
-    return start_hub(argv, env, directory, lockfile, timeout, reactor, name=f"our hub ({via})")
+    argv = our_hub_argv(lockfile, via, profile, settings)
+    name = "our hub" if profile or settings else f"our hub ({via})"
+    return start_hub(argv, env, directory, lockfile, timeout, reactor, name=name)
 
 
 def machine_summary():
@@ -110,23 +117,57 @@ def format_table(rows, right_from=1):
     return "\n".join(lines)
 
 
-def _profile_hub(out, args):
+def parse_settings(pairs):
+    """``NAME=VALUE`` strings as a dict; values are Python literals, else strings."""
+    import ast
+
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"{pair!r} is not NAME=VALUE")
+        try:
+            settings[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[name] = value
+    return settings
+
+
+def run_hub(lockfile, settings, profile=None):
+    """Run our hub until SIGTERM or SIGINT, perhaps under cProfile."""
     import cProfile
     import time
 
-    from sampy_twisted._cli import main
+    from twisted.internet import defer, task
 
+    from sampy_twisted import SAMPHubServer
+
+    async def main(reactor):
+        hub = SAMPHubServer(reactor, lockfile=lockfile, **settings)
+        await hub.start()
+        reactor.addSystemEventTrigger("before", "shutdown", hub.stop)
+        print(f"SAMP hub running at {hub.url}, lockfile {hub.lockfile}", flush=True)
+        await defer.Deferred()  # until the signal stops the reactor
+
+    def run():
+        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+
+    if profile is None:
+        return run()
     profiler = cProfile.Profile(time.process_time)
     try:
-        profiler.runcall(main, ["hub", *args])
-    except SystemExit as exc:
-        return exc.code
+        profiler.runcall(run)
     finally:
-        profiler.dump_stats(out)
-    return 0
+        profiler.dump_stats(profile)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] != "profile-hub":
-        sys.exit(f"usage: {sys.argv[0]} profile-hub OUT.prof [sampy-twisted hub options]")
-    sys.exit(_profile_hub(sys.argv[2], sys.argv[3:]))
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python benchmarks/_common.py run-hub")
+    parser.add_argument("command", choices=["run-hub"])
+    parser.add_argument("lockfile")
+    parser.add_argument("--profile", metavar="OUT")
+    parser.add_argument("settings", nargs="*", metavar="NAME=VALUE")
+    args = parser.parse_args()
+    run_hub(args.lockfile, parse_settings(args.settings), args.profile)
