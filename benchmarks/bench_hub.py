@@ -172,6 +172,13 @@ async def orchestrate(reactor, options):
     hubs, workers, tools = {}, [], set()
     state = {"cleaned": None}
 
+    class Stopping(Exception):
+        """The run is being cut short (Ctrl-C, SIGTERM): start nothing more."""
+
+    def go_on():
+        if state["cleaned"] is not None:
+            raise Stopping()
+
     async def clean_up():
         await defer.gatherResults([w.stop() for w in workers], consumeErrors=True)
         await defer.gatherResults([t.kill() for t in list(tools)], consumeErrors=True)
@@ -187,13 +194,19 @@ async def orchestrate(reactor, options):
     reactor.addSystemEventTrigger("before", "shutdown", clean_up_once)
 
     async def start_hub(kind):
+        go_on()
         hub_dir = os.path.join(directory, kind)
         os.makedirs(hub_dir)
         profile = options.profile_hub if kind == "ours" else None
-        hubs[kind] = await start_hub_process(kind, reactor, hub_dir, 60.0, options.our_hub, profile,
-                                             options.hub_settings)
+        hub = await start_hub_process(kind, reactor, hub_dir, 60.0, options.our_hub, profile,
+                                      options.hub_settings)
+        if state["cleaned"] is not None:
+            await hub.stop()  # started while the clean-up ran: it missed this one
+            raise Stopping()
+        hubs[kind] = hub
 
     def spawn(kind, lib, role, recipient="-"):
+        go_on()
         hub = hubs[kind]
         worker = Worker(reactor, f"{lib} {role} on the {HUB_TITLES[kind]} hub")
         if role == "waiter":
@@ -257,6 +270,7 @@ async def orchestrate(reactor, options):
     async def storm_round(kind, mode, nclient, nquery):
         hub = hubs[kind]
         args = ("-nclient", str(nclient), "-nquery", str(nquery), "-mode", mode)
+        go_on()
         cpu = bench_client._process_cpu(hub.pid)
         drops = bench_client._listen_drops()
         tool = spawn_jsamp_tool("calcstorm", args, lockfile=hub.lockfile, reactor=reactor)
@@ -323,11 +337,13 @@ async def orchestrate(reactor, options):
             return False
 
     async def client_figure(kind, lib, metric, n, figure=None):
+        go_on()
         if (lib, kind) in broken:
             return
         try:
             sample = await client_round(kind, lib, metric, n)
         except RoundFailed as exc:
+            go_on()
             if figure is None:
                 print(f"  warm-up: {lib} {title(lib, metric)} on {HUB_TITLES[kind]} failed: {exc}", flush=True)
             else:
@@ -392,6 +408,7 @@ async def orchestrate(reactor, options):
                         try:
                             sample = await storm_round(kind, mode, options.storm_clients, options.storm_queries)
                         except RoundFailed as exc:
+                            go_on()
                             fail(figure, exc)
                             continue
                         record(figure, sample)
@@ -404,6 +421,12 @@ async def orchestrate(reactor, options):
             notes.append(f"the {lib} workers on {HUB_TITLES[kind]}'s hub stopped answering: {why.splitlines()[0]}")
         print(f"load after: {bench_client._load()}; {time.monotonic() - started:.0f} s in all\n")
         print(report(results, failed, options, notes))
+    except Exception:
+        if state["cleaned"] is None:
+            raise
+        # Whatever broke once the run was cut short (Stopping, or workers
+        # that were stopped under a round) is not worth a traceback.
+        print("stopped: interrupted", flush=True)
     finally:
         await clean_up_once()
     if options.profile_hub:
@@ -522,8 +545,8 @@ def main(argv=None):
                              "it slows our hub down, so its figures mean little")
     parser.add_argument("--warmup", type=float, default=4.0,
                         help="seconds of warm-up per hub before measuring (default 4)")
-    parser.add_argument("--max-time", type=float, default=300.0,
-                        help="start no new round after this many seconds (default 300)")
+    parser.add_argument("--max-time", type=float, default=360.0,
+                        help="start no new round after this many seconds (default 360)")
     options = parser.parse_args(argv)
     if options.astropy_waiter:
         return astropy_waiter(options.astropy_waiter, options.wait_timeout)
