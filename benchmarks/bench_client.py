@@ -233,8 +233,9 @@ def astropy_worker(role, recipient, concurrency):
         key = params["round"]
         with counting:
             elapsed = time.monotonic() - float(params["t0"])
-            count = counts[key] = (counts.get(key, (0, 0.0))[0] + 1, max(elapsed, counts.get(key, (0, 0.0))[1]))
-            last = count[0] == int(params["n"])
+            received, latest = counts.get(key, (0, 0.0))
+            counts[key] = (received + 1, max(elapsed, latest))
+            last = received + 1 == int(params["n"])
         if last:
             say(f"notified {key} {elapsed!r}")
 
@@ -315,10 +316,17 @@ def astropy_worker(role, recipient, concurrency):
         n = int(n)
         t0 = time.monotonic()
         for i in range(n):
-            check(client.call_and_wait(recipient, {"samp.mtype": CALL_MTYPE, "samp.params": {"i": str(i)}}, "30"))
+            message = {"samp.mtype": CALL_MTYPE, "samp.params": {"i": str(i)}}
+            check(client.call_and_wait(recipient, message, "30"))
         return f"done {key} {time.monotonic() - t0!r}"
 
-    commands = {"notify": notify, "call": call, "wait": wait, "count": count, "cpu": lambda: f"cpu {_cpu()!r}"}
+    commands = {
+        "notify": notify,
+        "call": call,
+        "wait": wait,
+        "count": count,
+        "cpu": lambda: f"cpu {_cpu()!r}",
+    }
     say(f"ready {client.get_public_id()}")
     try:
         for line in sys.stdin:  # ends when the orchestrator closes our stdin
@@ -453,8 +461,9 @@ async def orchestrate(reactor, options):
         worker = Worker(reactor, f"{lib} {role}")
         # "baseline" is our worker importing sampy_twisted from another tree.
         root = options.baseline if lib == "baseline" else ROOT
-        argv = [sys.executable, os.path.abspath(__file__), "--worker", "astropy" if lib == "astropy" else "ours",
-                "--root", root, "--role", role, "--recipient", recipient, "--concurrency", str(options.concurrency)]
+        argv = [sys.executable, os.path.abspath(__file__),
+                "--worker", "astropy" if lib == "astropy" else "ours", "--root", root, "--role", role,
+                "--recipient", recipient, "--concurrency", str(options.concurrency)]
         env = dict(state["hub"].environ, BENCH_LOCKFILE=state["hub"].lockfile)
         if lib == "ours" and options.profile:
             env["BENCH_PROFILE"] = os.path.abspath(f"bench-{lib}-{role}.prof")
