@@ -5,12 +5,13 @@ through the same hub (JSAMP's by default).
 
     python benchmarks/bench_client.py [--hub jsamp|astropy] [--n N]
                                       [--concurrency C] [--repeat R]
+                                      [--warmup S] [--baseline DIR] ...
 
 For each library a sender and a receiver of that library run, each in a
 child process of its own, registered with one hub started in a temporary
-directory (the real ~/.samp is never touched).  Three figures, each the
-median of R rounds, with the libraries' rounds interleaved so that a change
-of machine load hits both alike:
+directory (the real ~/.samp is never touched).  After S seconds of warm-up,
+three figures, each the median of R rounds, with the libraries' rounds
+interleaved so that a change of machine load hits both alike:
 
 notify/s
     N notifications (``samp.hub.notify``), counted at the receiver: time
@@ -25,8 +26,10 @@ call_and_wait/s
     msg-tag correlation; astropy: the hub's ``samp.hub.callAndWait``).
 
 Notifications are sent with C in flight too (ours: Deferreds, astropy: C
-threads).  The orchestrator talks to each worker over its stdin/stdout;
-a worker exits when its stdin closes, so none outlives the benchmark.
+threads).  Each round also reports the CPU time per message of the sender,
+the receiver and the hub.  The orchestrator talks to each worker over its
+stdin/stdout; a worker exits when its stdin closes, so none outlives the
+benchmark.  See benchmarks/README.md and docs/benchmarks.rst.
 """
 
 import argparse
