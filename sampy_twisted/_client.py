@@ -248,10 +248,11 @@ class SAMPClient:
     def _default_endpoint(self):
         if self._tls is not None:
             return SSL4ServerEndpoint(
-                self._reactor, self._port_number, self._tls.server_options(), interface=self._addr
+                self._reactor, self._port_number, self._tls.server_options(), backlog=1024, interface=self._addr
             )
         kind = TCP6ServerEndpoint if ":" in self._addr else TCP4ServerEndpoint
-        return kind(self._reactor, self._port_number, interface=self._addr)
+        # A deep accept queue: hubs open a connection per delivery, in bursts.
+        return kind(self._reactor, self._port_number, backlog=1024, interface=self._addr)
 
     def _listening(self, port):
         self._port = port
