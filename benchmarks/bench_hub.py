@@ -95,8 +95,9 @@ def title(driver, metric):
 
 class Sample:
     """One round: messages/s, the hub's CPU us per message, whether the rate
-    is only an upper bound (the round was cut off), and the connection
-    attempts full listen queues dropped meanwhile (machine-wide)."""
+    is only an upper bound (the round was cut off), the connection attempts
+    full listen queues dropped meanwhile (machine-wide), and the replies
+    astropy's waiter lost, with the seconds they took."""
 
     def __init__(self, rate, cpu_us, bound=False, drops=0, lost=0, lost_time=0.0):
         self.rate, self.cpu_us, self.bound, self.drops = rate, cpu_us, bound, drops
