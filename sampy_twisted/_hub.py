@@ -9,7 +9,8 @@ slow, hanging or vanished client never holds up the hub or anyone else.
 
 **Delivery-failure policy.**  Each client gets one :class:`XMLRPCProxy`
 (keeping HTTP/1.1 connections open to servers that allow it) and at most
-``max_concurrent_deliveries`` callbacks in flight; more wait in a per-client
+``max_concurrent_deliveries`` callbacks in flight (4 when its server closes
+each connection, as astropy's and JSAMP's do); more wait in a per-client
 queue.  A delivery fails when the client cannot be reached, does not answer
 within ``client_timeout`` seconds, or answers with a fault:
 
@@ -61,6 +62,9 @@ __all__ = ["HUB_ID", "SAMPHubServer", "start_hub"]
 
 HUB_ID = "hub"
 """The public id of the hub's own client (``samp.hub-id``)."""
+
+#: Callbacks in flight to a client whose server closes every connection.
+CLOSING_SERVER_DELIVERIES = 4
 
 _QUERY_BY_META = ("x-samp.query.by-meta", "samp.query.by-meta")
 _HUB_SUBSCRIPTIONS = {"samp.app.ping": {}, "x-samp.query.by-meta": {}, "samp.query.by-meta": {}}
@@ -258,7 +262,8 @@ class SAMPHubServer(service.Service):
         *addr* and *port* (it must give TCP addresses).
     :param int max_delivery_failures: consecutive transport failures after
         which a client is dropped.
-    :param int max_concurrent_deliveries: callbacks in flight to one client.
+    :param int max_concurrent_deliveries: callbacks in flight to one client
+        (at most 4 to a client whose server closes each connection).
     :param int max_queued_deliveries: callbacks queued for one client beyond
         those in flight; more fail at once.
     :param float shutdown_timeout: seconds to wait for clients to take the
@@ -1046,7 +1051,7 @@ class SAMPHubServer(service.Service):
             if on_error is not None:
                 on_error(f"{method} to {client.client_id} not delivered: it is not callable")
             return
-        if len(client.in_flight) < self._max_concurrent:
+        if len(client.in_flight) < self._delivery_limit(client):
             self._send(client, method, args, on_error)
         elif len(client.queue) < self._max_queued:
             client.queue.append((method, args, on_error))
@@ -1055,6 +1060,14 @@ class SAMPHubServer(service.Service):
             self._log.warn("{text}", text=text)
             if on_error is not None:
                 on_error(text)
+
+    def _delivery_limit(self, client):
+        # A callback server that closes every connection (astropy's, JSAMP's)
+        # gets a few at a time: astropy listens with a queue of 5, and an
+        # overflowing queue costs a one-second retry per dropped connection.
+        if client.proxy.keeps_connections:
+            return self._max_concurrent
+        return min(self._max_concurrent, CLOSING_SERVER_DELIVERIES)
 
     def _send(self, client, method, args, on_error):
         proxy = client.proxy

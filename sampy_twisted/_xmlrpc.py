@@ -481,6 +481,12 @@ class XMLRPCProxy:
             raise self._error_class(str(failure.value))
         raise self._error_class(f"{method} at {self.url} failed: {_reason(failure)}")
 
+    @property
+    def keeps_connections(self):
+        """Whether the server keeps connections open between calls (false
+        once it answered HTTP/1.0, as JSAMP's and astropy's servers do)."""
+        return self._pool.persistent
+
     def _settle(self, result):
         # A request still in flight when close() was called returns its
         # connection to the pool afterwards: close that one too.
