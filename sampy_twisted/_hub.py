@@ -21,6 +21,9 @@ within ``client_timeout`` seconds, or answers with a fault:
   unreachable, timed out; a fault shows the client is alive and does not
   count) the client is dropped: the hub tries ``samp.hub.disconnect`` on it,
   forgets it, and broadcasts ``samp.hub.event.unregister``;
+* a client with ``MAX_UNANSWERED_CALLS`` (10,000) calls still unanswered
+  gets a ``samp.error`` response for the oldest when it makes another, so
+  calls nobody answers cannot pile up without bound;
 * when a client leaves or is dropped, calls it still owed a reply are
   answered to their senders with ``samp.error``, and its own pending
   ``callAndWait`` calls fail.
@@ -65,6 +68,9 @@ HUB_ID = "hub"
 
 #: Callbacks in flight to a client whose server closes every connection.
 CLOSING_SERVER_DELIVERIES = 4
+
+#: Unanswered calls one client may have; beyond, the oldest gets samp.error.
+MAX_UNANSWERED_CALLS = 10_000
 
 _QUERY_BY_META = ("x-samp.query.by-meta", "samp.query.by-meta")
 _HUB_SUBSCRIPTIONS = {"samp.app.ping": {}, "x-samp.query.by-meta": {}, "samp.query.by-meta": {}}
@@ -927,6 +933,8 @@ class SAMPHubServer(service.Service):
         return f"m{secrets.token_urlsafe(12)}"
 
     def _start_call(self, sender, tag, recipient, message, waiter=None, msg_id=None):
+        if len(sender.outstanding) >= MAX_UNANSWERED_CALLS:
+            self._give_up_oldest(sender)
         msg_id = msg_id or self._new_msg_id()
         pending = _PendingCall(msg_id, sender, tag, recipient, waiter)
         self._pending[msg_id] = pending
@@ -934,6 +942,16 @@ class SAMPHubServer(service.Service):
         recipient.awaiting.add(msg_id)
         self._later(self._deliver_call, pending, message)
         return pending
+
+    def _give_up_oldest(self, sender):
+        # Calls nobody answers would otherwise pile up for as long as both
+        # clients stay registered; the oldest is answered with an error.
+        oldest = next(p for p in self._pending.values() if p.sender is sender)
+        self._fail_call(
+            oldest.msg_id,
+            f"no reply from {oldest.recipient.client_id}: given up, as "
+            f"{sender.client_id} has {MAX_UNANSWERED_CALLS} calls unanswered",
+        )
 
     def _finish(self, pending, why_closed):
         """Take *pending* out of the tables; later replies get *why_closed*."""

@@ -10,6 +10,7 @@ import xmlrpc.client
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from sampy_twisted import _hub
 from sampy_twisted._hub import HUB_ID, SAMPHubServer, _ConnectionTracker, start_hub
 from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, make_site
 
@@ -591,6 +592,20 @@ class RoutingTests(HubTestCase):
         response = dict(ok({"x": "1"}), **{"test.extra": "kept"})
         self.assertEqual(await recipient.hub_call("reply", msg_id, response), "")
         self.assertEqual(await sender.response("my-tag"), (recipient.id, "my-tag", response))
+
+    async def test_unanswered_calls_bounded(self):
+        """Past MAX_UNANSWERED_CALLS unanswered calls, the oldest is answered
+        with samp.error, and a late reply to it is refused."""
+        self.patch(_hub, "MAX_UNANSWERED_CALLS", 2)
+        sender = await self.client()
+        recipient = await self.client(subscriptions={"test.echo": {}})
+        ids = [await sender.hub_call("call", recipient.id, f"tag{n}", message("test.echo")) for n in range(3)]
+        responder, tag, response = await sender.response("tag0")
+        self.assertEqual((responder, tag, response["samp.status"]), (recipient.id, "tag0", "samp.error"))
+        self.assertIn("2 calls unanswered", response["samp.error"]["samp.errortxt"])
+        await self.assertFault(recipient.hub_call("reply", ids[0], ok()), "sender was told")
+        self.assertEqual(await recipient.hub_call("reply", ids[2], ok()), "")
+        self.assertEqual((await sender.response("tag2"))[2]["samp.status"], "samp.ok")
 
     async def test_msg_ids_unguessable(self):
         """msg-ids are long random strings, different for every call."""
