@@ -41,7 +41,7 @@ from ._errors import (
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
 from ._mtype import check_mtype_pattern, is_mtype
-from ._tap import ClientTLSOptionsMixin, HubOptions, make_hub
+from ._tap import ClientTLSOptionsMixin, HubOptions, _positive_seconds, make_hub
 
 __all__ = ["Options", "main", "run"]
 
@@ -58,14 +58,11 @@ class UserError(Exception):
     """Something the user can fix: reported as one line, exit status 1."""
 
 
-def _seconds(text):
+def _wait_seconds(text):
     try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, not {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"expected a positive number of seconds, not {text!r}")
-    return value
+        return _positive_seconds("wait")(text)
+    except ValueError as exc:
+        raise usage.UsageError(str(exc)) from None
 
 
 def _json(value):
@@ -167,10 +164,7 @@ class SendOptions(_Command, ClientTLSOptionsMixin, usage.Options):
         if self["wait"] is None:
             self["wait"] = DEFAULT_WAIT
         else:
-            try:
-                self["wait"] = _seconds(self["wait"])
-            except ValueError as exc:
-                raise usage.UsageError(f"--wait: {exc}") from None
+            self["wait"] = _wait_seconds(self["wait"])
         self.check_tls()
 
 
@@ -233,10 +227,7 @@ class PingOptions(_Command, ClientTLSOptionsMixin, usage.Options):
 
     def postOptions(self):
         """Check --wait and the TLS options."""
-        try:
-            self["wait"] = _seconds(self["wait"])
-        except ValueError as exc:
-            raise usage.UsageError(f"--wait: {exc}") from None
+        self["wait"] = _wait_seconds(self["wait"])
         self.check_tls()
 
 
