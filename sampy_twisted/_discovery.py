@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ._errors import SAMPHubError
-from ._xmlrpc import XMLRPCProxy
+from ._xmlrpc import XMLRPCProxy, _BoundedBody
 
 __all__ = [
     "default_lockfile_path",
@@ -167,7 +167,7 @@ def read_lockfile(path):
 
 
 def _fetch_lockfile(url, reactor, timeout):
-    from twisted.web.client import Agent, readBody
+    from twisted.web.client import Agent
 
     agent = Agent(reactor, connectTimeout=timeout)
     d = agent.request(b"GET", url.encode("ascii"))
@@ -175,7 +175,10 @@ def _fetch_lockfile(url, reactor, timeout):
     def got(response):
         if response.code != 200:
             raise SAMPHubError(f"SAMP lockfile {url}: HTTP {response.code}")
-        return readBody(response)
+        # Bounded like a lockfile on disk: a lockfile is a few lines.
+        reader = _BoundedBody(MAX_LOCKFILE_BYTES, url)
+        response.deliverBody(reader)
+        return reader.done
 
     d.addCallback(got)
     d.addTimeout(timeout, reactor)

@@ -161,6 +161,18 @@ class NetworkDiscoveryTests(TestCase):
         self.assertEqual(params["samp.secret"], "abc=def")
 
     @defer.inlineCallbacks
+    def test_http_lockfile_too_large(self):
+        """A lockfile URL answering megabytes is refused, not read whole."""
+        root = Resource()
+        root.putChild(b"lock", Data(b"#" * (2 * 1024 * 1024), "text/plain"))
+        url = self.listen(make_site(root))
+        error = yield self.assertFailure(
+            get_hub_params(reactor, {"SAMP_HUB": f"std-lockurl:{url}/lock"}), SAMPHubError
+        )
+        self.assertIn("exceeds", str(error))
+        self.assertIn(f"{url}/lock", str(error))
+
+    @defer.inlineCallbacks
     def test_http_lockfile_missing(self):
         url = self.listen(make_site(Resource()))
         error = yield self.assertFailure(
