@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import ssl
+from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -232,6 +233,9 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
     :return: a Deferred firing with ``None`` once the lockfile is written.
     :raises SAMPHubError: (as the Deferred's failure) a hub answering
         ``samp.hub.ping`` owns the lockfile, or the file cannot be written.
+
+    A lockfile naming the host and port in ``params`` is stale without a
+    ping: the new hub already listens there, so only it could answer.
     """
     text = format_lockfile(params)
     try:
@@ -247,7 +251,11 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
         _log.warn("Replacing unreadable SAMP lockfile {path}: {reason}", path=path, reason=str(exc))
     else:
         url = existing["samp.hub.xmlrpc.url"]
-        alive = yield ping_hub(existing, reactor, ping_timeout)
+        # The new hub already listens on its own address, so a lockfile
+        # naming that address is stale; pinging it would reach ourselves.
+        alive = False
+        if not _same_address(url, params["samp.hub.xmlrpc.url"]):
+            alive = yield ping_hub(existing, reactor, ping_timeout)
         if alive:
             raise SAMPHubError(
                 f"a SAMP hub is already running: lockfile {path} names the hub "
@@ -262,6 +270,15 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
         write_lockfile(path, text)
     except OSError as exc:
         raise _write_error(path, exc)
+
+
+def _same_address(url, other):
+    """Whether two hub URLs name the same host and port."""
+    try:
+        a, b = urlsplit(url), urlsplit(other)
+        return (a.hostname, a.port) == (b.hostname, b.port) and a.port is not None
+    except ValueError:  # a port out of range, say: not an address of ours
+        return False
 
 
 def _write_error(path, exc):

@@ -216,6 +216,18 @@ class HubLockfileTests(LockfileTestCase):
         hub = await self.hub()
         self.assertEqual(read_lockfile(self.path)["samp.secret"], hub.params["samp.secret"])
 
+    async def test_stale_naming_our_address(self):
+        """
+        A stale lockfile naming the address the new hub was given is
+        replaced: the hub answering there is the newcomer itself.
+        """
+        port = _closed_port()
+        url = f"http://127.0.0.1:{port}/xmlrpc"
+        write_lockfile(self.path, format_lockfile(new_lockfile_params(url, "old-secret")))
+        hub = await self.hub(port=port)
+        self.assertEqual(hub.url, url)
+        self.assertEqual(read_lockfile(self.path)["samp.secret"], hub.params["samp.secret"])
+
     async def test_stop_keeps_foreign_lockfile(self):
         """A hub whose lockfile was replaced by another's leaves it alone."""
         hub = await self.hub()
