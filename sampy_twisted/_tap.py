@@ -10,9 +10,11 @@ classes parse and check the command line, and the ``make*`` functions build
 imported only when one of the two is run.
 """
 
+import atexit
 import importlib
 import os
 import ssl
+import sys
 from types import SimpleNamespace
 
 from twisted.application import service
@@ -625,47 +627,76 @@ def make_hub(options, reactor):
 
 class _HubRunner(service.Service):
     """
-    Runs a hub under twistd: a hub that cannot start (a live hub owns the
-    lockfile, the port is taken) is logged and stops the process instead of
-    leaving it running without a hub.
+    Runs a hub under twistd, which must not go on running without one.
+
+    A failure known at once (the port is taken, the lockfile cannot be
+    written) is raised from ``startService``, so twistd reports it and exits
+    with status 1.  One known only later (a live hub answered at the address
+    an existing lockfile names) is logged, stops the reactor and calls
+    *on_late_failure*.
     """
 
     _log = Logger()
 
-    def __init__(self, hub, reactor):
+    def __init__(self, hub, reactor, on_late_failure=None):
         self.hub = hub
         self._reactor = reactor
+        self._on_late_failure = on_late_failure
 
     def startService(self):
         super().startService()
+        self._starting, self._failed_at_once = True, None
         self.hub.start().addErrback(self._failed)
+        self._starting = False
+        if self._failed_at_once is not None:
+            self.running = False
+            self._failed_at_once.raiseException()
 
     def _failed(self, failure):
+        if self._starting:
+            self._failed_at_once = failure
+            return
         self._log.error("The SAMP hub could not start: {why}", why=failure.getErrorMessage())
         if self.running:
             self._reactor.stop()
+            if self._on_late_failure is not None:
+                self._on_late_failure()
 
     def stopService(self):
         super().stopService()
         return self.hub.stop()
 
 
-def make_hub_service(options, reactor):
+def make_hub_service(options, reactor, on_late_failure=None):
     """
     Build the ``samp-hub`` service from parsed options.
 
     :param HubOptions options: the parsed options.
     :param reactor: the reactor.
+    :param on_late_failure: called with no arguments when the hub fails to
+        start after ``startService`` has returned (failures known at once
+        are raised from ``startService``).
     :return: an ``IService`` whose ``hub`` attribute is the
         :class:`SAMPHubServer`.
     """
-    return _HubRunner(make_hub(options, reactor), reactor)
+    return _HubRunner(make_hub(options, reactor), reactor, on_late_failure)
+
+
+def _exit_status_1_at_exit():
+    # twistd cannot be given an exit status once its reactor runs, so the
+    # process ends with status 1 once twistd has cleaned up and returned.
+    def exit_with_status_1():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+    atexit.register(exit_with_status_1)
 
 
 def _make_hub_service_on_global_reactor(options):
     from twisted.internet import reactor
 
-    return make_hub_service(options, reactor)
+    return make_hub_service(options, reactor, _exit_status_1_at_exit)
 
 
 hub = SimpleNamespace(Options=HubOptions, makeService=_make_hub_service_on_global_reactor)

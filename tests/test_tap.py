@@ -14,6 +14,9 @@ import sys
 
 from twisted.application.service import IServiceMaker
 from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactorClock
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.plugin import IPlugin, getPlugins
@@ -32,7 +35,7 @@ from sampy_twisted._tap import (
     make_hub_service,
     parse_hub,
 )
-from sampy_twisted.testing import CertificateAuthority, hub_for_test
+from sampy_twisted.testing import CertificateAuthority, MemoryNetwork, hub_for_test, start_memory_hub
 
 from .astropy_peer import AstropyPeer
 
@@ -216,6 +219,42 @@ class HubOptionsTests(SynchronousTestCase):
         self.assertEqual((port, interface), (4455, "127.0.0.3"))
         self.assertTrue(service.hub.is_running)
         self.assertEqual(service.hub.lockfile, lockfile)
+
+
+class HubRunnerFailureTests(SynchronousTestCase):
+    """
+    A ``samp-hub`` service whose hub cannot start does not leave the
+    process running without one.
+    """
+
+    def setUp(self):
+        self.network = MemoryNetwork()
+        self.running_hub = start_memory_hub(self.network, os.path.abspath(self.mktemp()))
+        self.late_failures = []
+
+    def service(self, *argv):
+        options = parse_hub_options(*argv)
+        return make_hub_service(options, self.network, lambda: self.late_failures.append(True))
+
+    def test_failure_at_once_raised(self):
+        """A port already taken is raised from startService."""
+        port = self.running_hub.url.split(":")[-1].split("/")[0]
+        service = self.service("--lockfile", os.path.abspath(self.mktemp()), "--port", port)
+        with self.assertRaises(CannotListenError):
+            service.startService()
+        self.assertFalse(service.running)
+        self.assertEqual(self.late_failures, [])
+
+    def test_late_failure_stops_reactor(self):
+        """A live hub found by ping stops the reactor and calls the
+        late-failure hook."""
+        service = self.service("--lockfile", self.running_hub.lockfile)
+        service.startService()
+        self.assertEqual(self.late_failures, [])
+        self.network.run()
+        self.assertTrue(self.network.hasStopped)
+        self.assertEqual(self.late_failures, [True])
+        self.assertFalse(service.hub.is_running)
 
 
 class TLSOptionsTestsMixin:
@@ -540,7 +579,24 @@ class TwistdTests(TestCase):
         )
         result = await within(process.ended, 30)
         self.assertIn("a SAMP hub is already running", result.output)
+        self.assertEqual(result.exit_code, 1, result.output)
         self.assertEqual(read_lockfile(hub.lockfile)["samp.secret"], hub.params["samp.secret"])
+
+    async def test_samp_hub_port_taken(self):
+        """samp-hub on a port already in use says why and exits with 1."""
+        taken = await within(TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory()))
+        self.addCleanup(taken.stopListening)
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        lockfile = os.path.join(directory, "hub.lock")
+        process = self.spawn_twistd(
+            checkout_environ(directory), directory, "samp-hub", "--lockfile", lockfile,
+            "--port", str(taken.getHost().port),
+        )
+        result = await within(process.ended, 30)
+        self.assertIn("Address already in use", result.output)
+        self.assertEqual(result.exit_code, 1, result.output)
+        self.assertFalse(os.path.exists(lockfile))
 
 
 # -- the installed package ----------------------------------------------------
