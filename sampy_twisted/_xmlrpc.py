@@ -18,6 +18,7 @@ from xml.etree import ElementTree
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, error as ierror
+from twisted.internet.address import IPv6Address
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -25,6 +26,7 @@ from twisted.internet.endpoints import (
     wrapClientTLS,
 )
 from OpenSSL.SSL import Error as SSLError
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -275,42 +277,63 @@ class _BoundedBody(Protocol):
             self.done.errback(reason)
 
 
+@implementer(IStreamClientEndpoint)
+class _NamedHostEndpoint:
+    """
+    Connects to a host name through the address it last connected to.
+
+    astropy's hub names itself by its fully qualified host name when it
+    finds the internet reachable, and a hub that closes every connection
+    would otherwise cost a host name lookup in a thread per request.  The
+    address is kept for ``ttl`` seconds and forgotten when connecting to it
+    fails, so a hub that moved is looked up again.
+    """
+
+    def __init__(self, reactor, host, port, timeout, ttl=60.0):
+        self._reactor = reactor
+        self._by_name = HostnameEndpoint(reactor, host, port, timeout=timeout)
+        self._timeout = timeout
+        self._ttl = ttl
+        self._by_address = None
+        self._expires = 0.0
+
+    def connect(self, protocolFactory):
+        if self._by_address is not None and self._reactor.seconds() < self._expires:
+            return self._by_address.connect(protocolFactory).addErrback(self._forget)
+        return self._by_name.connect(protocolFactory).addCallback(self._remember)
+
+    def _remember(self, protocol):
+        peer = protocol.transport.getPeer()
+        kind = TCP6ClientEndpoint if isinstance(peer, IPv6Address) else TCP4ClientEndpoint
+        self._by_address = kind(self._reactor, peer.host, peer.port, timeout=self._timeout)
+        self._expires = self._reactor.seconds() + self._ttl
+        return protocol
+
+    def _forget(self, failure):
+        self._by_address = None
+        return failure
+
+
 @implementer(IAgentEndpointFactory)
 class _EndpointFactory:
     """
     Connects IP literals directly (no resolver thread, so it also works before
-    the reactor's threadpool runs) and names through HostnameEndpoint.
+    the reactor's threadpool runs) and host names through the address they
+    last resolved to (see :class:`_NamedHostEndpoint`).
     """
 
     def __init__(self, reactor, connect_timeout, tls_policy=None):
         self._reactor = reactor
         self._timeout = connect_timeout
         self._tls_policy = tls_policy
-        self._plain = {}
+        self._tcp = {}
 
     def endpointForURI(self, uri):
-        if uri.scheme == b"http":
-            # A proxy calls one URL: build its endpoint once, not per call.
-            key = (uri.host, uri.port)
-            endpoint = self._plain.get(key)
-            if endpoint is None:
-                endpoint = self._plain[key] = self._endpoint(uri)
-            return endpoint
-        return self._endpoint(uri)
-
-    def _endpoint(self, uri):
-        host = uri.host.decode("ascii")
-        try:
-            address = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            endpoint = HostnameEndpoint(
-                self._reactor, host, uri.port, timeout=self._timeout
-            )
-        else:
-            kind = TCP4ClientEndpoint if address.version == 4 else TCP6ClientEndpoint
-            endpoint = kind(
-                self._reactor, str(address), uri.port, timeout=self._timeout
-            )
+        # A proxy calls one URL: its TCP endpoint is built once, not per call.
+        key = (uri.host, uri.port)
+        endpoint = self._tcp.get(key)
+        if endpoint is None:
+            endpoint = self._tcp[key] = self._tcp_endpoint(uri.host.decode("ascii"), uri.port)
         if uri.scheme == b"https":
             if self._tls_policy is None:
                 raise XMLRPCError(
@@ -320,6 +343,14 @@ class _EndpointFactory:
             creator = self._tls_policy.creatorForNetloc(uri.host, uri.port)
             endpoint = wrapClientTLS(creator, endpoint)
         return endpoint
+
+    def _tcp_endpoint(self, host, port):
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return _NamedHostEndpoint(self._reactor, host, port, self._timeout)
+        kind = TCP4ClientEndpoint if address.version == 4 else TCP6ClientEndpoint
+        return kind(self._reactor, str(address), port, timeout=self._timeout)
 
 
 def _reason(failure):

@@ -18,6 +18,8 @@ from sampy_twisted._xmlrpc import (
     XMLRPCProxy,
     XMLRPCResource,
     _BytesProducer,
+    _NamedHostEndpoint,
+
     make_site,
     safe_loads,
 )
@@ -304,6 +306,52 @@ class ProxyTests(TestCase):
         proxy = self.proxy(self.serve(factory))
         for _ in range(5):
             self.assertEqual((yield proxy.call("ping")), "pong")
+
+    def count_lookups(self):
+        """Count the reactor's host name lookups until the test ends."""
+        lookups = []
+        resolver = reactor.nameResolver
+
+        class Counting:
+            def resolveHostName(self, receiver, hostName, *args, **kwargs):
+                lookups.append(hostName)
+                return resolver.resolveHostName(receiver, hostName, *args, **kwargs)
+
+        self.patch(reactor, "_nameResolver", Counting())
+        return lookups
+
+    @defer.inlineCallbacks
+    def test_host_name_looked_up_once(self):
+        """
+        A server named by host name that closes every connection is looked
+        up once, not per call; an address that refuses is forgotten.
+        """
+        lookups = self.count_lookups()
+        factory = protocol.Factory.forProtocol(_HTTP10)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        number = port.getHost().port
+        proxy = self.proxy(f"http://localhost:{number}/")
+        for _ in range(3):
+            self.assertEqual((yield proxy.call("ping")), "pong")
+        self.assertEqual(lookups, ["localhost"])
+        yield port.stopListening()
+        yield self.assertFailure(proxy.call("ping"), XMLRPCError)
+        port = reactor.listenTCP(number, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.assertEqual((yield proxy.call("ping")), "pong")
+        self.assertEqual(lookups, ["localhost", "localhost"])
+
+    @defer.inlineCallbacks
+    def test_host_address_expires(self):
+        """The address of a host name is looked up again after its time."""
+        lookups = self.count_lookups()
+        port = reactor.listenTCP(0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        endpoint = _NamedHostEndpoint(reactor, "localhost", port.getHost().port, timeout=5, ttl=0)
+        for _ in range(2):
+            connected = yield endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
+            connected.transport.loseConnection()
+        self.assertEqual(lookups, ["localhost", "localhost"])
 
 
 def _next_turn():
