@@ -10,7 +10,6 @@ import itertools
 import secrets
 import traceback
 import xmlrpc.client
-from collections import OrderedDict
 
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
@@ -26,10 +25,6 @@ from ._errors import (
 from ._mtype import best_match, check_mtype_pattern
 from ._tls import TLSOptions
 from ._xmlrpc import XMLRPCResource, make_site
-
-#: How many recent msg-ids are remembered to refuse a redelivered call.
-SEEN_CALLS = 1024
-
 
 def error_response(text, exc=None):
     """
@@ -65,11 +60,10 @@ def _split_message(message):
 
 
 class _Binding:
-    __slots__ = ("function", "declare", "metadata")
+    __slots__ = ("function", "metadata")
 
-    def __init__(self, function, declare, metadata):
+    def __init__(self, function, metadata):
         self.function = function
-        self.declare = declare
         self.metadata = metadata
 
 
@@ -166,7 +160,6 @@ class SAMPClient:
         self._system = {}
         self._extra_subscriptions = {}
         self._pending = {}
-        self._seen_calls = OrderedDict()
         self._tags = (f"sampy_twisted:{secrets.token_hex(4)}:{n}" for n in itertools.count())
         self._private_key = self._public_id = self._hub_id = None
         self._registration_observers = []
@@ -362,13 +355,16 @@ class SAMPClient:
 
     def declare_metadata(self, metadata=None):
         """
-        Declare the client's metadata, replacing what was declared before.
+        Declare the client's metadata.  As in astropy, *metadata* is merged
+        into the client's (a key given again replaces its value), so
+        ``samp.name`` given at construction stays.
 
-        :param dict metadata: the new metadata; the current one when ``None``.
+        :param dict metadata: entries to add; ``None`` declares the current
+            metadata again.
         :return: a Deferred firing when the hub has it.
         """
         if metadata is not None:
-            self._metadata = check_samp_value(dict(metadata), "metadata")
+            self._metadata = dict(self._metadata, **check_samp_value(dict(metadata), "metadata"))
         if self._private_key is None:
             return defer.succeed(None)
         return self.hub.declare_metadata(self._private_key, self._metadata)
@@ -385,8 +381,7 @@ class SAMPClient:
         subscriptions.update((mtype, {}) for mtype in self._system)
         for table in (self._notification_bindings, self._call_bindings):
             for mtype, binding in table.items():
-                if binding.declare:
-                    subscriptions[mtype] = dict(binding.metadata or {})
+                subscriptions[mtype] = dict(binding.metadata or {})
         subscriptions.update(self._extra_subscriptions)
         return subscriptions
 
@@ -409,12 +404,14 @@ class SAMPClient:
     # -- bindings -------------------------------------------------------------
 
     def _bind(self, table, mtype, function, declare, metadata):
+        if not self._callable:
+            raise SAMPClientError("this client is not callable: nothing can be delivered to its handlers")
         check_mtype_pattern(mtype)
         if not callable(function):
             raise TypeError(f"handler for {mtype} is not callable: {function!r}")
         if metadata is not None:
             metadata = check_samp_value(dict(metadata), "metadata")
-        table[mtype] = _Binding(function, declare, metadata)
+        table[mtype] = _Binding(function, metadata)
         return self.declare_subscriptions() if declare else defer.succeed(None)
 
     def _unbind(self, table, mtype, declare):
@@ -542,9 +539,6 @@ class SAMPClient:
         :return: ``""``.
         """
         self._check_key(private_key)
-        if not self._first_delivery(msg_id):
-            self._log.warn("Ignoring repeated delivery of call {msg_id}", msg_id=msg_id)
-            return ""
         try:
             mtype, params, extra = _split_message(message)
         except ValueError as exc:
@@ -591,14 +585,6 @@ class SAMPClient:
             return table[mtype]
         pattern = best_match(table, mtype)
         return None if pattern is None else table[pattern]
-
-    def _first_delivery(self, msg_id):
-        if msg_id in self._seen_calls:
-            return False
-        self._seen_calls[msg_id] = None
-        if len(self._seen_calls) > SEEN_CALLS:
-            self._seen_calls.popitem(last=False)
-        return True
 
     def _call_returned(self, result, msg_id, mtype):
         if result is None:
@@ -702,6 +688,11 @@ class SAMPClient:
             pending.deferred.errback(failure)
 
     def _fail_pending(self, exc):
-        for tag in list(self._pending):
-            pending = self._forget(tag)
-            pending.deferred.errback(exc)
+        # Take them all first: an errback may cancel another wait.
+        waits, self._pending = self._pending, {}
+        for pending in waits.values():
+            if pending.timer is not None and pending.timer.active():
+                pending.timer.cancel()
+        for pending in waits.values():
+            if not pending.deferred.called:
+                pending.deferred.errback(exc)

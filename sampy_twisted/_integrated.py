@@ -102,6 +102,8 @@ class SAMPIntegratedClient:
         self.clients = ClientTracker(self.client) if track_clients and callable else None
         self._lost = []
         self._closing = False
+        self._connecting = False
+        self._connect_waiters = []
         #: The hub this client started with ``connect(hub="auto")``, if any.
         self.embedded_hub = None
 
@@ -147,8 +149,11 @@ class SAMPIntegratedClient:
             :class:`SAMPHubError` (no hub, hub unreachable) or
             :class:`SAMPProxyError` (the hub refused).
         """
+        if self._connecting:
+            return defer.fail(SAMPClientError("connect() is already in progress"))
         if self.is_connected:
             return defer.fail(SAMPClientError("already connected; disconnect() first"))
+        self._connecting = True
         if hub == "auto":
             d = self._running_or_embedded_hub()
         else:
@@ -161,7 +166,14 @@ class SAMPIntegratedClient:
             d.addCallback(lambda _: self.clients.populate())
         d.addCallback(self._connected)
         d.addErrback(self._connect_failed)
-        return d
+        return d.addBoth(self._connect_ended)
+
+    def _connect_ended(self, result):
+        self._connecting = False
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+        return result
 
     def _connect_to_hub(self, hub, hub_params, key_file, cert_file, cert_reqs, ca_certs, ssl_version,
                         pool_size, tls):
@@ -208,11 +220,17 @@ class SAMPIntegratedClient:
         return d.addCallbacks(started, lost_race)
 
     def _connected(self, _):
+        if not self.client.is_registered:
+            raise SAMPHubError("the hub ended the registration while connecting")
         self.client.when_unregistered().addCallback(self._registration_ended)
         return self
 
     def _connect_failed(self, failure):
-        d = self._shut_down()
+        # A registration made before the failure is undone, or this object
+        # could never register again and the hub would keep a dead client.
+        d = self.client.unregister()
+        d.addErrback(lambda _: None)
+        d.addCallback(lambda _: self._shut_down())
         return d.addCallback(lambda _: failure)
 
     def _registration_ended(self, reason):
@@ -248,6 +266,11 @@ class SAMPIntegratedClient:
 
         :return: a Deferred firing when everything is closed.
         """
+        if self._connecting:
+            # Let the connection finish (or fail) first, then undo it.
+            waiter = defer.Deferred()
+            self._connect_waiters.append(waiter)
+            return waiter.addCallback(lambda _: self.disconnect())
         self._closing = True
         d = self.client.unregister()
 
@@ -320,9 +343,10 @@ class SAMPIntegratedClient:
 
     def declare_metadata(self, metadata):
         """
-        Declare this client's metadata, replacing the previous one.
+        Declare this client's metadata: *metadata* is merged into it, as in
+        astropy.
 
-        :param dict metadata: the metadata map.
+        :param dict metadata: the entries to add or replace.
         """
         return self.client.declare_metadata(metadata)
 

@@ -4,11 +4,13 @@ A live view of the other clients registered with the hub, kept current from
 the hub's ``samp.hub.event.*`` notifications, as JSAMP's ClientTracker does.
 """
 
+from collections import OrderedDict
 from collections.abc import Mapping
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from ._errors import SAMPProxyError
 from ._mtype import best_match
 
 EVENTS = (
@@ -17,6 +19,8 @@ EVENTS = (
     "samp.hub.event.metadata",
     "samp.hub.event.subscriptions",
 )
+
+_GONE_KEPT = 1024
 
 
 class TrackedClient:
@@ -61,7 +65,11 @@ class ClientTracker(Mapping):
     def __init__(self, client):
         self._client = client
         self._clients = {}
-        self._touched = {}  # client id -> what hub events changed during populate()
+        self._touched = None  # during populate(): client id -> what hub events changed
+        # Ids recently unregistered: a late metadata or subscriptions event
+        # (events travel on separate connections) must not bring one back.
+        # Hubs never reuse public ids; only the newest are kept.
+        self._gone = OrderedDict()
         self._observers = []
         client._bind_system("samp.hub.event.register", self._on_register)
         client._bind_system("samp.hub.event.unregister", self._on_unregister)
@@ -117,10 +125,15 @@ class ClientTracker(Mapping):
         """
         hub, key = self._client.hub, self._client.get_private_key()
         self._clients.clear()
-        self._touched.clear()
+        self._touched = {}
         d = hub.get_registered_clients(key)
         d.addCallback(lambda ids: defer.gatherResults([self._fetch(hub, key, cid) for cid in ids], consumeErrors=True))
-        return d.addCallback(lambda _: self)
+
+        def done(result):
+            self._touched = None
+            return result
+
+        return d.addBoth(done).addCallback(lambda _: self)
 
     def _fetch(self, hub, key, client_id):
         d = defer.gatherResults(
@@ -128,7 +141,7 @@ class ClientTracker(Mapping):
         )
 
         def got(results):
-            touched = self._touched.get(client_id, ())
+            touched = (self._touched or {}).get(client_id, ())
             if "unregister" in touched:
                 return
             entry = self._entry(client_id)
@@ -139,15 +152,19 @@ class ClientTracker(Mapping):
                 entry.subscriptions = subscriptions
 
         def gone(failure):
-            # It unregistered between the listing and the question.
-            self._log.debug("Client {id} vanished while tracking: {why}", id=client_id, why=failure.getErrorMessage())
+            if failure.check(SAMPProxyError):
+                # The hub no longer knows it: it unregistered between the
+                # listing and the question.
+                self._log.debug("Client {id} vanished while tracking: {why}", id=client_id, why=failure.getErrorMessage())
+            else:
+                self._log.warn("Cannot track client {id}: {why}", id=client_id, why=failure.getErrorMessage())
 
         return d.addCallbacks(got, gone)
 
     def clear(self):
         """Forget every client (when the registration ends)."""
         self._clients.clear()
-        self._touched.clear()
+        self._gone.clear()
 
     def _accept(self, event, sender_id, params):
         client_id = params.get("id")
@@ -155,7 +172,8 @@ class ClientTracker(Mapping):
             return None
         if client_id == self._client.get_public_id():
             return None
-        self._touched.setdefault(client_id, set()).add(event)
+        if self._touched is not None:
+            self._touched.setdefault(client_id, set()).add(event)
         return client_id
 
     def _entry(self, client_id):
@@ -181,16 +199,19 @@ class ClientTracker(Mapping):
         client_id = self._accept("unregister", sender_id, params)
         if client_id is not None:
             self._clients.pop(client_id, None)
+            self._gone[client_id] = None
+            if len(self._gone) > _GONE_KEPT:
+                self._gone.popitem(last=False)
             self._notify("unregister", client_id)
 
     def _on_metadata(self, sender_id, params):
         client_id = self._accept("metadata", sender_id, params)
-        if client_id is not None and isinstance(params.get("metadata"), dict):
+        if client_id is not None and client_id not in self._gone and isinstance(params.get("metadata"), dict):
             self._entry(client_id).metadata = params["metadata"]
             self._notify("metadata", client_id)
 
     def _on_subscriptions(self, sender_id, params):
         client_id = self._accept("subscriptions", sender_id, params)
-        if client_id is not None and isinstance(params.get("subscriptions"), dict):
+        if client_id is not None and client_id not in self._gone and isinstance(params.get("subscriptions"), dict):
             self._entry(client_id).subscriptions = params["subscriptions"]
             self._notify("subscriptions", client_id)

@@ -4,6 +4,7 @@ Unit tests for the callable client and the integrated client, with the hub
 replaced by a recording fake at the XML-RPC layer and time by a Clock.
 """
 
+import os
 import xmlrpc.client
 
 from twisted.internet import defer
@@ -16,10 +17,12 @@ from sampy_twisted import (
     SAMPCallTimeout,
     SAMPClient,
     SAMPClientError,
+    SAMPHubError,
     SAMPHubProxy,
     SAMPIntegratedClient,
     SAMPProxyError,
 )
+from sampy_twisted.testing import MemoryNetwork, start_memory_hub
 
 KEY = "k:secret-key"
 PARAMS = {"samp.secret": "s3cret", "samp.hub.xmlrpc.url": "http://127.0.0.1:1/xmlrpc"}
@@ -129,9 +132,27 @@ class RegistrationTests(ClientTestsMixin, SynchronousTestCase):
         self.assertNotIn("calc.*", self.wire.named("samp.hub.declareSubscriptions")[1][1])
 
     def test_bind_without_declare(self):
+        """declare=False declares nothing now; the next declaration
+        includes the binding, as in astropy."""
         self.register()
         self.successResultOf(self.client.bind_receive_call("calc.*", lambda *a: {}, declare=False))
         self.assertEqual(self.wire.calls, [])
+        self.successResultOf(self.client.declare_subscriptions())
+        self.assertIn("calc.*", self.wire.named("samp.hub.declareSubscriptions")[0][1])
+
+    def test_declare_metadata_merges(self):
+        """declare_metadata adds to the metadata, as in astropy."""
+        self.register()
+        self.successResultOf(self.client.declare_metadata({"samp.description.text": "more"}))
+        [(_, metadata)] = self.wire.named("samp.hub.declareMetadata")
+        self.assertEqual(metadata["samp.description.text"], "more")
+        self.assertIn("samp.name", metadata)
+
+    def test_bind_needs_callable(self):
+        """Handlers cannot be bound on a client nothing is delivered to."""
+        client = SAMPClient(self.hub, reactor=self.reactor, callable=False)
+        self.assertRaises(SAMPClientError, client.bind_receive_notification, "a.b", lambda *a: None)
+        self.assertRaises(SAMPClientError, client.bind_receive_call, "a.b", lambda *a: {})
 
     def test_bad_bindings(self):
         self.assertRaises(ValueError, self.client.bind_receive_call, "calc*", lambda *a: {})
@@ -265,13 +286,17 @@ class DispatchTests(ClientTestsMixin, SynchronousTestCase):
         self.assertEqual(response["samp.error"]["samp.errortxt"], "caf?")
         self.flushLoggedErrors(ValueError)
 
-    def test_redelivery_runs_once(self):
-        """The same msg-id delivered twice runs the handler once."""
+    def test_msg_id_seen_again_is_answered(self):
+        """
+        JSAMP's hub makes a msg-id of the sender and its msg-tag only, so
+        two calls reusing a tag arrive with the same msg-id: each is
+        handled and answered.
+        """
         calls = []
         self.call("x.y", lambda *a: calls.append(a) or {})
         self.client.receive_call(KEY, "c2", "m1", {"samp.mtype": "x.y", "samp.params": {}})
-        self.assertEqual(len(calls), 1)
-        self.assertEqual(len(self.replies()), 1)
+        self.assertEqual(len(calls), 2)
+        self.assertEqual([msg_id for msg_id, _ in self.replies()], ["m1", "m1"])
 
     def test_no_handler(self):
         self.register()
@@ -348,6 +373,20 @@ class HubEventTests(ClientTestsMixin, SynchronousTestCase):
         self.register()
         self.client.receive_notification(KEY, "c2", {"samp.mtype": "samp.hub.event.shutdown", "samp.params": {}})
         self.assertTrue(self.client.is_registered)
+
+    def test_errback_cancelling_another_wait(self):
+        """A wait's errback may cancel another wait while the registration
+        ends; every wait fails once and the end is still announced."""
+        self.register()
+        ended = self.client.when_unregistered()
+        first = self.client.call_and_wait("c2", {"samp.mtype": "a.b", "samp.params": {}}, "0")
+        second = self.client.call_and_wait("c3", {"samp.mtype": "a.b", "samp.params": {}}, "5")
+        first.addErrback(lambda failure: second.cancel())
+        self.client.receive_notification(KEY, "hub", {"samp.mtype": "samp.hub.event.shutdown", "samp.params": {}})
+        self.assertEqual(self.successResultOf(ended), "the hub shut down")
+        self.assertIsNone(self.successResultOf(first))
+        self.failureResultOf(second, defer.CancelledError)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_unregister(self):
         self.register()
@@ -520,3 +559,62 @@ class IntegratedClientTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.client.find_client("topcat")), "c2")
         wire.answers["samp.hub.getMetadata"] = {}
         self.failureResultOf(self.client.find_client("topcat"), SAMPClientError)
+
+
+class IntegratedConnectTests(SynchronousTestCase):
+    """
+    connect() and disconnect() racing each other or failing half-way, with
+    our hub on a memory network.
+    """
+
+    def setUp(self):
+        self.network = MemoryNetwork()
+        self.hub = start_memory_hub(self.network, os.path.abspath(self.mktemp()))
+        self.observer = self.result(SAMPIntegratedClient(name="observer", reactor=self.network).connect(hub=self.hub))
+
+    def result(self, d):
+        self.network.run()
+        return self.successResultOf(d)
+
+    def registered_names(self):
+        ids = self.result(self.observer.get_registered_clients())
+        return sorted(self.result(self.observer.get_metadata(i)).get("samp.name") for i in ids)
+
+    def test_second_connect_refused_while_connecting(self):
+        """A connect() while one is in progress fails without harming it."""
+        client = SAMPIntegratedClient(name="me", reactor=self.network)
+        first = client.connect(hub=self.hub)
+        second = client.connect(hub=self.hub)
+        self.assertIn("in progress", str(self.failureResultOf(second, SAMPClientError).value))
+        self.assertIs(self.result(first), client)
+        self.assertTrue(client.is_connected)
+        self.assertEqual(self.registered_names(), ["Hub", "me"])
+
+    def test_failure_after_registering_undone(self):
+        """
+        A connect() failing after the registration unregisters, so the hub
+        keeps no dead client and the same object can connect again.
+        """
+        client = SAMPIntegratedClient(name="me", reactor=self.network, track_clients=True)
+        populate = client.clients.populate
+        client.clients.populate = lambda: defer.fail(SAMPHubError("tracking failed"))
+        d = client.connect(hub=self.hub)
+        self.network.run()
+        self.failureResultOf(d, SAMPHubError)
+        self.assertFalse(client.client.is_registered)
+        self.assertEqual(self.registered_names(), ["Hub"])
+        client.clients.populate = populate
+        self.assertIs(self.result(client.connect(hub=self.hub)), client)
+        self.assertEqual(self.registered_names(), ["Hub", "me"])
+
+    def test_disconnect_while_connecting(self):
+        """disconnect() during connect() waits for it, then unregisters."""
+        client = SAMPIntegratedClient(name="me", reactor=self.network)
+        connected = client.connect(hub=self.hub)
+        disconnected = client.disconnect()
+        self.network.run()
+        self.assertIs(self.successResultOf(connected), client)
+        self.successResultOf(disconnected)
+        self.assertFalse(client.is_connected)
+        self.assertIsNone(client.client.callback_url)
+        self.assertEqual(self.registered_names(), ["Hub"])

@@ -58,6 +58,23 @@ class TrackerTests(SynchronousTestCase):
             [("register", "c7"), ("metadata", "c7"), ("subscriptions", "c7"), ("unregister", "c7")],
         )
 
+    def test_late_event_after_unregister(self):
+        """A metadata or subscriptions event arriving after the client's
+        unregistration (events travel on separate connections) does not
+        bring it back."""
+        self.send("samp.hub.event.register", id="c7")
+        self.send("samp.hub.event.unregister", id="c7")
+        self.send("samp.hub.event.metadata", id="c7", metadata={"samp.name": "Aladin"})
+        self.send("samp.hub.event.subscriptions", id="c7", subscriptions={"image.*": {}})
+        self.assertEqual(len(self.tracker), 0)
+
+    def test_events_outside_populate_not_kept(self):
+        """What events changed is remembered only while populating, so a
+        long session does not grow it."""
+        for n in range(3):
+            self.send("samp.hub.event.register", id=f"c{n + 10}")
+        self.assertIsNone(self.tracker._touched)
+
     def test_only_hub_events(self):
         """Events from other clients and about ourselves are ignored."""
         self.send("samp.hub.event.register", sender="c9", id="c7")
