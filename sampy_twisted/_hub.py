@@ -515,13 +515,17 @@ class SAMPHubServer(service.Service):
             if self.lockfile is not None:
                 remove_lockfile_if_ours(self.lockfile, self._secret)
             await self._broadcast_shutdown()
-            for pending in list(self._pending.values()):
-                if pending.waiter is not None:
-                    self._finish(pending, "the hub shut down before it was answered")
-                    pending.waiter.errback(_fault("the SAMP hub is shutting down"))
+            self._fail_waiting_calls()
             await self._close_listener()
         finally:
             await self._close_deliveries()
+            self._fail_waiting_calls()  # any made while the listener closed
+
+    def _fail_waiting_calls(self):
+        for pending in list(self._pending.values()):
+            if pending.waiter is not None and not pending.waiter.called:
+                self._finish(pending, "the hub shut down before it was answered")
+                pending.waiter.errback(_fault("the SAMP hub is shutting down"))
 
     def _stopped(self, result):
         self._state = "stopped"
@@ -625,7 +629,7 @@ class SAMPHubServer(service.Service):
         }
 
     def _unregister(self, private_key):
-        client = self._caller(private_key)
+        client = self._registered_client(private_key)  # allowed while stopping
         self._remove_client(client, "unregistered")
         self._log.info("Unregistered SAMP client {client_id}", client_id=client.client_id)
         return ""
@@ -782,6 +786,14 @@ class SAMPHubServer(service.Service):
     # -- checking arguments ---------------------------------------------
 
     def _caller(self, private_key):
+        """The client whose private key this is, while the hub runs."""
+        if self._state != "running":
+            # Requests on open connections may still arrive while stopping;
+            # what they would start could never finish.
+            raise _fault("the SAMP hub is shutting down")
+        return self._registered_client(private_key)
+
+    def _registered_client(self, private_key):
         """The client whose private key this is."""
         if not isinstance(private_key, str):
             raise _fault(f"the private key must be a string, not {_kind(private_key)}")
@@ -1094,30 +1106,34 @@ class SAMPHubServer(service.Service):
         d.addCallbacks(
             self._delivered,
             self._delivery_failed,
-            callbackArgs=(client,),
-            errbackArgs=(client, method, on_error),
+            callbackArgs=(client, proxy),
+            errbackArgs=(client, proxy, method, on_error),
         )
         d.addBoth(self._delivery_done, client, d)
 
-    def _delivered(self, result, client):
-        client.failures = 0
+    def _delivered(self, result, client, proxy):
+        if proxy is client.proxy:
+            client.failures = 0
 
-    def _delivery_failed(self, failure, client, method, on_error):
+    def _delivery_failed(self, failure, client, proxy, method, on_error):
         if failure.check(defer.CancelledError) or not client.active:
             return  # the client left or the hub is stopping
+        # A delivery to a callback URL the client has since replaced says
+        # nothing about its new one: it neither counts nor resets.
+        current = proxy is client.proxy
         transport_failure = not failure.check(xmlrpc.client.Fault)
+        if current:
+            client.failures = client.failures + 1 if transport_failure else 0
         if transport_failure:
-            client.failures += 1
             text = f"{method} to {client.client_id} failed: {failure.getErrorMessage()}"
         else:
-            client.failures = 0
             text = f"{client.client_id} refused {method}: {failure.value.faultString}"
         self._log.warn(
             "SAMP delivery problem ({failures} in a row): {text}", failures=client.failures, text=text
         )
         if on_error is not None:
             on_error(text)
-        if transport_failure and client.failures >= self._max_failures:
+        if transport_failure and current and client.failures >= self._max_failures:
             self._drop(client, f"{client.failures} deliveries in a row failed; last: {text}")
 
     def _delivery_done(self, result, client, d):

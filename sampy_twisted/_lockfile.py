@@ -221,6 +221,9 @@ def _link_exclusive(temp, path):
         os.replace(temp, path)
 
 
+_CLAIM_ATTEMPTS = 5
+
+
 @defer.inlineCallbacks
 def claim_lockfile(path, params, reactor, ping_timeout=5.0):
     """
@@ -238,36 +241,59 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
     ping: the new hub already listens there, so only it could answer.
     """
     text = format_lockfile(params)
-    try:
-        write_lockfile(path, text, exclusive=True)
-        return
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise _write_error(path, exc)
+    for _ in range(_CLAIM_ATTEMPTS):
+        try:
+            write_lockfile(path, text, exclusive=True)
+            return
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _write_error(path, exc)
+        seen = _file_identity(path)
+        if seen is None:
+            continue  # removed meanwhile: try the exclusive create again
+        yield _refuse_if_alive(path, params, reactor, ping_timeout)
+        # Remove only the file judged stale: another hub starting at the
+        # same time may have replaced it while we pinged, and keeps it.
+        if _file_identity(path) == seen:
+            _remove_stale(path)
+    raise SAMPHubError(f"cannot claim SAMP lockfile {path}: other hubs keep replacing it")
+
+
+@defer.inlineCallbacks
+def _refuse_if_alive(path, params, reactor, ping_timeout):
     try:
         existing = read_lockfile(path)
     except SAMPHubError as exc:
         _log.warn("Replacing unreadable SAMP lockfile {path}: {reason}", path=path, reason=str(exc))
-    else:
-        url = existing["samp.hub.xmlrpc.url"]
-        # The new hub already listens on its own address, so a lockfile
-        # naming that address is stale; pinging it would reach ourselves.
-        alive = False
-        if not _same_address(url, params["samp.hub.xmlrpc.url"]):
-            alive = yield ping_hub(existing, reactor, ping_timeout)
+        return
+    url = existing["samp.hub.xmlrpc.url"]
+    # The new hub already listens on its own address, so a lockfile naming
+    # that address is stale; pinging it would reach ourselves.
+    if not _same_address(url, params["samp.hub.xmlrpc.url"]):
+        alive = yield ping_hub(existing, reactor, ping_timeout)
         if alive:
             raise SAMPHubError(
                 f"a SAMP hub is already running: lockfile {path} names the hub "
                 f"at {url}, which answers; stop it or choose another lockfile"
             )
-        _log.warn(
-            "Replacing stale SAMP lockfile {path}: its hub at {url} does not answer",
-            path=path,
-            url=url,
-        )
+    _log.warn("Replacing stale SAMP lockfile {path}: its hub at {url} does not answer", path=path, url=url)
+
+
+def _file_identity(path):
+    """What tells one version of the file from another, or ``None``."""
     try:
-        write_lockfile(path, text)
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def _remove_stale(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
     except OSError as exc:
         raise _write_error(path, exc)
 

@@ -284,6 +284,24 @@ class LifecycleTests(HubTestCase):
         await hub.stop()
         await self.assertFault(waiting, "shutting down")
 
+    async def test_requests_while_stopping_refused(self):
+        """
+        While the hub stops (here waiting for a client to take the shutdown
+        notification), messages are refused with a fault, so no call is
+        left that could never be answered; unregistering still works.
+        """
+        hub = await self.start_hub(shutdown_timeout=5.0, client_timeout=30.0)
+        sender = await self.client(callable=False, hub=hub)
+        slow = await self.client(subscriptions={"samp.hub.event.*": {}, "test.*": {}}, hub=hub)
+        slow.hang_mtypes.add("samp.hub.event.shutdown")
+        stopped = hub.stop()
+        await slow.wait_for(lambda e: slow.count("notification") >= 1)
+        await self.assertFault(sender.hub_call("callAndWait", slow.id, message("test.echo"), "0"), "shutting down")
+        await self.assertFault(sender.hub_call("notify", slow.id, message("test.echo")), "shutting down")
+        self.assertEqual(await sender.hub_call("unregister"), "")
+        slow._release_hanging()
+        await stopped
+
     async def test_register_refused_while_stopped(self):
         """Nobody can register once the hub has stopped."""
         hub = await self.start_hub()
@@ -790,6 +808,26 @@ class DeliveryFailureTests(HubTestCase):
         self.assertNotIn(dead.id, self.hub.registered_clients)
         await self.assertFault(dead.hub_call("getRegisteredClients"), "unknown private key")
         await self.assertFault(sender.hub_call("notify", dead.id, message("test.a")), dead.id)
+
+    async def test_failures_at_replaced_callback_not_counted(self):
+        """
+        Deliveries failing at a callback URL the client has since replaced
+        do not count against it: it is not dropped, and its new URL is used.
+        """
+        sender = await self.client()
+        moving = await self.client(subscriptions={"test.*": {}})
+        moving.hang_mtypes.add("test.hang")
+        for tag in ("a", "b"):
+            await sender.hub_call("call", moving.id, tag, message("test.hang"))
+        await moving.wait_for(lambda e: moving.count("call") == 2)
+        moving.url = moving._listen()
+        await moving.hub_call("setXmlrpcCallback", moving.url)
+        for tag in ("a", "b"):
+            _, _, response = await sender.response(tag)
+            self.assertIn("timed out", response["samp.error"]["samp.errortxt"])
+        self.assertIn(moving.id, self.hub.registered_clients)
+        await sender.hub_call("notify", moving.id, message("test.after"))
+        await moving.notification("test.after")
 
     async def test_hanging_client_does_not_stall_others(self):
         """A callback that never returns times out without delaying anyone else."""

@@ -10,6 +10,8 @@ import socket
 import stat
 
 from twisted.internet import reactor
+from twisted.internet.defer import DeferredList
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import globalLogPublisher
 from twisted.internet.testing import EventLoggingObserver
 from twisted.trial import unittest
@@ -227,6 +229,26 @@ class HubLockfileTests(LockfileTestCase):
         hub = await self.hub(port=port)
         self.assertEqual(hub.url, url)
         self.assertEqual(read_lockfile(self.path)["samp.secret"], hub.params["samp.secret"])
+
+    async def test_two_hubs_racing_for_stale_lockfile(self):
+        """
+        Two hubs starting at once over a stale lockfile: one replaces it,
+        the other sees the newcomer's lockfile and refuses to start, so no
+        hub runs without clients being able to find it.
+        """
+        silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(silent.stopListening)
+        url = f"http://127.0.0.1:{silent.getHost().port}/xmlrpc"  # accepts, never answers
+        write_lockfile(self.path, format_lockfile(new_lockfile_params(url, "old-secret")))
+        hubs = [SAMPHubServer(reactor=reactor, lockfile=self.path, ping_timeout=0.5) for _ in range(2)]
+        for hub in hubs:
+            self.addCleanup(hub.stop)
+        results = await DeferredList([hub.start() for hub in hubs], consumeErrors=True)
+        [winner] = [hub for hub in hubs if hub.is_running]
+        [failure] = [result for ok, result in results if not ok]
+        failure.trap(SAMPHubError)
+        self.assertIn("already running", failure.getErrorMessage())
+        self.assertEqual(read_lockfile(self.path)["samp.secret"], winner.params["samp.secret"])
 
     async def test_stop_keeps_foreign_lockfile(self):
         """A hub whose lockfile was replaced by another's leaves it alone."""
