@@ -665,7 +665,12 @@ class XMLRPCResource(Resource):
         except Exception:
             return self._encode_failure(Failure(), method)
         gone = []
-        request.notifyFinish().addErrback(gone.append)
+
+        def hung_up(reason):
+            gone.append(reason)
+            result.cancel()  # stop work nobody waits for, such as a callAndWait
+
+        request.notifyFinish().addErrback(hung_up)
         result.addCallback(self._encode_result)
         result.addErrback(self._encode_failure, method)
         result.addCallback(self._write, request, gone)
@@ -709,6 +714,8 @@ class XMLRPCResource(Resource):
     def _encode_failure(self, failure, method):
         if failure.check(xmlrpc.client.Fault):
             return _fault_body(failure.value.faultCode, failure.value.faultString)
+        if failure.check(defer.CancelledError):
+            return _fault_body(1, f"{method} was cancelled")
         self._log.failure("XML-RPC method {method} failed", failure, method=method)
         return _fault_body(1, f"{method} failed: {failure.getErrorMessage()}")
 

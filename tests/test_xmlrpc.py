@@ -307,6 +307,19 @@ class ProxyTests(TestCase):
         for _ in range(5):
             self.assertEqual((yield proxy.call("ping")), "pong")
 
+    @defer.inlineCallbacks
+    def test_caller_hanging_up_cancels(self):
+        """When the caller hangs up, the Deferred a procedure returned is
+        cancelled: nobody is left to answer."""
+        cancelled = defer.Deferred()
+
+        def wait():
+            return defer.Deferred(lambda d: cancelled.callback("cancelled"))
+
+        _, proxy = self.hub(wait=wait)
+        yield self.assertFailure(proxy.call("wait", timeout=0.2), XMLRPCError)
+        self.assertEqual((yield cancelled.addTimeout(10, reactor)), "cancelled")
+
     def count_lookups(self):
         """Count the reactor's host name lookups until the test ends."""
         lookups = []
