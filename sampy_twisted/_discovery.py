@@ -129,13 +129,22 @@ def parse_lockfile(text, source="lockfile"):
             f"{' or '.join(missing)} (try deleting it if no hub is running)"
         )
     url = params["samp.hub.xmlrpc.url"].replace("\\", "")
-    if urlsplit(url).scheme not in ("http", "https"):
+    if not _is_hub_url(url):
         raise SAMPHubError(
-            f"SAMP lockfile {source}: samp.hub.xmlrpc.url={url!r} is not an "
+            f"SAMP lockfile {source}: samp.hub.xmlrpc.url={url!r} is not a valid "
             f"http or https URL"
         )
     params["samp.hub.xmlrpc.url"] = url
     return params
+
+
+def _is_hub_url(url):
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port out of range raises only when read
+    except ValueError:  # an unclosed [ or a bad port
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
 
 
 def _decode(data, source):

@@ -9,9 +9,11 @@ and registers again when a hub is back, with the same metadata,
 subscriptions and handlers.
 
 The hub is watched by every route there is: ``samp.hub.event.shutdown`` and
-``samp.hub.disconnect`` (handled by the client itself), a periodic
-``samp.hub.ping``, and a periodic look at the lockfile, which must still
-exist and carry the secret the client registered with.
+``samp.hub.disconnect`` (handled by the client itself), a periodic request
+that needs the client's private key (so a hub restarted at the same address,
+which has forgotten the client, is noticed as well as one that is gone), and
+a periodic look at the lockfile, which must still exist and carry the secret
+the client registered with.
 """
 
 import os
@@ -166,8 +168,9 @@ class SAMPClientService(service.Service):
             ("ping_interval", ping_interval),
             ("ping_timeout", ping_timeout),
             ("lockfile_check_interval", lockfile_check_interval),
+            ("unregister_timeout", unregister_timeout),
         ]:
-            if not value > 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         if reactor is None:
             from twisted.internet import reactor
@@ -186,6 +189,7 @@ class SAMPClientService(service.Service):
         self._hub_tls = hub_tls
 
         self._state = _STOPPED
+        self._has_stopped = False  # a waiter then fails rather than waits for a start
         self._loop = None
         self._failures = 0
         self._waiters = []
@@ -226,6 +230,8 @@ class SAMPClientService(service.Service):
             return defer.succeed(self.client)
         if fail_after_failures is not None and fail_after_failures < 1:
             raise ValueError("fail_after_failures must be at least 1")
+        if self._state == _STOPPING or (self._state == _STOPPED and self._has_stopped):
+            return defer.fail(SAMPClientError("the SAMP client service stopped"))
         waiter = _Waiter(None, fail_after_failures)
         waiter.deferred = defer.Deferred(lambda d: self._waiters.remove(waiter))
         self._waiters.append(waiter)
@@ -272,6 +278,7 @@ class SAMPClientService(service.Service):
         """
         super().stopService()
         self._state = _STOPPING
+        self._has_stopped = True
         self._stop_looping(self._watcher)
         self._watcher = None
         self._stop_pinging()
@@ -488,7 +495,9 @@ class SAMPClientService(service.Service):
             ping.cancel()
 
     def _ping(self):
-        d = self.client.ping()
+        # Not samp.hub.ping, which any hub at that address answers, with or
+        # without a key: asking for our own metadata needs the registration.
+        d = self.client.get_metadata(self.client.get_public_id())
         d.addTimeout(self._ping_timeout, self._reactor)
         d.addErrback(self._ping_failed, self._generation)
         self._ping_in_flight = d
@@ -500,9 +509,11 @@ class SAMPClientService(service.Service):
         return result
 
     def _ping_failed(self, failure, generation):
-        if failure.check(SAMPProxyError, defer.CancelledError):
-            return  # the hub answered (if with a fault), or pings stopped
-        if generation == self._generation:  # not a ping of an earlier hub
+        if failure.check(defer.CancelledError) or generation != self._generation:
+            return  # pings stopped, or this pinged a hub left behind
+        if failure.check(SAMPProxyError):
+            self._end_registration(f"the hub no longer knows this client ({_why(failure)})")
+        else:
             self._end_registration(f"the hub did not answer a ping ({_why(failure)})")
 
     def _lockfile_path(self):
@@ -523,7 +534,7 @@ class SAMPClientService(service.Service):
             return None
         try:
             return read_lockfile(path).get("samp.secret")
-        except SAMPHubError:
+        except Exception:  # missing, unreadable or malformed: no hub there
             return None
 
     def _check_lockfile(self):

@@ -13,6 +13,7 @@ imported only when one of the two is run.
 import atexit
 import importlib
 import os
+import re
 import ssl
 import sys
 from types import SimpleNamespace
@@ -99,6 +100,12 @@ def parse_hub(text):
         except SAMPHubError as exc:
             raise usage.UsageError(f"--hub {text}: {exc}") from None
         return HUB_RUNNING, where
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
+        # A bare URL would otherwise pass for a relative path.
+        raise usage.UsageError(
+            f"--hub {text}: not a lockfile path; give a lockfile URL as "
+            f"std-lockurl:<url>, with a file: or http: URL"
+        )
     if os.sep in text or "/" in text or os.path.exists(text):
         return HUB_RUNNING, os.path.abspath(os.path.expanduser(text))
     raise usage.UsageError(

@@ -9,10 +9,14 @@ killed and started again.
 """
 
 import os
+import shutil
+from urllib.parse import urlsplit
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.server import Site
+from twisted.web.static import File
 
 from sampy_twisted import (
     SAMPClientError,
@@ -110,7 +114,9 @@ class FakeClient:
         self.lose("the client disconnected")
         return defer.succeed(None)
 
-    def ping(self):
+    def get_metadata(self, client_id):
+        """The service's liveness check: asking for our own metadata."""
+        assert client_id == self._public_id
         d = defer.Deferred()
         self.pings.append(d)
         return d
@@ -261,15 +267,30 @@ class ServiceStateTests(SynchronousTestCase):
         self.client.succeed()
         self.assertEqual(events[-1], ("registered", "c2"))
 
-    def test_ping_fault_is_alive(self):
-        """A hub answering a ping with a fault is alive."""
+    def test_ping_answered(self):
+        """A hub answering the check keeps the registration."""
         service = self.make_service(ping_interval=2.0)
         self.register(service)
         self.clock.advance(2.0)
-        self.client.pings[0].errback(SAMPProxyError(1, "odd"))
+        self.client.pings[0].callback({"samp.name": "me"})
         self.assertTrue(service.is_registered)
         self.clock.advance(2.0)
         self.assertEqual(len(self.client.pings), 2)
+
+    def test_ping_fault_ends_registration(self):
+        """
+        A hub answering the check with a fault has forgotten the client
+        (a hub restarted at the same address, or one that dropped it): the
+        registration is over.
+        """
+        service = self.make_service(ping_interval=2.0)
+        events = []
+        service.add_connection_observer(lambda event, detail: events.append((event, detail)))
+        self.register(service)
+        self.clock.advance(2.0)
+        self.client.pings[0].errback(SAMPProxyError(1, "unknown private key"))
+        self.assertFalse(service.is_registered)
+        self.assertIn("no longer knows this client (unknown private key)", events[-1][1])
 
     def test_ping_timeout(self):
         """A ping without an answer counts as a failure after ping_timeout."""
@@ -354,6 +375,44 @@ class ServiceStateTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual(len(self.client.cancelled), 1)
         self.failureResultOf(waiting, SAMPClientError)
+
+    def test_when_registered_after_stop(self):
+        """when_registered() on a stopping or stopped service fails at once
+        instead of waiting for ever."""
+        service = self.make_service()
+        self.register(service)
+        self.client.hang_on_disconnect = True
+        stopping = service.stopService()
+        self.failureResultOf(service.when_registered(), SAMPClientError)
+        self.clock.advance(5.0)  # the unregister times out
+        self.successResultOf(stopping)
+        self.failureResultOf(service.when_registered(), SAMPClientError)
+
+    def test_malformed_lockfile_at_start(self):
+        """A lockfile that cannot be parsed is no hub: the service keeps
+        trying and registers once a good lockfile is there."""
+        with open(self.lockfile, "w") as f:
+            f.write("samp.secret=s\nsamp.hub.xmlrpc.url=http://[::1/xmlrpc\n")
+        service = self.make_service()
+        service.startService()
+        self.assertEqual(self.client.connects, [])
+        write_lockfile(self.lockfile, "s1")
+        self.clock.advance(0.5)
+        self.assertEqual(len(self.client.connects), 1)
+
+    def test_malformed_lockfile_while_registered(self):
+        """A lockfile turned malformed ends the registration like a removed
+        one, and the watch goes on."""
+        service = self.make_service()
+        self.register(service)
+        with open(self.lockfile, "w") as f:
+            f.write("samp.secret=s\nsamp.hub.xmlrpc.url=http://127.0.0.1:99999/\n")
+        self.clock.advance(0.5)
+        self.assertFalse(service.is_registered)
+        self.clock.advance(1.0)
+        write_lockfile(self.lockfile, "s2")
+        self.clock.advance(0.5)
+        self.assertEqual(self.client.connects[-1]["params"]["samp.secret"], "s2")
 
     def test_stop_while_waiting(self):
         """Stopping during the backoff wait ends it."""
@@ -472,6 +531,9 @@ class ServiceStateTests(SynchronousTestCase):
             {"ping_interval": 0},
             {"ping_timeout": -1},
             {"lockfile_check_interval": 0},
+            {"unregister_timeout": 0},
+            {"unregister_timeout": None},
+            {"ping_interval": "5"},
         ]:
             self.assertRaises(ValueError, SAMPClientService, self.client, reactor=self.clock, **kwargs)
         service = self.make_service()
@@ -632,6 +694,36 @@ class OurHubServiceTests(RealHubServiceMixin, TestCase):
 
     def stop_hub(self, hub):
         return hub.stop()
+
+    async def test_hub_restarted_at_same_address(self):
+        """
+        A hub restarted at the same address, found through a lockfile URL
+        (which is not watched), answers requests but has forgotten the
+        client: the liveness check notices and the service registers again.
+        """
+        served = os.path.join(self.directory, "served")
+        os.makedirs(served)
+        site = reactor.listenTCP(0, Site(File(served)), interface="127.0.0.1")
+        self.addCleanup(site.stopListening)
+        lockfile_url = f"http://127.0.0.1:{site.getHost().port}/lock"
+        first = SAMPHubServer(reactor=reactor, lockfile=os.path.join(self.directory, "first.lock"))
+        self.addCleanup(first.stop)
+        await within(first.start())
+        shutil.copy(first.lockfile, os.path.join(served, "lock"))
+        self.lockfile = lockfile_url
+        service, inbox, events = self.make_service(ping_interval=0.3)
+        old_id = (await within(service.when_registered())).get_public_id()
+        port = int(urlsplit(first.url).port)
+        await first._close_listener()  # gone without telling anyone
+        second = SAMPHubServer(reactor=reactor, port=port, lockfile=os.path.join(self.directory, "second.lock"))
+        self.addCleanup(second.stop)
+        await within(second.start())
+        shutil.copy(second.lockfile, os.path.join(served, "lock"))
+        reason = await self.next_event(events, "lost")
+        self.assertIn("no longer knows this client", reason)
+        await self.next_event(events, "registered")
+        self.assertIn(service.client.get_public_id(), second.registered_clients)
+        self.assertEqual(old_id, service.client.get_public_id())  # both hubs count from c1
 
     async def test_auto_mode_runs_embedded_hub(self):
         """With no hub, auto mode starts one others can use, and stops it

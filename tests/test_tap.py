@@ -115,6 +115,13 @@ class ClientOptionsTests(SynchronousTestCase):
         self.assertEqual(parse_hub(lockfile), (HUB_RUNNING, lockfile))
         self.assertEqual(parse_hub("./x/lock"), (HUB_RUNNING, os.path.abspath("x/lock")))
 
+    def test_hub_bare_url_refused(self):
+        """A URL without std-lockurl: is not taken for a relative path."""
+        for text in ["http://127.0.0.1:8000/lock", "ftp://x", "file:///tmp/samp1"]:
+            with self.assertRaises(usage.UsageError, msg=text) as caught:
+                parse_hub(text)
+            self.assertIn("std-lockurl:", str(caught.exception))
+
     def test_usage_errors(self):
         """Each bad option is a usage error naming the option."""
         for argv, text in [
