@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 
-from ._encoding import check_samp_value, timeout_seconds
+from ._encoding import check_samp_value, legal_text, timeout_seconds
 from ._errors import (
     SAMP_STATUS_ERROR,
     SAMP_STATUS_OK,
@@ -35,18 +35,13 @@ def error_response(text, exc=None):
         traceback fill ``samp.code`` and ``samp.debugtxt``.
     :rtype: dict
     """
-    error = {"samp.errortxt": _legal(text)}
+    error = {"samp.errortxt": legal_text(text)}
     if exc is not None:
         error["samp.code"] = type(exc).__name__
-        error["samp.debugtxt"] = _legal(
+        error["samp.debugtxt"] = legal_text(
             "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         )
     return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
-
-
-def _legal(text):
-    """Keep only characters SAMP allows, so an error text can always be sent."""
-    return "".join(c if c in "\t\n\r" or " " <= c <= "\x7f" else "?" for c in str(text))
 
 
 def _split_message(message):

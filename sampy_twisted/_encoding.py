@@ -21,6 +21,7 @@ __all__ = [
     "encode_float",
     "encode_int",
     "from_xmlrpc",
+    "legal_text",
     "make_message",
     "timeout_seconds",
 ]
@@ -29,6 +30,22 @@ __all__ = [
 _ILLEGAL_CHAR = re.compile(r"[^\t\n\r\x20-\x7f]")
 _SAMP_INT = re.compile(r"[+-]?[0-9]+\Z")
 _SAMP_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
+
+
+def legal_text(text, limit=None):
+    """
+    *text* with every character SAMP forbids replaced by ``?``, cut to
+    *limit* characters: an error text built from anything (an exception, a
+    peer's fault) can then always be sent.
+
+    :param text: the text (or any object, turned into ``str``).
+    :param int limit: the longest result, or ``None`` for no limit.
+    :rtype: str
+    """
+    text = _ILLEGAL_CHAR.sub("?", str(text))
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
 
 
 def _child(path, key):

@@ -50,7 +50,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 
-from ._encoding import check_samp_value, timeout_seconds
+from ._encoding import check_samp_value, legal_text, timeout_seconds
 from ._errors import SAMP_STATUS_ERROR, SAMP_STATUS_OK, SAMPHubError
 from ._lockfile import (
     claim_lockfile,
@@ -75,6 +75,7 @@ MAX_UNANSWERED_CALLS = 10_000
 _QUERY_BY_META = ("x-samp.query.by-meta", "samp.query.by-meta")
 _HUB_SUBSCRIPTIONS = {"samp.app.ping": {}, "x-samp.query.by-meta": {}, "samp.query.by-meta": {}}
 _FORGOTTEN_IDS_KEPT = 10_000
+_ERROR_TEXT_LIMIT = 4096  # characters of a samp.errortxt the hub composes
 _CLOSE_CONNECTIONS_TIMEOUT = 2.0
 
 
@@ -88,7 +89,10 @@ def _key_bytes(text):
 
 
 def _error_response(text):
-    return {"samp.status": SAMP_STATUS_ERROR, "samp.error": {"samp.errortxt": text}}
+    # The text may carry a peer's fault or error message: keep it legal SAMP
+    # data, and short.
+    error = {"samp.errortxt": legal_text(text, _ERROR_TEXT_LIMIT)}
+    return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
 
 
 def _ok_response(result):

@@ -17,7 +17,7 @@ from sampy_twisted import (
     encode_int,
     make_message,
 )
-from sampy_twisted._encoding import from_xmlrpc, timeout_seconds
+from sampy_twisted._encoding import from_xmlrpc, legal_text, timeout_seconds
 
 
 class CheckSAMPValueTests(SynchronousTestCase):
@@ -159,3 +159,15 @@ class ErrorTests(SynchronousTestCase):
         self.assertEqual(error.timeout, 2.5)
         self.assertIn("c3", str(error))
         self.assertIn("2.5 s", str(error))
+
+
+class LegalTextTests(SynchronousTestCase):
+    """legal_text makes any text sendable as a SAMP string."""
+
+    def test_illegal_characters_replaced(self):
+        self.assertEqual(legal_text("caf\xe9\x00\tok\n"), "caf??\tok\n")
+        self.assertEqual(legal_text(ValueError("x")), "x")
+
+    def test_limit(self):
+        self.assertEqual(legal_text("abcdefgh", limit=6), "abc...")
+        self.assertEqual(legal_text("abc", limit=6), "abc")

@@ -49,6 +49,7 @@ class TestClient:
         self._hanging = []
         self.hang_mtypes = set()
         self.fault_mtypes = set()
+        self.fault_suffix = ""
         self.keys_seen = []
         self.key = None
         self.id = None
@@ -99,7 +100,7 @@ class TestClient:
     def _handle(self, key, kind, args, mtype):
         self.keys_seen.append(key)
         if mtype in self.fault_mtypes:
-            raise xmlrpc.client.Fault(1, f"test client refuses {mtype}")
+            raise xmlrpc.client.Fault(1, f"test client refuses {mtype}{self.fault_suffix}")
         self._record((kind, args))
         if mtype in self.hang_mtypes:
             d = defer.Deferred()
@@ -856,6 +857,20 @@ class DeliveryFailureTests(HubTestCase):
         self.assertEqual(hub_id, HUB_ID)
         self.assertIn("reason", msg["samp.params"])
         self.assertNotIn(slow.id, self.hub.registered_clients)
+
+    async def test_refusal_text_made_legal(self):
+        """A recipient's fault text that SAMP could not carry (non-ASCII,
+        very long) reaches the sender cleaned and cut."""
+        sender = await self.client()
+        picky = await self.client(subscriptions={"test.*": {}})
+        picky.fault_mtypes.add("test.refused")
+        picky.fault_suffix = " caf\xe9" + "!" * 10_000
+        await sender.hub_call("call", picky.id, "t", message("test.refused"))
+        _, _, response = await sender.response("t")
+        text = response["samp.error"]["samp.errortxt"]
+        self.assertIn("test.refused caf?!!!", text)
+        self.assertLessEqual(len(text), 4096)
+        self.assertTrue(text.endswith("..."))
 
     async def test_fault_is_not_a_transport_failure(self):
         """A client answering with a fault stays registered; a refused call
