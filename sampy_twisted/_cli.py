@@ -16,7 +16,7 @@ import re
 import sys
 import traceback
 
-from twisted.internet import defer, task
+from twisted.internet import defer, error, task
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -48,6 +48,15 @@ __all__ = ["Options", "main", "run"]
 PROGRAM = "sampy-twisted"
 DEFAULT_WAIT = 10.0
 """Seconds ``send`` and ``ping`` wait for each response by default."""
+
+DISCONNECT_TIMEOUT = 5.0
+"""Seconds a command waits for the hub while unregistering at its end."""
+
+HUB_CHECK_INTERVAL = 5.0
+"""Seconds between ``snoop``'s checks that the hub still knows it."""
+
+HUB_CHECK_TIMEOUT = 10.0
+"""Seconds the hub may take to answer one of ``snoop``'s checks."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -274,13 +283,14 @@ class Options(usage.Options):
 class Console:
     """
     Where a command writes and what it reads: output streams, the
-    environment hub discovery uses, and a Deferred that fires when a
-    long-running command (``hub``, ``snoop``) should stop.
+    environment hub discovery uses, and a Deferred that fires when the
+    command should stop (on ``SIGINT`` or ``SIGTERM``): ``hub`` and a
+    running ``snoop`` then stop cleanly, any other command is cut short.
 
     :param stdout: a text stream for results.
     :param stderr: a text stream for errors.
     :param environ: the environment (``os.environ`` by default).
-    :param stop: a Deferred fired to stop a long-running command.
+    :param stop: a Deferred fired to stop the command.
     """
 
     def __init__(self, stdout=None, stderr=None, environ=None, stop=None):
@@ -318,6 +328,26 @@ async def _connect(reactor, console, options, name, callable=False, track_client
     return client
 
 
+def _gather(deferreds):
+    """
+    :func:`defer.gatherResults`, failing with the first failure itself
+    rather than a :class:`defer.FirstError` wrapping it, so that ``run``
+    recognises user errors.
+    """
+    d = defer.gatherResults(deferreds, consumeErrors=True)
+    return d.addErrback(lambda failure: failure.value.subFailure if failure.check(defer.FirstError) else failure)
+
+
+async def _disconnect(reactor, client):
+    """Disconnect *client*, giving up on a hub that does not answer."""
+    # disconnect() goes on closing local resources once the hub call is
+    # cancelled, so a timeout only cuts the wait for a frozen hub short.
+    try:
+        await client.disconnect().addTimeout(DISCONNECT_TIMEOUT, reactor)
+    except defer.TimeoutError:
+        pass
+
+
 async def _names(client, ids):
     """``{id: samp.name or None}``, asking the hub."""
 
@@ -328,9 +358,7 @@ async def _names(client, ids):
             return None
         return name if isinstance(name, str) else None
 
-    names = await defer.gatherResults(
-        [defer.ensureDeferred(name_of(cid)) for cid in ids], consumeErrors=True
-    )
+    names = await _gather([defer.ensureDeferred(name_of(cid)) for cid in ids])
     return dict(zip(ids, names))
 
 
@@ -377,11 +405,9 @@ async def _clients_command(reactor, options, console):
     client = await _connect(reactor, console, options, "clients")
     try:
         ids = sorted(await client.get_registered_clients(), key=_natural)
-        rows = await defer.gatherResults(
-            [defer.ensureDeferred(_client_row(client, cid)) for cid in ids], consumeErrors=True
-        )
+        rows = await _gather([defer.ensureDeferred(_client_row(client, cid)) for cid in ids])
     finally:
-        await client.disconnect()
+        await _disconnect(reactor, client)
     rows = [("ID", "NAME", "SUBSCRIPTIONS")] + [row for row in rows if row is not None]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for client_id, name, subscriptions in rows:
@@ -407,7 +433,7 @@ async def _send_command(reactor, options, console):
             return await _notify(client, options, message, console)
         return await _call(client, options, message, console)
     finally:
-        await client.disconnect()
+        await _disconnect(reactor, client)
 
 
 async def _notify(client, options, message, console):
@@ -434,12 +460,11 @@ async def _call(client, options, message, console):
         names = await _names(client, recipients)
     if not recipients:
         raise UserError(f"no client is subscribed to {options['mtype']}")
-    results = await defer.gatherResults(
+    results = await _gather(
         [
             defer.ensureDeferred(_call_one(client, recipient, message, options["wait"], names, console))
             for recipient in recipients
-        ],
-        consumeErrors=True,
+        ]
     )
     return EXIT_OK if all(results) else EXIT_FAILED
 
@@ -487,18 +512,77 @@ async def _snoop_command(reactor, options, console):
     for pattern in options["mtypes"]:
         client.bind_receive_message(pattern, show)
     await client.connect(hub_params=params, tls=options["hub_tls"])
-    lost = client.when_disconnected()
+    ended = defer.Deferred()  # fires with why the hub went away
+    client.when_disconnected().addCallback(lambda reason: ended.called or ended.callback(reason))
+    checker = _HubChecker(reactor, client, lambda why: ended.called or ended.callback(why))
     console.err(
         f"Receiving {', '.join(options['mtypes'])} as {client.get_public_id()}; interrupt to stop"
     )
-    stop = defer.Deferred()
-    console.stop.addBoth(lambda _: stop.called or stop.callback(_STOP))
-    lost.addCallback(lambda reason: stop.called or stop.callback(reason))
-    why = await stop
+    try:
+        why = await ended
+    except defer.CancelledError:
+        why = _STOP  # run() cancels on Console.stop: snoop's normal way to end
+    finally:
+        checker.stop()
     if why is _STOP:
-        await client.disconnect()
+        await _disconnect(reactor, client)
         return EXIT_OK
+    if client.get_private_key() is not None:
+        # A failed check: the client still thinks it is registered.
+        await _disconnect(reactor, client)
     raise UserError(f"the hub connection ended: {why}")
+
+
+class _HubChecker:
+    """
+    Checks every :data:`HUB_CHECK_INTERVAL` seconds that the hub still
+    knows *client*: a hub killed without warning, or restarted, sends no
+    shutdown message.
+
+    :param reactor: the reactor.
+    :param client: a connected :class:`SAMPIntegratedClient`.
+    :param gone: called with a reason text when a check fails.
+    """
+
+    def __init__(self, reactor, client, gone):
+        self._reactor = reactor
+        self._client = client
+        self._gone = gone
+        self._checking = None
+        self._loop = task.LoopingCall(self._check)
+        self._loop.clock = reactor
+        self._loop.start(HUB_CHECK_INTERVAL, now=False)
+
+    def _check(self):
+        if self._client.get_private_key() is None:
+            return None  # the registration ended: when_disconnected() tells why
+        # getMetadata needs our private key, which a restarted hub rejects.
+        d = self._client.get_metadata(self._client.get_public_id())
+        d.addTimeout(HUB_CHECK_TIMEOUT, self._reactor)
+        self._checking = d
+        return d.addCallbacks(self._answered, self._failed)
+
+    def _answered(self, _):
+        self._checking = None
+
+    def _failed(self, failure):
+        self._checking = None
+        if failure.check(defer.CancelledError) or self._client.get_private_key() is None:
+            return
+        if failure.check(defer.TimeoutError):
+            self._gone(f"the hub did not answer within {HUB_CHECK_TIMEOUT:g} s")
+        elif failure.check(SAMPProxyError):
+            self._gone(f"the hub no longer knows this client: {failure.getErrorMessage()}")
+        else:
+            self._gone(f"the hub does not answer: {failure.getErrorMessage()}")
+
+    def stop(self):
+        """Stop checking, cancelling a check in progress."""
+        if self._loop.running:
+            self._loop.stop()
+        checking, self._checking = self._checking, None
+        if checking is not None:
+            checking.cancel()
 
 
 async def _ping_command(reactor, options, console):
@@ -514,7 +598,7 @@ async def _ping_command(reactor, options, console):
             ok = await _call_one(client, recipient, message, options["wait"], names, _Timed(console, reactor, started))
             results.append(ok)
     finally:
-        await client.disconnect()
+        await _disconnect(reactor, client)
     return EXIT_OK if all(results) else EXIT_FAILED
 
 
@@ -559,16 +643,50 @@ async def run(reactor, options, console=None):
     :param Options options: the parsed command line.
     :param Console console: streams, environment and stop signal (standard
         streams and ``os.environ`` by default).
-    :return: the exit status.
+    :return: the exit status: 1 for a failure, reported as one line on the
+        console's stderr; that includes a command cut short by *console*'s
+        ``stop``, except ``hub`` and a receiving ``snoop``, whose normal end
+        it is (0).
     :rtype: int
     """
     console = Console() if console is None else console
-    command = _COMMANDS[options.subCommand]
+    name = options.subCommand
+    running = defer.ensureDeferred(_COMMANDS[name](reactor, options.subOptions, console))
+    interrupted = []
+    if name != "hub":
+        # The hub command waits for Console.stop itself; cancelling it while
+        # it starts would leave a hub running.  Any other command is
+        # cancelled, so none outlives a signal by more than the bounded
+        # disconnection in its clean-up.
+        def interrupt(result):
+            if not running.called:
+                interrupted.append(True)
+                running.cancel()
+            return result
+
+        console.stop.addBoth(interrupt)
     try:
-        return await command(reactor, options.subOptions, console)
-    except (UserError, SAMPHubError, SAMPClientError, SAMPProxyError) as exc:
-        console.err(f"{PROGRAM} {options.subCommand}: {exc}")
+        return await running
+    except Exception as exc:
+        message = _user_error_message(exc)
+        if interrupted and (message is not None or isinstance(exc, defer.CancelledError)):
+            # The hub proxy reports some cancelled requests as hub errors.
+            message = "interrupted"
+        if message is None:
+            raise
+        console.err(f"{PROGRAM} {name}: {message}")
         return EXIT_FAILED
+
+
+def _user_error_message(exc):
+    """The one-line message for an expected error, or ``None``."""
+    if isinstance(exc, error.CannotListenError):
+        # Such as hub --port with a port in use; the callback servers of the
+        # other commands listen on a free port.
+        return f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}"
+    if isinstance(exc, (UserError, SAMPHubError, SAMPClientError, SAMPProxyError)):
+        return str(exc)
+    return None
 
 
 def parse(argv):

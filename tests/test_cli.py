@@ -9,23 +9,30 @@ in child processes for exit statuses and signals.
 import io
 import os
 import re
+import signal
 import ssl
 import sys
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, protocol, reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sampy_twisted import SAMPIntegratedClient, TLSOptions, read_lockfile
+from sampy_twisted import _cli
 from sampy_twisted._cli import Console, main, parse, run
 from sampy_twisted._hub import SAMPHubServer
-from sampy_twisted._process import lockfile_environ, spawn
+from sampy_twisted._lockfile import format_lockfile, new_lockfile_params
+from sampy_twisted._process import lockfile_environ, spawn, start_hub
 from sampy_twisted.testing import CertificateAuthority, hub_for_test
 
 from .test_tls_hub import issue_for_both_ends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+HANGING_SEND = ["send", "test.hang", "--to", "responder", "--wait", "60"]
+"""A send that waits for a call the responder never answers."""
 
 
 def within(d, seconds=15.0):
@@ -69,15 +76,18 @@ class WatchedConsole(Console):
 
 class Responder:
     """Another application: answers test.ok, fails test.fail, never
-    answers test.slow, and queues notifications."""
+    answers test.slow or test.hang (whose arrival it queues in hung), and
+    queues notifications."""
 
     def __init__(self):
         self.received = defer.DeferredQueue()
+        self.hung = defer.DeferredQueue()
 
     def bind(self, client):
         client.bind_receive_call("test.ok", self.ok)
         client.bind_receive_call("test.fail", self.fail)
         client.bind_receive_call("test.slow", lambda *args: None)
+        client.bind_receive_call("test.hang", lambda key, sender, *args: self.hung.put(sender))
         client.bind_receive_notification("test.note", self.note)
 
     def ok(self, key, sender, msg_id, mtype, params, extra):
@@ -349,6 +359,67 @@ class OurHubCommandTests(CommandTestsMixin, TestCase):
         self.hub = await hub.start()
         return hub.lockfile, hub.params
 
+    async def test_send_hub_stops(self):
+        """The hub stopping while send waits is one line, exit 1, not an
+        internal error (the FirstError of the calls is unwrapped)."""
+        client, responder = await self.responder()
+        console = WatchedConsole(self.environ)
+        running = defer.ensureDeferred(run(reactor, parse(HANGING_SEND), console))
+        await within(responder.hung.get())
+        await self.hub.stop()
+        self.assertEqual(await within(running), 1)
+        self.assertEqual(console.stderr.getvalue(), "sampy-twisted send: no response: the hub shut down\n")
+
+    async def test_send_interrupted(self):
+        """Console.stop cuts a waiting send short: it unregisters, says
+        so in one line and exits 1."""
+        client, responder = await self.responder()
+        console = WatchedConsole(self.environ)
+        running = defer.ensureDeferred(run(reactor, parse(HANGING_SEND), console))
+        sender = await within(responder.hung.get())
+        self.assertIn(sender, self.hub.registered_clients)
+        console.stop.callback(None)
+        self.assertEqual(await within(running, 5), 1)
+        self.assertEqual(console.stdout.getvalue(), "")
+        self.assertEqual(console.stderr.getvalue(), "sampy-twisted send: interrupted\n")
+        self.assertNotIn(sender, self.hub.registered_clients)
+
+    async def test_snoop_forgotten(self):
+        """snoop ends with exit status 1 when a check finds that the hub no
+        longer knows it (as after a restart), without any message from the
+        hub."""
+        self.patch(_cli, "HUB_CHECK_INTERVAL", 0.1)
+        made = []
+        new_client = _cli._new_client
+
+        def new_client_kept(*args, **kwargs):
+            made.append(new_client(*args, **kwargs))
+            return made[-1]
+
+        self.patch(_cli, "_new_client", new_client_kept)
+        console = WatchedConsole(self.environ)
+        running = defer.ensureDeferred(run(reactor, parse(["snoop"]), console))
+        await console.wait_for(r"^Receiving \* as ")
+        [snoop] = made
+        # Behind the client's back: it still holds its now unknown key.
+        await within(snoop.hub.unregister(snoop.get_private_key()))
+        self.assertEqual(await within(running), 1)
+        [line] = console.stderr.getvalue().splitlines()[1:]
+        self.assertRegex(
+            line, r"^sampy-twisted snoop: the hub connection ended: the hub no longer knows this client: \S"
+        )
+        self.assertFalse(snoop.is_connected)
+
+    async def test_hub_port_in_use(self):
+        """hub on a port already taken: one line, exit 1."""
+        taken = reactor.listenTCP(0, protocol.ServerFactory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        lockfile = os.path.join(self.directory, "x.lock")
+        code, out, err = await self.cli("hub", "--port", str(port), "--lockfile", lockfile)
+        self.assertEqual((code, out), (1, ""))
+        self.assertRegex(err, rf"^sampy-twisted hub: cannot listen on 127\.0\.0\.1:{port}: .*in use\n$")
+
     async def test_snoop_hub_gone(self):
         """snoop ends with exit status 1 when the hub shuts down."""
         console = WatchedConsole(self.environ)
@@ -372,6 +443,98 @@ class OurHubCommandTests(CommandTestsMixin, TestCase):
         console.stop.callback(None)
         self.assertEqual(await within(running), 0)
         self.assertFalse(os.path.exists(lockfile))
+
+
+class _Silent(protocol.Protocol):
+    """Accepts a connection and never answers, as a frozen hub does."""
+
+    def connectionMade(self):
+        self.lost = defer.Deferred()
+        self.factory.made.put(self)
+
+    def connectionLost(self, reason):
+        self.lost.callback(None)
+
+
+class UnresponsiveHubTests(TestCase):
+    """
+    Hubs that stop answering without a word (silent, frozen by SIGSTOP,
+    killed by SIGKILL): snoop notices, and commands cut short by
+    Console.stop (a signal) end at once, or once the bounded disconnection
+    gives up.
+    """
+
+    timeout = 60
+
+    def setUp(self):
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+
+    async def start_child_hub(self):
+        """``sampy-twisted hub`` in a child process: ``(HubProcess,
+        environment pointing at it)``."""
+        lockfile = os.path.join(self.directory, "hub.lock")
+        environ = lockfile_environ(self.directory, lockfile)
+        environ["PYTHONPATH"] = ROOT
+        hub = await start_hub(
+            [sys.executable, "-u", "-m", "sampy_twisted._cli", "hub", "--lockfile", lockfile],
+            environ, self.directory, lockfile, 30, reactor, name="cli hub",
+        )
+        self.addCleanup(hub.stop)
+        return hub, environ
+
+    async def test_snoop_hub_killed(self):
+        """snoop ends with exit status 1 when its hub, a child process, is
+        killed without warning."""
+        self.patch(_cli, "HUB_CHECK_INTERVAL", 0.1)
+        hub, environ = await self.start_child_hub()
+        console = WatchedConsole(environ)
+        running = defer.ensureDeferred(run(reactor, parse(["snoop"]), console))
+        await console.wait_for(r"^Receiving \* as ")
+        result = await within(hub.kill())
+        self.assertEqual(result.signal, signal.SIGKILL)
+        self.assertEqual(await within(running), 1)
+        [line] = console.stderr.getvalue().splitlines()[1:]
+        self.assertRegex(line, "^sampy-twisted snoop: the hub connection ended: the hub does not answer: .*refused")
+
+    async def test_clients_interrupted(self):
+        """clients waiting on a silent hub stops at once: exit 1, one line."""
+        factory = protocol.ServerFactory.forProtocol(_Silent)
+        factory.made = defer.DeferredQueue()
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        lockfile = os.path.join(self.directory, ".samp")
+        url = f"http://127.0.0.1:{port.getHost().port}/xmlrpc"
+        with open(lockfile, "w") as f:
+            f.write(format_lockfile(new_lockfile_params(url, "secret")))
+        console = WatchedConsole(lockfile_environ(self.directory, lockfile))
+        running = defer.ensureDeferred(run(reactor, parse(["clients"]), console))
+        connection = await within(factory.made.get())
+        console.stop.callback(None)
+        self.assertEqual(await within(running, 5), 1)
+        self.assertEqual(console.stderr.getvalue(), "sampy-twisted clients: interrupted\n")
+        await within(connection.lost)
+
+    async def test_send_interrupted_hub_frozen(self):
+        """send interrupted after the hub froze (SIGSTOP) gives up
+        unregistering after DISCONNECT_TIMEOUT."""
+        self.patch(_cli, "DISCONNECT_TIMEOUT", 0.5)
+        hub, environ = await self.start_child_hub()
+        client = SAMPIntegratedClient(name="responder", reactor=reactor)
+        responder = Responder()
+        responder.bind(client)
+        await within(client.connect(hub_params=hub.params))
+        self.addCleanup(client.disconnect)
+        console = WatchedConsole(environ)
+        running = defer.ensureDeferred(run(reactor, parse(HANGING_SEND), console))
+        await within(responder.hung.get())
+        os.kill(hub.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, hub.pid, signal.SIGCONT)
+        started = reactor.seconds()
+        console.stop.callback(None)
+        self.assertEqual(await within(running, 10), 1)
+        self.assertLess(reactor.seconds() - started, 5)
+        self.assertEqual(console.stderr.getvalue(), "sampy-twisted send: interrupted\n")
 
 
 class TLSHubCommandTests(TestCase):
@@ -507,6 +670,24 @@ class EntryPointTests(TestCase):
         result = await process.stop()
         self.assertEqual(result.exit_code, 0, result.output)
         self.assertNotIn(snoop_id, self.hub.registered_clients)
+
+    async def test_send_sigterm(self):
+        """send waiting for a response that never comes stops on SIGTERM:
+        exit status 1, one line."""
+        client = SAMPIntegratedClient(name="responder", reactor=reactor)
+        responder = Responder()
+        responder.bind(client)
+        await within(client.connect(hub_params=self.hub.params))
+        self.addCleanup(client.disconnect)
+        process = spawn(
+            [sys.executable, "-u", "-m", "sampy_twisted._cli", *HANGING_SEND],
+            self.environ, self.directory, reactor, name="send",
+        )
+        self.addCleanup(process.stop)
+        sender = await within(responder.hung.get(), 30)
+        result = await process.stop(kill_after=10)
+        self.assertEqual((result.exit_code, result.output), (1, "sampy-twisted send: interrupted\n"))
+        self.assertNotIn(sender, self.hub.registered_clients)
 
     async def test_hub_sigterm(self):
         """hub stops cleanly on SIGTERM and removes its lockfile."""
