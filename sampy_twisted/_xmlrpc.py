@@ -508,6 +508,8 @@ class XMLRPCProxy:
     def _translate(self, failure, method):
         if failure.check(xmlrpc.client.Fault, self._error_class, defer.CancelledError):
             return failure
+        if failure.check(ierror.ConnectingCancelledError):
+            raise defer.CancelledError(f"{method} at {self.url} was cancelled while connecting")
         if failure.check(XMLRPCError):
             raise self._error_class(str(failure.value))
         raise self._error_class(f"{method} at {self.url} failed: {_reason(failure)}")

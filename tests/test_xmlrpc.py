@@ -320,6 +320,15 @@ class ProxyTests(TestCase):
         yield self.assertFailure(proxy.call("wait", timeout=0.2), XMLRPCError)
         self.assertEqual((yield cancelled.addTimeout(10, reactor)), "cancelled")
 
+    @defer.inlineCallbacks
+    def test_cancelled_while_connecting(self):
+        """A call cancelled before its connection is up fails with
+        CancelledError, not a transport error."""
+        _, proxy = self.hub()
+        d = proxy.call("echo", "x")
+        d.cancel()
+        yield self.assertFailure(d, defer.CancelledError)
+
     def count_lookups(self):
         """Count the reactor's host name lookups until the test ends."""
         lookups = []
