@@ -14,7 +14,6 @@ import ssl
 import xmlrpc.client
 from urllib.parse import unquote, urlsplit
 from collections.abc import Mapping
-from typing import Any
 from urllib.request import url2pathname
 
 from twisted.internet import defer
@@ -308,7 +307,7 @@ def get_running_hubs(
     )
 
 
-def _global_reactor() -> Any:
+def _global_reactor() -> IReactorTime:
     """The global reactor, for functions whose caller passed none."""
     from twisted.internet import reactor
 

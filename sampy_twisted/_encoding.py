@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import TypeAlias, overload
+from typing import Any, TypeAlias, overload
 
 __all__ = [
     "check_samp_value",
@@ -105,7 +105,11 @@ def _convert(value: object, path: str, what: str) -> SAMPValue:
 
 
 @overload
-def check_samp_value(value: Mapping[str, object], what: str = "value") -> dict[str, SAMPValue]: ...
+def check_samp_value(value: str, what: str = "value") -> str: ...
+
+
+@overload
+def check_samp_value(value: dict[str, Any], what: str = "value") -> dict[str, SAMPValue]: ...
 
 
 @overload
@@ -239,7 +243,7 @@ def decode_boolean(value: str) -> bool:
 
 def make_message(
     mtype: str,
-    params: Mapping[str, object] | None = None,
+    params: dict[str, Any] | None = None,
     extra: Mapping[str, object] | None = None,
 ) -> dict[str, SAMPValue]:
     """
