@@ -179,7 +179,7 @@ class SAMPHubProxy:
         d: defer.Deferred[Any] = self._proxy.call(method, *args, timeout=timeout)
         return d.addErrback(_fault_to_proxy_error)
 
-    def ping(self) -> defer.Deferred[SAMPValue]:
+    def ping(self) -> defer.Deferred[object]:
         """
         ``samp.hub.ping``: check that the hub is alive.
 
@@ -197,7 +197,7 @@ class SAMPHubProxy:
         """
         return self._call("samp.hub.register", _check_string(secret, "secret"))
 
-    def unregister(self, private_key: str) -> defer.Deferred[SAMPValue]:
+    def unregister(self, private_key: str) -> defer.Deferred[object]:
         """
         ``samp.hub.unregister``: end a registration.
 
@@ -205,7 +205,7 @@ class SAMPHubProxy:
         """
         return self._call("samp.hub.unregister", _check_string(private_key, "private_key"))
 
-    def set_xmlrpc_callback(self, private_key: str, xmlrpc_addr: str) -> defer.Deferred[SAMPValue]:
+    def set_xmlrpc_callback(self, private_key: str, xmlrpc_addr: str) -> defer.Deferred[object]:
         """
         ``samp.hub.setXmlrpcCallback``: tell the hub where the client listens.
 
@@ -218,7 +218,7 @@ class SAMPHubProxy:
             _check_string(xmlrpc_addr, "xmlrpc_addr"),
         )
 
-    def declare_metadata(self, private_key: str, metadata: dict[str, Any]) -> defer.Deferred[SAMPValue]:
+    def declare_metadata(self, private_key: str, metadata: dict[str, Any]) -> defer.Deferred[object]:
         """
         ``samp.hub.declareMetadata``: replace the client's metadata.
 
@@ -245,7 +245,7 @@ class SAMPHubProxy:
 
     def declare_subscriptions(
         self, private_key: str, subscriptions: dict[str, Any]
-    ) -> defer.Deferred[SAMPValue]:
+    ) -> defer.Deferred[object]:
         """
         ``samp.hub.declareSubscriptions``: replace the client's subscriptions.
 
@@ -292,7 +292,7 @@ class SAMPHubProxy:
 
     def notify(
         self, private_key: str, recipient_id: str, message: dict[str, Any]
-    ) -> defer.Deferred[SAMPValue]:
+    ) -> defer.Deferred[object]:
         """
         ``samp.hub.notify``: send a notification to one client.
 
@@ -376,7 +376,7 @@ class SAMPHubProxy:
 
     def reply(
         self, private_key: str, msg_id: str, response: dict[str, Any]
-    ) -> defer.Deferred[SAMPValue]:
+    ) -> defer.Deferred[object]:
         """
         ``samp.hub.reply``: answer a call received earlier.
 

@@ -119,6 +119,35 @@ class RegistrationTests(ClientTestsMixin, SynchronousTestCase):
         self.assertEqual(self.wire.named("samp.hub.unregister"), [(KEY,)])
         self.assertFalse(self.client.is_registered)
 
+    def test_stopped_while_registering(self):
+        """A callback server stopped while the registration is declared
+        makes register() fail with a clear error, and undoes it."""
+        declared = defer.Deferred()
+        self.wire.answers["samp.hub.declareMetadata"] = declared
+        self.successResultOf(self.client.start())
+        registering = self.client.register()
+        self.successResultOf(self.client.stop())
+        declared.callback("")
+        failure = self.failureResultOf(registering, SAMPClientError)
+        self.assertIn("callback server stopped", str(failure.value))
+        self.assertEqual(self.wire.named("samp.hub.unregister"), [(KEY,)])
+        self.assertFalse(self.client.is_registered)
+
+    def test_hub_shut_down_while_registering(self):
+        """A registration ended by the hub while it is declared makes
+        register() fail with a clear error, and nothing is unregistered."""
+        declared = defer.Deferred()
+        self.wire.answers["samp.hub.declareMetadata"] = declared
+        self.successResultOf(self.client.start())
+        registering = self.client.register()
+        self.client.receive_notification(
+            KEY, "hub", {"samp.mtype": "samp.hub.event.shutdown", "samp.params": {}}
+        )
+        declared.callback("")
+        failure = self.failureResultOf(registering, SAMPClientError)
+        self.assertIn("registration ended", str(failure.value))
+        self.assertEqual(self.wire.named("samp.hub.unregister"), [])
+
     def test_bad_registration_answer(self):
         self.wire.answers["samp.hub.register"] = {"samp.self-id": ""}
         self.successResultOf(self.client.start())
