@@ -108,6 +108,43 @@ class MemoryNetwork(MemoryReactorClock):
         self._pumps.append(iosim.connect(server, server_transport, client, client_transport, greet=False, clock=self))
         return connector
 
+    def addSystemEventTrigger(self, phase, eventType, callable, *args, **kw):
+        """Keep a trigger, as ``MemoryReactor`` does, and return an id that
+        :meth:`removeSystemEventTrigger` takes."""
+        entry = (callable, args, kw)
+        self.triggers.setdefault(phase, {}).setdefault(eventType, []).append(entry)
+        return (phase, eventType, entry)
+
+    def removeSystemEventTrigger(self, triggerID):
+        """Forget a trigger added by :meth:`addSystemEventTrigger`."""
+        phase, event_type, entry = triggerID
+        entries = self.triggers.get(phase, {}).get(event_type, [])
+        for index, kept in enumerate(entries):
+            if kept is entry:
+                del entries[index]
+                return
+        raise ValueError(f"no such trigger: {triggerID!r}")
+
+    def fireSystemEvent(self, eventType):
+        """
+        Run *eventType*'s triggers as a reactor does: the ``before`` ones,
+        then, once the Deferreds they returned have fired, the ``during``
+        and ``after`` ones.  Drive the network (:meth:`run`,
+        :meth:`advance`) to let them finish.
+
+        :return: a Deferred firing when every phase has run.
+        """
+
+        def run_phase(phase):
+            entries = self.triggers.setdefault(phase, {}).pop(eventType, [])
+            results = [defer.maybeDeferred(f, *args, **kw) for f, args, kw in entries]
+            return defer.DeferredList(results, consumeErrors=True)
+
+        d = run_phase("before")
+        d.addCallback(lambda _: run_phase("during"))
+        d.addCallback(lambda _: run_phase("after"))
+        return d.addCallback(lambda _: None)
+
     def run(self, limit=10_000):
         """
         Deliver bytes and run due calls until the network is quiet.
