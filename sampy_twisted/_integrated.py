@@ -267,12 +267,15 @@ class SAMPIntegratedClient:
         )
 
     def _unwatch(self):
-        check, self._liveness = self._liveness, None
-        if check is not None:
-            check.stop()
+        self._stop_checking()
         trigger, self._shutdown_trigger = self._shutdown_trigger, None
         if trigger is not None:
             self._reactor.removeSystemEventTrigger(trigger)
+
+    def _stop_checking(self):
+        check, self._liveness = self._liveness, None
+        if check is not None:
+            check.stop()
 
     def _reactor_shutting_down(self):
         self._shutdown_trigger = None  # fired: it must not be removed again
@@ -356,7 +359,9 @@ class SAMPIntegratedClient:
             return waiter
         self._closing = True
         self._disconnect_waiters = []
-        self._unwatch()
+        # The shutdown trigger stays until the hub has answered, so that a
+        # shutdown starting meanwhile waits for this unregistration.
+        self._stop_checking()
         d = self.client.unregister()
 
         def unreachable(failure):

@@ -687,15 +687,23 @@ class IntegratedLifecycleTests(SynchronousTestCase):
 
     def test_no_second_unregister(self):
         """A disconnect() of the program's own running as the reactor shuts
-        down asks the hub once; both wait for the same clean-up."""
+        down asks the hub once; shutdown and a second disconnect() wait
+        for the same clean-up."""
         client = self.connect("me")
         calls = self.count_unregisters(client)
+        answer = defer.Deferred()
+        unregister = client.hub.unregister
+        client.hub.unregister = lambda key: answer.addCallback(lambda _: unregister(key))
         own = client.disconnect()
-        self.successResultOf(self.shut_down())
+        shutdown = self.shut_down()
         again = client.disconnect()
+        self.assertNoResult(shutdown)
+        self.assertNoResult(again)
+        answer.callback(None)
         self.network.run()
         self.successResultOf(own)
         self.successResultOf(again)
+        self.successResultOf(shutdown)
         self.assertEqual(len(calls), 1)
         self.assertFalse(self.registered(client))
 
