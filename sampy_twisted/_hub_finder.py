@@ -46,9 +46,12 @@ async def find_or_start_hub(reactor, locate, start_hub):
         )
     try:
         hub = await start_hub()
-    except SAMPHubError:
-        # Another program started a hub meanwhile: use that one.
-        where, params = await locate()
+    except SAMPHubError as refused:
+        # Another program may have started a hub meanwhile: use that one.
+        try:
+            where, params = await locate()
+        except SAMPHubError:
+            raise refused from None  # no: the start's own failure says why
         return where, params, None
     return hub.lockfile, hub.params, hub
 
