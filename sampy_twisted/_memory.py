@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, error
@@ -124,6 +124,45 @@ class MemoryNetwork(MemoryReactorClock):
         client_transport = iosim.FakeTransport(client, False, source, destination)
         self._pumps.append(iosim.connect(server, server_transport, client, client_transport, greet=False, clock=self))
         return connector
+
+    def addSystemEventTrigger(  # type: ignore[override]
+        self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any
+    ) -> tuple[str, str, tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]:
+        """Keep a trigger, as ``MemoryReactor`` does, and return an id that
+        :meth:`removeSystemEventTrigger` takes."""
+        entry = (callable, args, kw)
+        self.triggers.setdefault(phase, {}).setdefault(eventType, []).append(entry)
+        return (phase, eventType, entry)
+
+    def removeSystemEventTrigger(self, triggerID: Any) -> None:
+        """Forget a trigger added by :meth:`addSystemEventTrigger`."""
+        phase, event_type, entry = triggerID
+        entries = self.triggers.get(phase, {}).get(event_type, [])
+        for index, kept in enumerate(entries):
+            if kept is entry:
+                del entries[index]
+                return
+        raise ValueError(f"no such trigger: {triggerID!r}")
+
+    def fireSystemEvent(self, eventType: str) -> "defer.Deferred[None]":
+        """
+        Run *eventType*'s triggers as a reactor does: the ``before`` ones,
+        then, once the Deferreds they returned have fired, the ``during``
+        and ``after`` ones.  Drive the network (:meth:`run`,
+        :meth:`advance`) to let them finish.
+
+        :return: a Deferred firing when every phase has run.
+        """
+
+        def run_phase(phase: str) -> "defer.Deferred[Any]":
+            entries = self.triggers.setdefault(phase, {}).pop(eventType, [])
+            results = [defer.maybeDeferred(f, *args, **kw) for f, args, kw in entries]
+            return defer.DeferredList(results, consumeErrors=True)
+
+        d = run_phase("before")
+        d.addCallback(lambda _: run_phase("during"))
+        d.addCallback(lambda _: run_phase("after"))
+        return d.addCallback(lambda _: None)
 
     def run(self, limit: int = 10_000) -> None:
         """
