@@ -18,7 +18,14 @@ from twisted.web.resource import Resource
 
 from sampy_twisted import SAMPIntegratedClient
 from sampy_twisted._hub import start_hub
-from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, dumps_call, make_site, safe_loads
+from sampy_twisted._xmlrpc import (
+    XMLRPCError,
+    XMLRPCProxy,
+    XMLRPCResource,
+    dumps_call,
+    make_site,
+    safe_loads,
+)
 
 WAIT = 30.0
 """Seconds a test waits for what should happen at once (generous: shared CI)."""
@@ -246,12 +253,23 @@ class _DS9Server(protocol.Protocol):
         params, method = safe_loads(body[:length])
         self.factory.requests.append((method, params))
         d = defer.maybeDeferred(self.factory.handle, method, *params)
-        d.addCallback(self._answer)
+        d.addCallbacks(self._answer, self._answer_fault)
 
     def _answer(self, value):
         body = xmlrpc.client.dumps((value,), methodresponse=True).encode()
         head = b"HTTP/1.1 200 OK\nContent-Type: text/xml\nContent-length: %d\n\n" % len(body)
         self.transport.write(head + body)
+        self.transport.loseConnection()
+
+    def _answer_fault(self, failure):
+        # xmlrpc::doRequest answers a failed handler with buildFault, which
+        # measures the body, then trims its final newline.
+        body = xmlrpc.client.dumps(xmlrpc.client.Fault(100, "eval() failed"), methodresponse=True)
+        body = body.encode()
+        if not body.endswith(b"\n"):
+            body += b"\n"
+        head = b"HTTP/1.1 200 OK\nContent-Type: text/xml\nContent-length: %d\n\n" % len(body)
+        self.transport.write((head + body).strip())
         self.transport.loseConnection()
 
 
@@ -315,6 +333,39 @@ class ClosingPeerProxyTests(TestCase):
         for i in range(100, 110):
             self.assertEqual(await proxy.call("echo", str(i)), [str(i)])
         self.assert_each_once(server, 110)
+
+    async def test_fault_one_byte_short(self):
+        """DS9's faults end one byte short of their Content-Length: the
+        fault is still what the caller gets, and calls go on."""
+
+        def handle(method, *args):
+            if args == ("bad",):
+                raise ValueError("a Tcl error")
+            return list(args)
+
+        server = _DS9ServerFactory(handle)
+        proxy = self.proxy(f"http://127.0.0.1:{self.listen(server)}/")
+        for i in range(3):
+            with self.assertRaises(xmlrpc.client.Fault) as caught:
+                await proxy.call("echo", "bad")
+            self.assertEqual(caught.exception.faultString, "eval() failed")
+            self.assertEqual(await proxy.call("echo", str(i)), [str(i)])
+
+    async def test_cut_short_not_complete(self):
+        """A body cut short that is not a complete document is an error."""
+        body = xmlrpc.client.dumps(("ok",), methodresponse=True).encode()
+
+        class Cut(protocol.Protocol):
+            def dataReceived(self, data):
+                if b"</methodCall>" in data:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                    self.transport.write(head + body[:-20])
+                    self.transport.loseConnection()
+
+        proxy = self.proxy(f"http://127.0.0.1:{self.listen(protocol.Factory.forProtocol(Cut))}/")
+        with self.assertRaises(XMLRPCError) as caught:
+            await proxy.call("x")
+        self.assertIn(proxy.url, str(caught.exception))
 
     async def test_host_name_without_path(self):
         """A callback URL as DS9 gives it, ``http://HOST:PORT``: the request
