@@ -447,15 +447,15 @@ class FakeDS9:
     for it before it answers.
     """
 
-    def __init__(self, testcase, hub):
+    def __init__(self, testcase, hub, interface="127.0.0.1", host="localhost"):
         parts = urlsplit(hub.url)
         self._hub_port = parts.port
         self._hub_path = parts.path.encode("ascii") or b"/"
         self._secret = hub.params["samp.secret"]
         self.server = _DS9ServerFactory(self._handle)
-        port = reactor.listenTCP(0, self.server, interface="127.0.0.1")
+        port = reactor.listenTCP(0, self.server, interface=interface)
         testcase.addCleanup(port.stopListening)
-        self.url = f"http://localhost:{port.getHost().port}"
+        self.url = f"http://{host}:{port.getHost().port}"
         self.notifications = []
         self.calls = []
         self._waiters = []
@@ -546,3 +546,21 @@ class DS9ThroughHubTests(TestCase):
         self.assertEqual(ds9.server.connections, 200)
         self.assertEqual(set(ds9.server.request_lines), {b"POST / HTTP/1.1"})
         await ds9.hub_call("samp.hub.unregister", ds9.key)
+
+    async def test_ipv6_callback(self):
+        """A callback URL with an IPv6 literal gets its messages."""
+        try:
+            ds9 = FakeDS9(self, self.hub, interface="::1", host="[::1]")
+        except error.CannotListenError as exc:
+            self.skipTest(f"no IPv6 loopback here: {exc}")
+        await ds9.register()
+        sender = SAMPIntegratedClient(name="sender", reactor=reactor)
+        await sender.connect(hub=self.hub)
+        self.addCleanup(sender.disconnect)
+        for i in range(5):
+            await sender.notify(ds9.id, {"samp.mtype": "test.notify", "samp.params": {"i": str(i)}})
+        await ds9.notified(5)
+        response = await sender.call_and_wait(ds9.id, {"samp.mtype": "test.call", "samp.params": {"i": "x"}}, "30")
+        self.assertEqual(response["samp.result"], {"i": "x"})
+        self.assertEqual(sorted(int(m["samp.params"]["i"]) for m in ds9.notifications), list(range(5)))
+        self.assertEqual(ds9.server.after_answer, [])
