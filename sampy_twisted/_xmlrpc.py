@@ -674,6 +674,8 @@ class _LenientChannel(http.HTTPChannel):
 class _QuietSite(server.Site):
     """A Site writing no access log, reading requests leniently."""
 
+    # The channel itself rather than Twisted's wrapper choosing between
+    # HTTP/1.1 and HTTP/2 by TLS negotiation: SAMP peers speak HTTP/1.x.
     protocol = _LenientChannel
 
     def log(self, request):
