@@ -14,6 +14,7 @@ import xmlrpc.client
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
+from twisted.python import log as legacy_log
 
 from ._encoding import check_samp_value, legal_text, timeout_seconds
 from ._errors import (
@@ -230,7 +231,11 @@ class SAMPClient:
             }
         )
         endpoint = self._endpoint or self._default_endpoint()
-        d = endpoint.listen(make_site(resource, reactor=self._reactor))
+        site = make_site(resource, reactor=self._reactor)
+        site.label = "SAMP callback server"
+        # Twisted logs "... starting on PORT" in the context it listens in,
+        # often that of the hub's HTTP response ("[HTTP11ClientProtocol,client]").
+        d = legacy_log.callWithContext({"system": "sampy_twisted"}, endpoint.listen, site)
         return d.addCallback(self._listening)
 
     def _default_endpoint(self):

@@ -194,6 +194,11 @@ class _ConnectionTracker(WrappingFactory):
         super().__init__(wrapped)
         self._when_idle = []
 
+    def logPrefix(self):
+        # Not "SAMP hub (_ConnectionTracker)": a private class means nothing
+        # in twistd's log.
+        return self.wrappedFactory.logPrefix()
+
     def unregisterProtocol(self, p):
         super().unregisterProtocol(p)
         if not self.protocols:
@@ -433,6 +438,7 @@ class SAMPHubServer(service.Service):
         path = lockfile_path(self._lockfile_option, self._multi)
         self._secret = secrets.token_urlsafe(32)
         site = make_site(self._resource, reactor=self._reactor)
+        site.label = "SAMP hub"
         self._connections = _ConnectionTracker(site)
         try:
             self._listening = await self._server_endpoint().listen(self._connections)
