@@ -534,12 +534,12 @@ class Console:
         print(text, file=self.stderr, flush=True)
 
 
-def _new_client(reactor, options, callable=True, track_clients=False):
-    """A client named by ``--name``, with the callback server the TLS
-    options ask for."""
+def _new_client(reactor, options, name, callable=True, track_clients=False):
+    """A client named by ``--name`` (by default ``sampy-twisted`` and the
+    command's *name*), with the callback server the TLS options ask for."""
     tls = options["callback_tls"] if callable else None
     return SAMPIntegratedClient(
-        name=options["name"],
+        name=options.get("name") or f"{PROGRAM} {name}",
         reactor=reactor,
         callable=callable,
         track_clients=track_clients,
@@ -548,9 +548,9 @@ def _new_client(reactor, options, callable=True, track_clients=False):
     )
 
 
-async def _connect(reactor, console, options, callable=False, track_clients=False):
+async def _connect(reactor, console, options, name, callable=False, track_clients=False):
     params = await get_hub_params(reactor, environ=console.environ)
-    client = _new_client(reactor, options, callable, track_clients)
+    client = _new_client(reactor, options, name, callable, track_clients)
     await client.connect(hub_params=params, tls=options["hub_tls"])
     return client
 
@@ -629,7 +629,7 @@ async def _hub_command(reactor, options, console):
 
 
 async def _clients_command(reactor, options, console):
-    client = await _connect(reactor, console, options)
+    client = await _connect(reactor, console, options, "clients")
     try:
         ids = sorted(await client.get_registered_clients(), key=_natural)
         rows = await _gather([defer.ensureDeferred(_client_row(client, cid)) for cid in ids])
@@ -715,7 +715,7 @@ def _client_table(rows, width=None):
 
 async def _send_command(reactor, options, console):
     message = make_message(options["mtype"], options["params"])
-    client = await _connect(reactor, console, options, callable=not options["notify"])
+    client = await _connect(reactor, console, options, "send", callable=not options["notify"])
     try:
         if options["notify"]:
             return await _notify(client, options, message, console)
@@ -783,6 +783,14 @@ def _describe(response):
     return text
 
 
+def _snooped(mtype, sender, msg_id, params):
+    """The line ``snoop`` prints for a message."""
+    if msg_id is not None:
+        return f"call {mtype} from {sender} [msg-id {msg_id}]: {_json(params)}"
+    kind = "hub event" if mtype.startswith("samp.hub.") else "notification"
+    return f"{kind} {mtype} from {sender}: {_json(params)}"
+
+
 _STOP = object()
 
 
@@ -797,7 +805,7 @@ async def _snoop_command(reactor, options, console):
         return dict(SNOOP_REPLIES["ok" if mtype == "samp.app.ping" else options["reply"]])
 
     params = await get_hub_params(reactor, environ=console.environ)
-    client = _new_client(reactor, options, track_clients=True)
+    client = _new_client(reactor, options, "snoop", track_clients=True)
     for pattern in options["mtypes"]:
         client.bind_receive_message(pattern, show)
     await client.connect(hub_params=params, tls=options["hub_tls"])
@@ -820,14 +828,6 @@ async def _snoop_command(reactor, options, console):
         # A failed check: the client still thinks it is registered.
         await _disconnect(reactor, client)
     raise UserError(f"the hub connection ended: {why}")
-
-
-def _snooped(mtype, sender, msg_id, params):
-    """The line ``snoop`` prints for a message."""
-    if msg_id is not None:
-        return f"call {mtype} from {sender} [msg-id {msg_id}]: {_json(params)}"
-    kind = "hub event" if mtype.startswith("samp.hub.") else "notification"
-    return f"{kind} {mtype} from {sender}: {_json(params)}"
 
 
 class _HubChecker:
@@ -885,7 +885,7 @@ class _HubChecker:
 async def _ping_command(reactor, options, console):
     if options["target"] is None:
         return await _ping_hub(reactor, console, options)
-    client = await _connect(reactor, console, options, callable=True)
+    client = await _connect(reactor, console, options, "ping", callable=True)
     try:
         recipients, names = await _resolve(client, [options["target"]])
         message = make_message("samp.app.ping", {})
