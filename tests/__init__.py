@@ -20,20 +20,19 @@ os.environ["SAMP_HUB"] = "std-lockurl:file://" + os.path.join(_HOME, "no-hub", "
 
 
 def _missing_dependencies():
-    """What the suite needs that is not installed, as install hints."""
+    """What the suite needs that is not installed, with how to install it."""
     from importlib.util import find_spec
 
     from sampy_twisted._jsamp import JSampNotFound, find_jsamp
 
-    missing = [
-        f"{module} (pip install '.[test]')"
-        for module in ("astropy", "sphinx", "cryptography")
-        if find_spec(module) is None
-    ]
+    missing = []
+    packages = [module for module in ("astropy", "sphinx", "cryptography") if find_spec(module) is None]
+    if packages:
+        missing.append(f"{' and '.join(packages)}: pip install '.[test]'")
     try:
         find_jsamp()
     except JSampNotFound as exc:
-        missing.append(f"JSAMP ({exc})")
+        missing.append(f"JSAMP: {str(exc).removeprefix('cannot run JSAMP: ')}")
     return missing
 
 
@@ -43,7 +42,7 @@ def _check_dependencies():
     # the line printed first says what to install.
     missing = _missing_dependencies()
     if missing:
-        message = "the tests need " + "; ".join(missing)
+        message = "the tests need " + "; and ".join(missing)
         print(f"tests: {message}", file=sys.stderr, flush=True)
         raise ImportError(message)
 
