@@ -266,7 +266,7 @@ class SendOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
         "Send MTYPE with the KEY=VALUE parameters (string values) to the --to "
         "clients, by name or id, or to every client subscribed to it. A call "
         "(the default) waits for each response and prints it; the exit status "
-        "is 1 if any is an error or does not arrive in time. A notification "
+        "is 1 if any is not samp.ok or does not arrive in time. A notification "
         "(--notify) prints who it went to."
     )
     optFlags = [
