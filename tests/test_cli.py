@@ -439,6 +439,12 @@ class CommandTestsMixin:
         self.assertRegex(line, rf"^call test\.question from {client.get_public_id()} \(responder\) \[msg-id \S+\]: {{}}$")
         response = await within(client.ecall_and_wait(snoop_id, "samp.app.ping", "10"))
         self.assertEqual(response["samp.status"], "samp.ok")
+        # send does not report success for a message nobody acted on.
+        code, out, err = await self.cli("send", "test.load", "--to", snoop_id)
+        self.assertEqual(
+            (code, out, err),
+            (1, f"{snoop_id} (sampy-twisted snoop): samp.warning: logged by sampy-twisted snoop, not acted on {{}}\n", ""),
+        )
         console.stop.callback(None)
         self.assertEqual(await within(running), 0)
         self.assertNotIn(snoop_id, await client.get_registered_clients())
