@@ -195,9 +195,9 @@ class _ConnectionTracker(WrappingFactory):
         self._when_idle = []
 
     def logPrefix(self):
-        # Not "SAMP hub (_ConnectionTracker)": a private class means nothing
-        # in twistd's log.
-        return self.wrappedFactory.logPrefix()
+        # What twistd's log calls the hub's port ("SAMP hub starting on
+        # 41017"), rather than "_QuietSite (_ConnectionTracker)".
+        return "SAMP hub"
 
     def unregisterProtocol(self, p):
         super().unregisterProtocol(p)
@@ -438,7 +438,6 @@ class SAMPHubServer(service.Service):
         path = lockfile_path(self._lockfile_option, self._multi)
         self._secret = secrets.token_urlsafe(32)
         site = make_site(self._resource, reactor=self._reactor)
-        site.label = "SAMP hub"
         self._connections = _ConnectionTracker(site)
         try:
             self._listening = await self._server_endpoint().listen(self._connections)
