@@ -806,12 +806,15 @@ async def _snoop_command(reactor, options, console):
 
     params = await get_hub_params(reactor, environ=console.environ)
     client = _new_client(reactor, options, "snoop", track_clients=True)
+    # The client checks that the hub is alive: a hub killed without warning,
+    # or restarted, sends no shutdown message.
+    client.hub_check_interval = HUB_CHECK_INTERVAL
+    client.hub_check_timeout = HUB_CHECK_TIMEOUT
     for pattern in options["mtypes"]:
         client.bind_receive_message(pattern, show)
     await client.connect(hub_params=params, tls=options["hub_tls"])
     ended = defer.Deferred()  # fires with why the hub went away
     client.when_disconnected().addCallback(lambda reason: ended.called or ended.callback(reason))
-    checker = _HubChecker(reactor, client, lambda why: ended.called or ended.callback(why))
     console.err(
         f"Receiving {', '.join(options['mtypes'])} as {client.get_public_id()}; interrupt to stop"
     )
@@ -819,67 +822,10 @@ async def _snoop_command(reactor, options, console):
         why = await ended
     except defer.CancelledError:
         why = _STOP  # run() cancels on Console.stop: snoop's normal way to end
-    finally:
-        checker.stop()
     if why is _STOP:
         await _disconnect(reactor, client)
         return EXIT_OK
-    if client.get_private_key() is not None:
-        # A failed check: the client still thinks it is registered.
-        await _disconnect(reactor, client)
     raise UserError(f"the hub connection ended: {why}")
-
-
-class _HubChecker:
-    """
-    Checks every :data:`HUB_CHECK_INTERVAL` seconds that the hub still
-    knows *client*: a hub killed without warning, or restarted, sends no
-    shutdown message.
-
-    :param reactor: the reactor.
-    :param client: a connected :class:`SAMPIntegratedClient`.
-    :param gone: called with a reason text when a check fails.
-    """
-
-    def __init__(self, reactor, client, gone):
-        self._reactor = reactor
-        self._client = client
-        self._gone = gone
-        self._checking = None
-        self._loop = task.LoopingCall(self._check)
-        self._loop.clock = reactor
-        self._loop.start(HUB_CHECK_INTERVAL, now=False)
-
-    def _check(self):
-        if self._client.get_private_key() is None:
-            return None  # the registration ended: when_disconnected() tells why
-        # getMetadata needs our private key, which a restarted hub rejects.
-        d = self._client.get_metadata(self._client.get_public_id())
-        d.addTimeout(HUB_CHECK_TIMEOUT, self._reactor)
-        self._checking = d
-        return d.addCallbacks(self._answered, self._failed)
-
-    def _answered(self, _):
-        self._checking = None
-
-    def _failed(self, failure):
-        self._checking = None
-        if failure.check(defer.CancelledError) or self._client.get_private_key() is None:
-            return
-        if failure.check(defer.TimeoutError):
-            self._gone(f"the hub did not answer within {HUB_CHECK_TIMEOUT:g} s")
-        elif failure.check(SAMPProxyError):
-            self._gone(f"the hub no longer knows this client: {failure.getErrorMessage()}")
-        else:
-            self._gone(f"the hub does not answer: {failure.getErrorMessage()}")
-
-    def stop(self):
-        """Stop checking, cancelling a check in progress."""
-        if self._loop.running:
-            self._loop.stop()
-        checking, self._checking = self._checking, None
-        if checking is not None:
-            checking.cancel()
 
 
 async def _ping_command(reactor, options, console):
