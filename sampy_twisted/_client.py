@@ -20,6 +20,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
+from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 
 from ._encoding import SAMPValue, check_samp_value, legal_text, timeout_seconds
@@ -33,6 +34,10 @@ from ._hub_proxy import SAMPHubProxy
 from ._mtype import best_match, check_mtype_pattern
 from ._tls import TLSOptions
 from ._xmlrpc import XMLRPCResource, make_site
+
+# Twisted's legacy log context, which sets the "[system]" of its own lines;
+# not annotated in Twisted.
+_call_with_log_context: Callable[..., Any] = legacy_log.callWithContext
 
 #: What a call handler may return: the result map (or whole response),
 #: ``None`` when it replies itself, or an awaitable (a Deferred, a coroutine)
@@ -313,7 +318,13 @@ class SAMPClient:
             }
         )
         endpoint = self._endpoint or self._default_endpoint()
-        d: defer.Deferred[IListeningPort] = endpoint.listen(make_site(resource, reactor=self._reactor))
+        site = make_site(resource, reactor=self._reactor)
+        site.label = "SAMP callback server"
+        # Twisted logs "... starting on PORT" in the context it listens in,
+        # often that of the hub's HTTP response ("[HTTP11ClientProtocol,client]").
+        d: defer.Deferred[IListeningPort] = _call_with_log_context(
+            {"system": "sampy_twisted"}, endpoint.listen, site
+        )
         return d.addCallback(self._listening)
 
     def _default_endpoint(self) -> IStreamServerEndpoint:

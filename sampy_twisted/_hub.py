@@ -194,6 +194,11 @@ class _ConnectionTracker(WrappingFactory):
         super().__init__(wrapped)
         self._when_idle = []
 
+    def logPrefix(self):
+        # What twistd's log calls the hub's port ("SAMP hub starting on
+        # 41017"), rather than "_QuietSite (_ConnectionTracker)".
+        return "SAMP hub"
+
     def unregisterProtocol(self, p):
         super().unregisterProtocol(p)
         if not self.protocols:

@@ -678,6 +678,14 @@ class _QuietSite(server.Site):
     # HTTP/1.1 and HTTP/2 by TLS negotiation: SAMP peers speak HTTP/1.x.
     protocol = _LenientChannel
 
+    label = "SAMP XML-RPC server"
+    """What the log calls this server, as in "SAMP hub starting on 41017"."""
+
+    def logPrefix(self):
+        # Twisted's log lines about the port name the factory by this, or
+        # else by its class name, meaningless to users.
+        return self.label
+
     def log(self, request):
         # Formatting one access-log line per call, for the legacy log, is
         # a sizeable part of answering a small XML-RPC request; SAMP

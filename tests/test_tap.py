@@ -657,6 +657,29 @@ class TwistdTests(TestCase):
 _SOURCES = ("setup.cfg", "setup.py", "README.md", "MANIFEST.in", "sampy_twisted", "docs")
 
 
+class TwistdLogTests(TestCase):
+    """
+    What twistd logs names things in words a user knows, not by private
+    classes.
+    """
+
+    timeout = 90
+
+    async def test_plain_words(self):
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        process = spawn(twistd_argv("samp-client", "--name", "demo", "--hub", "embedded"), checkout_environ(directory), directory,
+                        reactor, name="twistd")
+        self.addCleanup(process.stop)
+        await process.wait_for_line(r"Registered with the SAMP hub", timeout=30)
+        output = (await process.stop()).output
+        self.assertRegex(output, r"\[-\] SAMP hub starting on \d+\n")
+        self.assertRegex(output, r"\[sampy_twisted\] SAMP callback server starting on \d+\n")
+        # Such as "_QuietSite (_ConnectionTracker) starting on 45525" or a
+        # "[HTTP11ClientProtocol,client]" prefix.
+        self.assertNotRegex(output, r"\b_[A-Z]\w+|Protocol\b|Site\b")
+
+
 def _copy_sources(destination):
     """Copy what ``pip install .`` needs from the checkout, without caches."""
     ignore = shutil.ignore_patterns("__pycache__", "*.py[co]", "_build", "dropin.cache")
