@@ -4,17 +4,36 @@ The integrated client: astropy's ``SAMPIntegratedClient`` API, with every
 method that talks to the hub returning a Deferred.
 """
 
-from twisted.internet import defer
-from twisted.logger import Logger
+from __future__ import annotations
 
-from ._client import SAMPClient
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, Optional, ParamSpec, TypeVar, cast
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorCore, IReactorTime, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ._client import CallHandler, MessageHandler, NotificationHandler, ResponseHandler, SAMPClient
 from ._discovery import get_hub_params
 from ._encoding import make_message
 from ._errors import SAMPClientError, SAMPHubError
 from ._hub_finder import find_or_start_hub, stop_started_hub
-from ._hub_proxy import SAMPHubProxy
+from ._encoding import SAMPValue
+from ._hub_proxy import RunningHub, SAMPHubProxy
 from ._liveness import HubLivenessCheck
+from ._tls import TLSOptions
 from ._tracker import ClientTracker
+
+if TYPE_CHECKING:
+    from ._hub import SAMPHubServer
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+# The hub to connect to: a running hub object, or its lockfile entries.
+_HubAndParams = tuple[Optional[RunningHub], Optional[Mapping[str, str]]]
+_Seconds = TypeVar("_Seconds", float, Optional[float])
 
 HUB_CHECK_INTERVAL = 5.0
 """Default seconds between two checks that the hub is alive."""
@@ -27,13 +46,13 @@ SHUTDOWN_TIMEOUT = 3.0
 unregistration."""
 
 
-def _easy_message(mtype, params):
+def _easy_message(mtype: str, params: dict[str, Any]) -> dict[str, SAMPValue]:
     params = dict(params)
     extra = params.pop("extra_kws", None)
     return make_message(mtype, params, extra)
 
 
-def _check_seconds(name, value, optional=False):
+def _check_seconds(name: str, value: _Seconds, optional: bool = False) -> _Seconds:
     if value is None and optional:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -97,31 +116,33 @@ class SAMPIntegratedClient:
 
     def __init__(
         self,
-        name=None,
-        description=None,
-        metadata=None,
-        addr=None,
-        port=0,
-        https=False,
-        key_file=None,
-        cert_file=None,
-        cert_reqs=0,
-        ca_certs=None,
-        ssl_version=None,
-        callable=True,
-        reactor=None,
-        track_clients=False,
-        tls=None,
-        endpoint=None,
-        hub_check_interval=HUB_CHECK_INTERVAL,
-        hub_check_timeout=HUB_CHECK_TIMEOUT,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-    ):
+        name: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        addr: str | None = None,
+        port: int = 0,
+        https: bool = False,
+        key_file: str | None = None,
+        cert_file: str | None = None,
+        cert_reqs: int | None = 0,
+        ca_certs: str | None = None,
+        ssl_version: object = None,
+        callable: bool = True,
+        reactor: IReactorTime | None = None,
+        track_clients: bool = False,
+        tls: TLSOptions | None = None,
+        endpoint: IStreamServerEndpoint | None = None,
+        hub_check_interval: float | None = HUB_CHECK_INTERVAL,
+        hub_check_timeout: float = HUB_CHECK_TIMEOUT,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+    ) -> None:
         self.hub_check_interval = _check_seconds("hub_check_interval", hub_check_interval, optional=True)
         self.hub_check_timeout = _check_seconds("hub_check_timeout", hub_check_timeout)
         self.shutdown_timeout = _check_seconds("shutdown_timeout", shutdown_timeout)
         if reactor is None:
-            from twisted.internet import reactor
+            from twisted.internet import reactor as _global
+
+            reactor = cast(IReactorTime, _global)
         self._reactor = reactor
         self.hub = SAMPHubProxy(reactor=reactor)
         self.client = SAMPClient(
@@ -142,36 +163,37 @@ class SAMPIntegratedClient:
             tls=tls,
             endpoint=endpoint,
         )
-        self.clients = ClientTracker(self.client) if track_clients and callable else None
-        self._lost = []
+        self.clients: ClientTracker | None = ClientTracker(self.client) if track_clients and callable else None
+        self._lost: list[defer.Deferred[str]] = []
         self._closing = False
         self._connecting = False
-        self._connect_waiters = []
-        self._disconnect_waiters = None  # a list while disconnect() runs
-        self._liveness = None
-        self._shutdown_trigger = None
+        self._connect_waiters: list[defer.Deferred[None]] = []
+        # A list while disconnect() runs.
+        self._disconnect_waiters: list[defer.Deferred[None]] | None = None
+        self._liveness: HubLivenessCheck | None = None
+        self._shutdown_trigger: object = None
         #: The hub this client started with ``connect(hub="auto")``, if any.
-        self.embedded_hub = None
+        self.embedded_hub: SAMPHubServer | None = None
 
     # -- connection -----------------------------------------------------------
 
     @property
-    def is_connected(self):
+    def is_connected(self) -> bool:
         """``True`` when registered with a running hub."""
         return self.hub.is_connected and self.client.is_registered
 
     def connect(
         self,
-        hub=None,
-        hub_params=None,
-        key_file=None,
-        cert_file=None,
-        cert_reqs=None,
-        ca_certs=None,
-        ssl_version=None,
-        pool_size=20,
-        tls=None,
-    ):
+        hub: RunningHub | Literal["auto"] | None = None,
+        hub_params: Mapping[str, str] | None = None,
+        key_file: str | None = None,
+        cert_file: str | None = None,
+        cert_reqs: int | None = None,
+        ca_certs: str | None = None,
+        ssl_version: object = None,
+        pool_size: int = 20,
+        tls: TLSOptions | None = None,
+    ) -> defer.Deferred[SAMPIntegratedClient]:
         """
         Find the hub, start the callback server and register: metadata,
         callback and subscriptions are declared before the Deferred fires.
@@ -200,29 +222,39 @@ class SAMPIntegratedClient:
         if self.is_connected:
             return defer.fail(SAMPClientError("already connected; disconnect() first"))
         self._connecting = True
+        located: defer.Deferred[_HubAndParams]
         if hub == "auto":
-            d = defer.ensureDeferred(self._running_or_embedded_hub())
+            located = defer.ensureDeferred(self._running_or_embedded_hub())
         else:
-            d = defer.succeed((hub, hub_params))
-        d.addCallback(self._connect_to_hub, key_file, cert_file, cert_reqs, ca_certs,
-                      ssl_version, pool_size, tls)
-        d.addCallback(lambda _: self.client.start())
-        d.addCallback(lambda _: self.client.register())
-        if self.clients is not None:
-            d.addCallback(lambda _: self.clients.populate())
-        d.addCallback(self._connected)
-        d.addErrback(self._connect_failed)
-        return d.addBoth(self._connect_ended)
+            located = defer.succeed((hub, hub_params))
+        d = located.addCallback(self._connect_to_hub, key_file, cert_file, cert_reqs, ca_certs,
+                                ssl_version, pool_size, tls)
+        registered = d.addCallback(lambda _: self.client.start()).addCallback(lambda _: self.client.register())
+        clients = self.clients
+        if clients is not None:
+            registered.addCallback(lambda _: clients.populate())
+        connected = registered.addCallback(self._connected)
+        connected.addErrback(self._connect_failed)
+        return connected.addBoth(self._connect_ended)
 
-    def _connect_ended(self, result):
+    def _connect_ended(self, result: _R) -> _R:
         self._connecting = False
         waiters, self._connect_waiters = self._connect_waiters, []
         for waiter in waiters:
             waiter.callback(None)
         return result
 
-    def _connect_to_hub(self, hub_and_params, key_file, cert_file, cert_reqs, ca_certs, ssl_version,
-                        pool_size, tls):
+    def _connect_to_hub(
+        self,
+        hub_and_params: _HubAndParams,
+        key_file: str | None,
+        cert_file: str | None,
+        cert_reqs: int | None,
+        ca_certs: str | None,
+        ssl_version: object,
+        pool_size: int,
+        tls: TLSOptions | None,
+    ) -> defer.Deferred[SAMPHubProxy]:
         hub, hub_params = hub_and_params
         return self.hub.connect(
             hub=hub,
@@ -236,48 +268,49 @@ class SAMPIntegratedClient:
             tls=tls,
         )
 
-    async def _running_or_embedded_hub(self):
-        def locate():
+    async def _running_or_embedded_hub(self) -> _HubAndParams:
+        def locate() -> defer.Deferred[tuple[str | None, dict[str, str]]]:
             return get_hub_params(self._reactor).addCallback(lambda params: (None, params))
 
-        def start_hub():
+        def start_hub() -> defer.Deferred[SAMPHubServer]:
             from ._hub import SAMPHubServer  # the hub is only loaded when needed
 
-            return SAMPHubServer(reactor=self._reactor).start()
+            started: defer.Deferred[SAMPHubServer] = SAMPHubServer(reactor=self._reactor).start()
+            return started
 
         _, params, self.embedded_hub = await find_or_start_hub(self._reactor, locate, start_hub)
         return None, params
 
-    def _connected(self, _):
+    def _connected(self, _: object) -> SAMPIntegratedClient:
         if not self.client.is_registered:
             raise SAMPHubError("the hub ended the registration while connecting")
         self.client.when_unregistered().addCallback(self._registration_ended)
         self._watch()
         return self
 
-    def _watch(self):
+    def _watch(self) -> None:
         """While connected: check the hub, and unregister at shutdown."""
         if self.hub_check_interval is not None:
             self._liveness = HubLivenessCheck(
                 self, self.hub_check_interval, self.hub_check_timeout, self._reactor, self.drop_connection
             )
             self._liveness.start()
-        self._shutdown_trigger = self._reactor.addSystemEventTrigger(
+        self._shutdown_trigger = cast(IReactorCore, self._reactor).addSystemEventTrigger(
             "before", "shutdown", self._reactor_shutting_down
         )
 
-    def _unwatch(self):
+    def _unwatch(self) -> None:
         self._stop_checking()
         trigger, self._shutdown_trigger = self._shutdown_trigger, None
         if trigger is not None:
-            self._reactor.removeSystemEventTrigger(trigger)
+            cast(IReactorCore, self._reactor).removeSystemEventTrigger(trigger)
 
-    def _stop_checking(self):
+    def _stop_checking(self) -> None:
         check, self._liveness = self._liveness, None
         if check is not None:
             check.stop()
 
-    def _reactor_shutting_down(self):
+    def _reactor_shutting_down(self) -> defer.Deferred[None] | None:
         self._shutdown_trigger = None  # fired: it must not be removed again
         if not self.is_connected:
             return None
@@ -291,7 +324,7 @@ class SAMPIntegratedClient:
         )
         return d
 
-    def drop_connection(self, reason):
+    def drop_connection(self, reason: str) -> None:
         """
         End the connection without telling the hub, which is known to be
         gone (a failed liveness check, a removed lockfile): as with a hub
@@ -304,7 +337,7 @@ class SAMPIntegratedClient:
         if self.client.get_private_key() is not None:
             self.client._lose_registration(reason)
 
-    def _connect_failed(self, failure):
+    def _connect_failed(self, failure: Failure) -> defer.Deferred[Failure]:
         # A registration made before the failure is undone, or this object
         # could never register again and the hub would keep a dead client.
         d = self.client.unregister()
@@ -312,18 +345,18 @@ class SAMPIntegratedClient:
         d.addCallback(lambda _: self._shut_down())
         return d.addCallback(lambda _: failure)
 
-    def _registration_ended(self, reason):
+    def _registration_ended(self, reason: str) -> None:
         if self._closing:
             return  # disconnect() is cleaning up itself
         self._log.info("Disconnected from the hub: {reason}", reason=reason)
         self._shut_down().addCallback(lambda _: self._announce_lost(reason))
 
-    def _announce_lost(self, reason):
+    def _announce_lost(self, reason: str) -> None:
         observers, self._lost = self._lost, []
         for d in observers:
             d.callback(reason)
 
-    def _shut_down(self):
+    def _shut_down(self) -> defer.Deferred[None]:
         self._unwatch()
         if self.clients is not None:
             self.clients.clear()
@@ -332,13 +365,13 @@ class SAMPIntegratedClient:
         d.addCallback(lambda _: self._stop_embedded_hub())
         return d
 
-    def _stop_embedded_hub(self):
+    def _stop_embedded_hub(self) -> defer.Deferred[Any] | None:
         hub, self.embedded_hub = self.embedded_hub, None
         if hub is None:
             return None
         return stop_started_hub(hub)
 
-    def disconnect(self):
+    def disconnect(self) -> defer.Deferred[None]:
         """
         Unregister, stop the callback server and close the connections to
         the hub.  Waits still pending fail with :class:`SAMPClientError`.
@@ -350,7 +383,7 @@ class SAMPIntegratedClient:
         """
         if self._connecting:
             # Let the connection finish (or fail) first, then undo it.
-            waiter = defer.Deferred()
+            waiter: defer.Deferred[None] = defer.Deferred()
             self._connect_waiters.append(waiter)
             return waiter.addCallback(lambda _: self.disconnect())
         if self._disconnect_waiters is not None:
@@ -364,47 +397,48 @@ class SAMPIntegratedClient:
         self._stop_checking()
         d = self.client.unregister()
 
-        def unreachable(failure):
+        def unreachable(failure: Failure) -> None:
             self._log.warn("Could not unregister cleanly: {why}", why=failure.getErrorMessage())
 
-        def done(result):
+        def done(result: _R) -> _R:
             self._closing = False
-            waiters, self._disconnect_waiters = self._disconnect_waiters, None
+            waiters, self._disconnect_waiters = self._disconnect_waiters or [], None
             for waiter in waiters:
                 waiter.callback(None)
             return result
 
-        d.addErrback(unreachable)
-        d.addCallback(lambda _: self._shut_down())
-        d.addCallback(lambda _: self._announce_lost("the client disconnected"))
-        return d.addBoth(done)
+        closed = d.addErrback(unreachable).addCallback(lambda _: self._shut_down())
+        closed.addCallback(lambda _: self._announce_lost("the client disconnected"))
+        return closed.addBoth(done)
 
-    def when_disconnected(self):
+    def when_disconnected(self) -> defer.Deferred[str]:
         """
         A Deferred firing with a reason text once the connection ends: by
         :meth:`disconnect`, a hub shutdown or the hub dropping this client.
         Fires after the callback server has stopped.
         """
-        d = defer.Deferred()
+        d: defer.Deferred[str] = defer.Deferred()
         self._lost.append(d)
         return d
 
-    def _key(self):
+    def _key(self) -> str:
         key = self.client.get_private_key()
         if key is None:
             raise SAMPClientError("not connected to a hub: call connect() first")
         return key
 
-    def _hub_call(self, method, *args):
+    def _hub_call(
+        self, method: Callable[Concatenate[str, _P], defer.Deferred[_T]], *args: _P.args, **kwargs: _P.kwargs
+    ) -> defer.Deferred[_T]:
         try:
             key = self._key()
         except SAMPClientError:
             return defer.fail()
-        return method(key, *args)
+        return method(key, *args, **kwargs)
 
     # -- identity --------------------------------------------------------------
 
-    def get_private_key(self):
+    def get_private_key(self) -> str | None:
         """
         The private key from registration (``samp.private-key``).
 
@@ -412,7 +446,7 @@ class SAMPIntegratedClient:
         """
         return self.client.get_private_key()
 
-    def get_public_id(self):
+    def get_public_id(self) -> str | None:
         """
         The public id from registration (``samp.self-id``).
 
@@ -420,7 +454,7 @@ class SAMPIntegratedClient:
         """
         return self.client.get_public_id()
 
-    def get_hub_id(self):
+    def get_hub_id(self) -> str | None:
         """
         The hub's own client id (``samp.hub-id``).
 
@@ -430,11 +464,11 @@ class SAMPIntegratedClient:
 
     # -- hub methods -----------------------------------------------------------
 
-    def ping(self):
+    def ping(self) -> defer.Deferred[object]:
         """Ping the hub.  :return: a Deferred firing when it answered."""
         return self.hub.ping()
 
-    def declare_metadata(self, metadata):
+    def declare_metadata(self, metadata: dict[str, Any] | None = None) -> defer.Deferred[object]:
         """
         Declare this client's metadata: *metadata* is merged into it, as in
         astropy.
@@ -443,7 +477,7 @@ class SAMPIntegratedClient:
         """
         return self.client.declare_metadata(metadata)
 
-    def declare_subscriptions(self, subscriptions=None):
+    def declare_subscriptions(self, subscriptions: dict[str, Any] | None = None) -> defer.Deferred[object]:
         """
         Declare the subscriptions of the bound MTypes plus *subscriptions*.
 
@@ -451,7 +485,7 @@ class SAMPIntegratedClient:
         """
         return self.client.declare_subscriptions(subscriptions)
 
-    def get_metadata(self, client_id):
+    def get_metadata(self, client_id: str) -> defer.Deferred[dict[str, Any]]:
         """
         Another client's metadata.
 
@@ -459,7 +493,7 @@ class SAMPIntegratedClient:
         """
         return self._hub_call(self.hub.get_metadata, client_id)
 
-    def get_subscriptions(self, client_id):
+    def get_subscriptions(self, client_id: str) -> defer.Deferred[dict[str, Any]]:
         """
         Another client's subscriptions.
 
@@ -467,7 +501,7 @@ class SAMPIntegratedClient:
         """
         return self._hub_call(self.hub.get_subscriptions, client_id)
 
-    def get_registered_clients(self):
+    def get_registered_clients(self) -> defer.Deferred[list[str]]:
         """
         The ids of all other registered clients, the hub's included.
 
@@ -475,7 +509,7 @@ class SAMPIntegratedClient:
         """
         return self._hub_call(self.hub.get_registered_clients)
 
-    def get_subscribed_clients(self, mtype):
+    def get_subscribed_clients(self, mtype: str) -> defer.Deferred[dict[str, Any]]:
         """
         The clients subscribed to *mtype*.
 
@@ -483,7 +517,7 @@ class SAMPIntegratedClient:
         """
         return self._hub_call(self.hub.get_subscribed_clients, mtype)
 
-    def notify(self, recipient_id, message):
+    def notify(self, recipient_id: str, message: dict[str, Any]) -> defer.Deferred[object]:
         """
         Send a notification to one client.
 
@@ -491,7 +525,7 @@ class SAMPIntegratedClient:
         """
         return self._hub_call(self.hub.notify, recipient_id, message)
 
-    def notify_all(self, message):
+    def notify_all(self, message: dict[str, Any]) -> defer.Deferred[list[str]]:
         """
         Send a notification to every subscribed client.
 
@@ -499,7 +533,7 @@ class SAMPIntegratedClient:
         """
         return self._hub_call(self.hub.notify_all, message)
 
-    def call(self, recipient_id, msg_tag, message):
+    def call(self, recipient_id: str, msg_tag: str, message: dict[str, Any]) -> defer.Deferred[str]:
         """
         Send a call; the response goes to the handler bound to *msg_tag*
         with :meth:`bind_receive_response`.
@@ -508,7 +542,7 @@ class SAMPIntegratedClient:
         """
         return self._hub_call(self.hub.call, recipient_id, msg_tag, message)
 
-    def call_all(self, msg_tag, message):
+    def call_all(self, msg_tag: str, message: dict[str, Any]) -> defer.Deferred[dict[str, str]]:
         """
         Send a call to every subscribed client.
 
@@ -516,7 +550,9 @@ class SAMPIntegratedClient:
         """
         return self._hub_call(self.hub.call_all, msg_tag, message)
 
-    def call_and_wait(self, recipient_id, message, timeout):
+    def call_and_wait(
+        self, recipient_id: str, message: dict[str, Any], timeout: str | float
+    ) -> defer.Deferred[dict[str, Any]]:
         """
         Send a call and wait for the response.
 
@@ -535,7 +571,7 @@ class SAMPIntegratedClient:
         """
         return self.client.call_and_wait(recipient_id, message, timeout)
 
-    def reply(self, msg_id, response):
+    def reply(self, msg_id: str, response: dict[str, Any]) -> defer.Deferred[object]:
         """
         Reply to a call received earlier.
 
@@ -546,22 +582,22 @@ class SAMPIntegratedClient:
 
     # -- easy versions ----------------------------------------------------------
 
-    def enotify(self, recipient_id, mtype, **params):
+    def enotify(self, recipient_id: str, mtype: str, **params: Any) -> defer.Deferred[object]:
         """
         :meth:`notify` with the message given as an MType and keyword
         parameters; ``extra_kws={...}`` adds top-level message keys.
         """
         return self.notify(recipient_id, _easy_message(mtype, params))
 
-    def enotify_all(self, mtype, **params):
+    def enotify_all(self, mtype: str, **params: Any) -> defer.Deferred[list[str]]:
         """:meth:`notify_all` with the message as MType and keywords."""
         return self.notify_all(_easy_message(mtype, params))
 
-    def ecall(self, recipient_id, msg_tag, mtype, **params):
+    def ecall(self, recipient_id: str, msg_tag: str, mtype: str, **params: Any) -> defer.Deferred[str]:
         """:meth:`call` with the message as MType and keywords."""
         return self.call(recipient_id, msg_tag, _easy_message(mtype, params))
 
-    def ecall_all(self, msg_tag, mtype, **params):
+    def ecall_all(self, msg_tag: str, mtype: str, **params: Any) -> defer.Deferred[dict[str, str]]:
         """
         :meth:`call_all` with the message as MType and keywords.
 
@@ -570,11 +606,15 @@ class SAMPIntegratedClient:
         """
         return self.call_all(msg_tag, _easy_message(mtype, params))
 
-    def ecall_and_wait(self, recipient_id, mtype, timeout, **params):
+    def ecall_and_wait(
+        self, recipient_id: str, mtype: str, timeout: str | float, **params: Any
+    ) -> defer.Deferred[dict[str, Any]]:
         """:meth:`call_and_wait` with the message as MType and keywords."""
         return self.call_and_wait(recipient_id, _easy_message(mtype, params), timeout)
 
-    def ereply(self, msg_id, status, result=None, error=None):
+    def ereply(
+        self, msg_id: str, status: str, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None
+    ) -> defer.Deferred[object]:
         """
         :meth:`reply` with the response given by its parts.
 
@@ -583,7 +623,7 @@ class SAMPIntegratedClient:
         :param dict result: the ``samp.result`` map.
         :param dict error: the ``samp.error`` map.
         """
-        response = {"samp.status": status}
+        response: dict[str, Any] = {"samp.status": status}
         if result is not None:
             response["samp.result"] = result
         if error is not None:
@@ -592,7 +632,7 @@ class SAMPIntegratedClient:
 
     # -- finding clients ---------------------------------------------------------
 
-    def find_clients(self, name):
+    def find_clients(self, name: str) -> defer.Deferred[list[str]]:
         """
         The ids of the clients whose ``samp.name`` is *name*, ignoring case.
         Uses :attr:`clients` when tracking, else asks the hub.
@@ -601,19 +641,21 @@ class SAMPIntegratedClient:
         """
         if self.clients is not None and self.is_connected:
             return defer.succeed(self.clients.find_by_name(name))
-        d = self.get_registered_clients()
-        d.addCallback(lambda ids: defer.gatherResults([self._name_of(cid) for cid in ids]))
         wanted = name.casefold()
-        return d.addCallback(
-            lambda pairs: sorted(cid for cid, n in pairs if isinstance(n, str) and n.casefold() == wanted)
-        )
 
-    def _name_of(self, client_id):
+        def names(ids: list[str]) -> defer.Deferred[list[tuple[str, object]]]:
+            return defer.gatherResults([self._name_of(cid) for cid in ids])
+
+        def named(pairs: list[tuple[str, object]]) -> list[str]:
+            return sorted(cid for cid, n in pairs if isinstance(n, str) and n.casefold() == wanted)
+
+        return self.get_registered_clients().addCallback(names).addCallback(named)
+
+    def _name_of(self, client_id: str) -> defer.Deferred[tuple[str, object]]:
         d = self.get_metadata(client_id)
-        d.addCallbacks(lambda m: (client_id, m.get("samp.name")), lambda _: (client_id, None))
-        return d
+        return d.addCallbacks(lambda m: (client_id, m.get("samp.name")), lambda _: (client_id, None))
 
-    def find_client(self, name):
+    def find_client(self, name: str) -> defer.Deferred[str]:
         """
         The id of the client named *name* (ignoring case); the first by id
         when several share it.
@@ -621,7 +663,7 @@ class SAMPIntegratedClient:
         :return: a Deferred firing with the id, or failing with
             :class:`SAMPClientError` when no client has that name.
         """
-        def first(ids):
+        def first(ids: list[str]) -> str:
             if not ids:
                 raise SAMPClientError(f"no registered client is named {name!r}")
             return ids[0]
@@ -630,7 +672,9 @@ class SAMPIntegratedClient:
 
     # -- receiving (see SAMPClient) ---------------------------------------------
 
-    def bind_receive_notification(self, mtype, function, declare=True, metadata=None):
+    def bind_receive_notification(
+        self, mtype: str, function: NotificationHandler, declare: bool = True, metadata: dict[str, Any] | None = None
+    ) -> defer.Deferred[object]:
         """
         Bind notifications of *mtype* (or a pattern such as ``table.*``) to
         ``function(private_key, sender_id, mtype, params, extra)``.
@@ -639,7 +683,9 @@ class SAMPIntegratedClient:
         """
         return self.client.bind_receive_notification(mtype, function, declare, metadata)
 
-    def bind_receive_call(self, mtype, function, declare=True, metadata=None):
+    def bind_receive_call(
+        self, mtype: str, function: CallHandler, declare: bool = True, metadata: dict[str, Any] | None = None
+    ) -> defer.Deferred[object]:
         """
         Bind calls of *mtype* to
         ``function(private_key, sender_id, msg_id, mtype, params, extra)``.
@@ -651,7 +697,9 @@ class SAMPIntegratedClient:
         """
         return self.client.bind_receive_call(mtype, function, declare, metadata)
 
-    def bind_receive_message(self, mtype, function, declare=True, metadata=None):
+    def bind_receive_message(
+        self, mtype: str, function: MessageHandler, declare: bool = True, metadata: dict[str, Any] | None = None
+    ) -> defer.Deferred[object]:
         """
         Bind both notifications and calls of *mtype* to
         ``function(private_key, sender_id, msg_id, mtype, params, extra)``
@@ -659,36 +707,38 @@ class SAMPIntegratedClient:
         """
         return self.client.bind_receive_message(mtype, function, declare, metadata)
 
-    def bind_receive_response(self, msg_tag, function):
+    def bind_receive_response(self, msg_tag: str, function: ResponseHandler) -> None:
         """
         Bind responses to calls sent with *msg_tag* to
         ``function(private_key, responder_id, msg_tag, response)``.
         """
         return self.client.bind_receive_response(msg_tag, function)
 
-    def unbind_receive_notification(self, mtype, declare=True):
+    def unbind_receive_notification(self, mtype: str, declare: bool = True) -> defer.Deferred[object]:
         """Remove a notification binding (and its subscription)."""
         return self.client.unbind_receive_notification(mtype, declare)
 
-    def unbind_receive_call(self, mtype, declare=True):
+    def unbind_receive_call(self, mtype: str, declare: bool = True) -> defer.Deferred[object]:
         """Remove a call binding (and its subscription)."""
         return self.client.unbind_receive_call(mtype, declare)
 
-    def unbind_receive_response(self, msg_tag):
+    def unbind_receive_response(self, msg_tag: str) -> None:
         """Remove a msg-tag binding."""
         return self.client.unbind_receive_response(msg_tag)
 
-    def receive_notification(self, private_key, sender_id, message):
+    def receive_notification(self, private_key: str, sender_id: str, message: dict[str, Any]) -> str:
         """The ``samp.client.receiveNotification`` callback; see
         :meth:`SAMPClient.receive_notification`."""
         return self.client.receive_notification(private_key, sender_id, message)
 
-    def receive_call(self, private_key, sender_id, msg_id, message):
+    def receive_call(self, private_key: str, sender_id: str, msg_id: str, message: dict[str, Any]) -> str:
         """The ``samp.client.receiveCall`` callback; see
         :meth:`SAMPClient.receive_call`."""
         return self.client.receive_call(private_key, sender_id, msg_id, message)
 
-    def receive_response(self, private_key, responder_id, msg_tag, response):
+    def receive_response(
+        self, private_key: str, responder_id: str, msg_tag: str, response: dict[str, Any]
+    ) -> str:
         """The ``samp.client.receiveResponse`` callback; see
         :meth:`SAMPClient.receive_response`."""
         return self.client.receive_response(private_key, responder_id, msg_tag, response)
