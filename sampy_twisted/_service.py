@@ -17,17 +17,27 @@ lockfile, which must still exist and carry the secret the client registered
 with.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
 
 from twisted.application import service
 from twisted.application.internet import backoffPolicy
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ._discovery import STD_LOCKURL, get_hub_params, lockfile_location, read_lockfile
 from ._errors import SAMPClientError, SAMPHubError
 from ._hub_finder import find_or_start_hub, stop_started_hub
+from ._integrated import SAMPIntegratedClient
+from ._tls import TLSOptions
+
+if TYPE_CHECKING:
+    from ._hub import SAMPHubServer
 
 __all__ = [
     "HUB_AUTO",
@@ -58,20 +68,26 @@ _REGISTERED = "registered"
 _WAITING = "waiting"
 _STOPPING = "stopping"
 
+#: An observer of the registration, ``f(event, detail)``: see
+#: :meth:`SAMPClientService.add_connection_observer`.
+ConnectionObserver = Callable[[str, str], object]
 
-def _default_retry_policy():
+_T = TypeVar("_T")
+
+
+def _default_retry_policy() -> Callable[[int], float]:
     return backoffPolicy(initialDelay=1.0, maxDelay=30.0, factor=1.5)
 
 
-def _is_url(text):
+def _is_url(text: object) -> TypeGuard[str]:
     return isinstance(text, str) and text.startswith(("http://", "https://"))
 
 
-def _why(failure):
+def _why(failure: Failure) -> str:
     """A one-line account of *failure* for the log."""
     if failure.check(defer.TimeoutError):
         return "no answer in time"
-    return failure.getErrorMessage() or failure.type.__name__
+    return failure.getErrorMessage() or cast(type, failure.type).__name__
 
 
 class _Waiter:
@@ -79,7 +95,10 @@ class _Waiter:
 
     __slots__ = ("deferred", "failures_left")
 
-    def __init__(self, deferred, failures_left):
+    deferred: defer.Deferred[SAMPIntegratedClient]
+    failures_left: int | None
+
+    def __init__(self, deferred: defer.Deferred[SAMPIntegratedClient], failures_left: int | None) -> None:
         self.deferred = deferred
         self.failures_left = failures_left
 
@@ -163,19 +182,19 @@ class SAMPClientService(service.Service):
 
     def __init__(
         self,
-        client,
-        hub=HUB_AUTO,
-        lockfile=None,
-        ping_interval=None,
-        ping_timeout=None,
-        lockfile_check_interval=1.0,
-        retry_policy=None,
-        unregister_timeout=5.0,
-        hub_factory=None,
-        reactor=None,
-        environ=None,
-        hub_tls=None,
-    ):
+        client: SAMPIntegratedClient,
+        hub: str = HUB_AUTO,
+        lockfile: str | os.PathLike[str] | None = None,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
+        lockfile_check_interval: float = 1.0,
+        retry_policy: Callable[[int], float] | None = None,
+        unregister_timeout: float = 5.0,
+        hub_factory: Callable[[str], SAMPHubServer] | None = None,
+        reactor: IReactorTime | None = None,
+        environ: Mapping[str, str] | None = None,
+        hub_tls: TLSOptions | None = None,
+    ) -> None:
         if hub not in HUB_MODES:
             raise ValueError(f"hub mode {hub!r} is not one of {', '.join(HUB_MODES)}")
         if hub == HUB_EMBEDDED and _is_url(lockfile):
@@ -191,11 +210,13 @@ class SAMPClientService(service.Service):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         if reactor is None:
-            from twisted.internet import reactor
+            from twisted.internet import reactor as _global
+
+            reactor = cast(IReactorTime, _global)
         self.client = client
-        self.embedded_hub = None
+        self.embedded_hub: SAMPHubServer | None = None
         self._mode = hub
-        self._lockfile = None if lockfile is None else (lockfile if _is_url(lockfile) else os.fspath(lockfile))
+        self._lockfile: str | None = None if lockfile is None else os.fspath(lockfile)
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._check_interval = lockfile_check_interval
@@ -208,30 +229,30 @@ class SAMPClientService(service.Service):
 
         self._state = _STOPPED
         self._has_stopped = False  # a waiter then fails rather than waits for a start
-        self._loop = None
+        self._loop: defer.Deferred[None] | None = None
         self._failures = 0
         self._may_embed = hub == HUB_AUTO
-        self._waiters = []
-        self._observers = []
-        self._watcher = None
-        self._pause = None
-        self._pause_baseline = None
-        self._registered_path = None
-        self._registered_secret = None
+        self._waiters: list[_Waiter] = []
+        self._observers: list[ConnectionObserver] = []
+        self._watcher: task.LoopingCall | None = None
+        self._pause: tuple[defer.Deferred[None], IDelayedCall] | None = None
+        self._pause_baseline: str | None = None
+        self._registered_path: str | None = None
+        self._registered_secret: str | None = None
 
     # -- public state and hooks --------------------------------------------
 
     @property
-    def is_registered(self):
+    def is_registered(self) -> bool:
         """Whether the client is registered with a hub right now."""
         return self._state == _REGISTERED and self.client.is_connected
 
     @property
-    def hub_mode(self):
+    def hub_mode(self) -> str:
         """The hub mode: ``"auto"``, ``"running"`` or ``"embedded"``."""
         return self._mode
 
-    def when_registered(self, fail_after_failures=None):
+    def when_registered(self, fail_after_failures: int | None = None) -> defer.Deferred[SAMPIntegratedClient]:
         """
         Wait until the client is registered.
 
@@ -248,12 +269,11 @@ class SAMPClientService(service.Service):
             raise ValueError("fail_after_failures must be at least 1")
         if self._state == _STOPPING or (self._state == _STOPPED and self._has_stopped):
             return defer.fail(SAMPClientError("the SAMP client service stopped"))
-        waiter = _Waiter(None, fail_after_failures)
-        waiter.deferred = defer.Deferred(lambda d: self._waiters.remove(waiter))
+        waiter = _Waiter(defer.Deferred(lambda d: self._waiters.remove(waiter)), fail_after_failures)
         self._waiters.append(waiter)
         return waiter.deferred
 
-    def add_connection_observer(self, function):
+    def add_connection_observer(self, function: ConnectionObserver) -> None:
         """
         Call ``function(event, detail)`` whenever the registration changes:
         *event* is ``"registered"`` (*detail*: the client's public id) or
@@ -262,7 +282,7 @@ class SAMPClientService(service.Service):
         """
         self._observers.append(function)
 
-    def remove_connection_observer(self, function):
+    def remove_connection_observer(self, function: ConnectionObserver) -> None:
         """
         Stop calling *function*.
 
@@ -272,9 +292,9 @@ class SAMPClientService(service.Service):
 
     # -- service lifecycle -------------------------------------------------
 
-    def startService(self):
+    def startService(self) -> None:
         """Start looking for a hub and keep the client registered."""
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._state = _CONNECTING
         self._failures = 0
         self._may_embed = self._mode == HUB_AUTO  # an embedded hub only at first start
@@ -286,14 +306,14 @@ class SAMPClientService(service.Service):
         self._loop = defer.ensureDeferred(self._run())
         self._loop.addErrback(self._loop_ended)
 
-    def stopService(self):
+    def stopService(self) -> defer.Deferred[None]:
         """
         Unregister (waiting at most ``unregister_timeout``), close the
         callback port and stop an embedded hub.
 
         :return: a Deferred firing when everything is stopped.
         """
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._state = _STOPPING
         self._has_stopped = True
         self._stop_looping(self._watcher)
@@ -303,20 +323,25 @@ class SAMPClientService(service.Service):
             waiter.deferred.errback(SAMPClientError("the SAMP client service stopped"))
         return defer.ensureDeferred(self._stop())
 
-    async def _stop(self):
+    async def _stop(self) -> None:
         loop, self._loop = self._loop, None
         if self.client.is_connected:
             await self._unregister()
         if loop is not None and not loop.called:
-            settled = defer.Deferred()
-            loop.addBoth(lambda result: settled.callback(None) or result)
+            settled: defer.Deferred[None] = defer.Deferred()
+
+            def settle(result: _T) -> _T:
+                settled.callback(None)
+                return result
+
+            loop.addBoth(settle)
             loop.cancel()
             await settled
         await self._stop_embedded_hub()
         if not self.running:  # not started again meanwhile
             self._state = _STOPPED
 
-    async def _unregister(self):
+    async def _unregister(self) -> None:
         d = self.client.disconnect()
         d.addTimeout(self._unregister_timeout, self._reactor)
         try:
@@ -328,18 +353,18 @@ class SAMPClientService(service.Service):
         else:
             self._log.info("Unregistered from the SAMP hub")
 
-    def _loop_ended(self, failure):
+    def _loop_ended(self, failure: Failure) -> None:
         if not failure.check(defer.CancelledError):
             self._log.failure("The SAMP client service stopped working", failure)
 
     @staticmethod
-    def _stop_looping(call):
+    def _stop_looping(call: task.LoopingCall | None) -> None:
         if call is not None and call.running:
             call.stop()
 
     # -- the main loop -----------------------------------------------------
 
-    async def _run(self):
+    async def _run(self) -> None:
         while self.running:
             self._state = _CONNECTING
             baseline = self._lockfile_secret(self._lockfile_path())
@@ -359,29 +384,30 @@ class SAMPClientService(service.Service):
             self._now_lost(reason)
             await self._wait(self._retry_policy(0), self._registered_secret)
 
-    def _attempt(self):
+    def _attempt(self) -> Coroutine[Any, Any, dict[str, str]]:
         if self._mode == HUB_EMBEDDED:
             return self._use_embedded_hub()
         if self._mode == HUB_RUNNING or not self._may_embed:
             return self._use_running_hub()
         return self._use_running_or_embedded_hub()
 
-    async def _use_running_hub(self):
+    async def _use_running_hub(self) -> dict[str, str]:
         path, params = await self._read_lockfile()
         await self._connect(params, path)
         return params
 
-    async def _use_running_or_embedded_hub(self):
+    async def _use_running_or_embedded_hub(self) -> dict[str, str]:
         path, params, hub = await find_or_start_hub(self._reactor, self._read_lockfile, self._start_embedded_hub)
         await self._connect(params, path, own=hub is not None)
         return params
 
-    async def _use_embedded_hub(self):
+    async def _use_embedded_hub(self) -> dict[str, str]:
         hub = await self._start_embedded_hub()
-        await self._connect(hub.params, hub.lockfile, own=True)
-        return hub.params
+        params: dict[str, str] = cast("dict[str, str]", hub.params)  # set once started
+        await self._connect(params, hub.lockfile, own=True)
+        return params
 
-    async def _read_lockfile(self):
+    async def _read_lockfile(self) -> tuple[str | None, dict[str, str]]:
         """The lockfile's path (``None`` for a URL) and entries."""
         if _is_url(self._lockfile):
             environ = {"SAMP_HUB": STD_LOCKURL + self._lockfile}
@@ -393,8 +419,9 @@ class SAMPClientService(service.Service):
             return where, read_lockfile(where)
         return None, await get_hub_params(self._reactor, environ=self._environ)
 
-    async def _connect(self, params, path, own=False):
-        settings = {} if self._hub_tls is None else {"tls": self._hub_tls}
+    async def _connect(self, params: dict[str, str], path: str | None, own: bool = False) -> None:
+        # No tls argument at all for plain hubs (a duck-typed client may not take it).
+        settings: dict[str, Any] = {} if self._hub_tls is None else {"tls": self._hub_tls}
         if self._ping_interval is not None:
             self.client.hub_check_interval = self._ping_interval
         if self._ping_timeout is not None:
@@ -408,7 +435,7 @@ class SAMPClientService(service.Service):
 
     # -- state changes -----------------------------------------------------
 
-    def _now_registered(self, params):
+    def _now_registered(self, params: dict[str, str]) -> None:
         self._state = _REGISTERED
         self._failures = 0
         public_id = self.client.get_public_id()
@@ -420,14 +447,14 @@ class SAMPClientService(service.Service):
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.deferred.callback(self.client)
-        self._tell_observers("registered", public_id)
+        self._tell_observers("registered", cast(str, public_id))
 
-    def _now_lost(self, reason):
+    def _now_lost(self, reason: str) -> None:
         self._state = _WAITING
         self._log.warn("Lost the SAMP hub: {reason}; registering again when a hub is back", reason=reason)
         self._tell_observers("lost", reason)
 
-    def _attempt_failed(self, failure):
+    def _attempt_failed(self, failure: Failure) -> None:
         self._state = _WAITING
         self._failures += 1
         self._log.warn(
@@ -443,14 +470,14 @@ class SAMPClientService(service.Service):
                 self._waiters.remove(waiter)
                 waiter.deferred.errback(failure)
 
-    def _tell_observers(self, event, detail):
+    def _tell_observers(self, event: str, detail: str) -> None:
         for observer in list(self._observers):
             try:
                 observer(event, detail)
             except Exception:
                 self._log.failure("SAMP connection observer {observer!r} failed", observer=observer)
 
-    def _end_registration(self, reason):
+    def _end_registration(self, reason: str) -> None:
         """End the registration here, the hub being gone."""
         if self._state != _REGISTERED:
             return
@@ -460,25 +487,25 @@ class SAMPClientService(service.Service):
 
     # -- waiting between attempts ------------------------------------------
 
-    def _wait(self, delay, baseline):
+    def _wait(self, delay: float, baseline: str | None) -> defer.Deferred[None]:
         """
         Wait *delay* seconds, or less if the lockfile's secret stops being
         *baseline* (a hub appeared, went or was replaced).
         """
         self._log.debug("Next SAMP registration attempt in {delay:.1f} s", delay=delay)
 
-        def cancel(d):
+        def cancel(d: defer.Deferred[None]) -> None:
             if timer.active():
                 timer.cancel()
             self._pause = None
 
-        d = defer.Deferred(cancel)
+        d: defer.Deferred[None] = defer.Deferred(cancel)
         timer = self._reactor.callLater(delay, self._end_pause, d)
         self._pause = (d, timer)
         self._pause_baseline = baseline
         return d
 
-    def _end_pause(self, d):
+    def _end_pause(self, d: defer.Deferred[None]) -> None:
         if self._pause is not None and self._pause[0] is d:
             _, timer = self._pause
             self._pause = None
@@ -488,7 +515,7 @@ class SAMPClientService(service.Service):
 
     # -- watching the hub --------------------------------------------------
 
-    def _lockfile_path(self):
+    def _lockfile_path(self) -> str | None:
         """The local lockfile to watch now, or ``None``."""
         if self._state == _REGISTERED:
             return self._registered_path
@@ -501,7 +528,7 @@ class SAMPClientService(service.Service):
         return where if kind == "file" else None
 
     @staticmethod
-    def _lockfile_secret(path):
+    def _lockfile_secret(path: str | None) -> str | None:
         if path is None:
             return None
         try:
@@ -509,7 +536,7 @@ class SAMPClientService(service.Service):
         except Exception:  # missing, unreadable or malformed: no hub there
             return None
 
-    def _check_lockfile(self):
+    def _check_lockfile(self) -> None:
         path = self._lockfile_path()
         if path is None:
             return
@@ -525,14 +552,14 @@ class SAMPClientService(service.Service):
 
     # -- the embedded hub --------------------------------------------------
 
-    def _make_embedded_hub(self, lockfile):
+    def _make_embedded_hub(self, lockfile: str) -> SAMPHubServer:
         from ._hub import SAMPHubServer
 
         # Plain http, so that every SAMP tool can use it; https callbacks
         # (ours, when the client serves them) are called with hub_tls.
         return SAMPHubServer(reactor=self._reactor, lockfile=lockfile, callback_tls=self._hub_tls)
 
-    def _embedded_lockfile_path(self):
+    def _embedded_lockfile_path(self) -> str:
         if self._lockfile is not None:
             if _is_url(self._lockfile):
                 raise SAMPHubError(
@@ -546,10 +573,10 @@ class SAMPClientService(service.Service):
             )
         return where
 
-    async def _start_embedded_hub(self):
+    async def _start_embedded_hub(self) -> SAMPHubServer:
         hub = self.embedded_hub
         if hub is not None and hub.is_running:
-            if self._lockfile_secret(hub.lockfile) == hub.params["samp.secret"]:
+            if self._lockfile_secret(hub.lockfile) == cast("dict[str, str]", hub.params)["samp.secret"]:
                 return hub
         await self._stop_embedded_hub()
         hub = self._hub_factory(self._embedded_lockfile_path())
@@ -565,7 +592,7 @@ class SAMPClientService(service.Service):
         self._log.info("Embedded SAMP hub running, lockfile {lockfile}", lockfile=hub.lockfile)
         return hub
 
-    async def _stop_embedded_hub(self):
+    async def _stop_embedded_hub(self) -> None:
         hub, self.embedded_hub = self.embedded_hub, None
         if hub is not None:
             try:
