@@ -10,20 +10,33 @@ classes parse and check the command line, and the ``make*`` functions build
 imported only when one of the two is run.
 """
 
+from __future__ import annotations
+
 import atexit
 import importlib
 import os
 import re
 import ssl
 import sys
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from twisted.application import service
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
-from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorCore,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
+from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
+from twisted.internet.defer import Deferred
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._discovery import STD_LOCKURL, lockfile_location
@@ -33,6 +46,14 @@ from ._integrated import SAMPIntegratedClient
 from ._mtype import check_mtype_pattern
 from ._service import HUB_AUTO, HUB_MODES, HUB_RUNNING, SAMPClientService
 from ._tls import TLSOptions
+
+if TYPE_CHECKING:
+    from ._hub import SAMPHubServer
+
+    # For the type checker, the mixin below is the Options it is mixed into.
+    _OptionsBase = usage.Options
+else:
+    _OptionsBase = object
 
 __all__ = [
     "CERT_REQS",
@@ -56,8 +77,8 @@ DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"
 _log = Logger(namespace="sampy_twisted.samp_client")
 
 
-def _positive_seconds(option):
-    def coerce(text):
+def _positive_seconds(option: str) -> Callable[[str], float]:
+    def coerce(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
@@ -69,7 +90,7 @@ def _positive_seconds(option):
     return coerce
 
 
-def _port_number(text):
+def _port_number(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -79,7 +100,7 @@ def _port_number(text):
     return value
 
 
-def parse_hub(text):
+def parse_hub(text: str) -> tuple[str, str | None]:
     """
     Parse a ``--hub`` value.
 
@@ -114,7 +135,7 @@ def parse_hub(text):
     )
 
 
-def _key_value(text, option):
+def _key_value(text: str, option: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -126,12 +147,12 @@ def _key_value(text, option):
     return key, value
 
 
-def _load_handler(spec):
+def _load_handler(spec: str) -> Callable[..., object]:
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise usage.UsageError(f"--handler needs module:callable, not {spec!r}")
     try:
-        target = importlib.import_module(module_name)
+        target: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise usage.UsageError(f"--handler {spec}: cannot import {module_name}: {exc}") from None
     for part in attribute.split("."):
@@ -151,16 +172,18 @@ class _TLSServerEndpoint:
     ``wrapServerTLS``; this works from our floor up).
     """
 
-    def __init__(self, server_options, inner):
+    def __init__(self, server_options: CertificateOptions, inner: IStreamServerEndpoint) -> None:
         self._server_options = server_options
         self._inner = inner
 
-    def listen(self, protocolFactory):
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         """Listen on the inner endpoint, speaking TLS to every connection."""
         return self._inner.listen(TLSMemoryBIOFactory(self._server_options, False, protocolFactory))
 
 
-def _callback_endpoint(reactor, description, tls=None):
+def _callback_endpoint(
+    reactor: IReactorTime | None, description: str, tls: TLSOptions | None = None
+) -> IStreamServerEndpoint:
     endpoint = serverFromString(reactor, description)
     if not isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint)):
         raise ValueError("the callback server must listen on TCP (a tcp: or tcp6: endpoint)")
@@ -178,34 +201,34 @@ TLS_VERSIONS = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}
 """What ``--tls-min-version`` values mean."""
 
 
-def _choice(options, option, choices):
+def _choice(options: usage.Options, option: str, choices: Mapping[str, object]) -> str | None:
     """The value of ``--option`` among *choices* (``None`` when not given)."""
-    value = options[option]
-    if value is None:
+    given: str | None = options[option]
+    if given is None:
         return None
-    value = value.lower()
+    value = given.lower()
     if value not in choices:
         raise usage.UsageError(f"--{option} must be {_or(list(choices))}, not {options[option]!r}")
     return value
 
 
-def _or(words):
+def _or(words: list[str]) -> str:
     return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
 
 
-def _file(options, option):
+def _file(options: usage.Options, option: str) -> str | None:
     """An existing file's absolute path, for ``--option`` (if given)."""
-    path = options[option]
-    if path is None:
+    given: str | None = options[option]
+    if given is None:
         return None
-    path = os.path.abspath(os.path.expanduser(path))
+    path = os.path.abspath(os.path.expanduser(given))
     if not os.path.isfile(path):
         raise usage.UsageError(f"--{option} {options[option]}: no such file")
     options[option] = path
     return path
 
 
-def read_passphrase(path):
+def read_passphrase(path: str) -> str:
     """
     The passphrase of an encrypted private key, read from the first line of
     *path* (the line end is dropped).  Passphrases are never taken on the
@@ -228,7 +251,7 @@ def read_passphrase(path):
     return passphrase
 
 
-def _tls(**settings):
+def _tls(**settings: Any) -> TLSOptions:
     """A :class:`TLSOptions`, its errors made usage errors."""
     try:
         return TLSOptions(**settings)
@@ -236,7 +259,7 @@ def _tls(**settings):
         raise usage.UsageError(f"TLS: {exc}") from None
 
 
-def _identity(options):
+def _identity(options: usage.Options) -> dict[str, Any]:
     """The certificate, key and passphrase options, checked."""
     cert_file, key_file = _file(options, "cert-file"), _file(options, "key-file")
     passphrase_file = _file(options, "key-passphrase-file")
@@ -250,7 +273,7 @@ def _identity(options):
         "cert_file": cert_file,
         "key_file": key_file,
         "passphrase": passphrase,
-        "ssl_version": TLS_VERSIONS.get(version),
+        "ssl_version": None if version is None else TLS_VERSIONS[version],
     }
 
 
@@ -267,7 +290,7 @@ _IDENTITY_PARAMETERS = [
 ]
 
 
-class ClientTLSOptionsMixin:
+class ClientTLSOptionsMixin(_OptionsBase):
     """
     The TLS options of a SAMP client (``twistd samp-client`` and the
     ``sampy-twisted`` client commands).
@@ -278,10 +301,10 @@ class ClientTLSOptionsMixin:
     https callback server (``None`` for plain http callbacks).
     """
 
-    optFlags = [
+    optFlags: list[list[str | None]] = [
         ["https", None, "Serve the callbacks over TLS (https); needs --cert-file."],
     ]
-    optParameters = [
+    optParameters: list[list[Any]] = [
         [
             "cert-file",
             None,
@@ -319,7 +342,7 @@ class ClientTLSOptionsMixin:
         ],
     ]
 
-    def check_tls(self):
+    def check_tls(self) -> None:
         """
         Check the TLS options and build ``hub_tls`` and ``callback_tls``.
 
@@ -343,7 +366,7 @@ class ClientTLSOptionsMixin:
             raise usage.UsageError("--hub-cert-reqs none contradicts --hub-ca-certs: the hub is not verified at all")
         self["callback_tls"] = None
         if self["https"]:
-            self["callback_tls"] = _tls(ca_certs=ca_certs, cert_reqs=CERT_REQS.get(cert_reqs), **identity)
+            self["callback_tls"] = _tls(ca_certs=ca_certs, cert_reqs=None if cert_reqs is None else CERT_REQS[cert_reqs], **identity)
         self["hub_tls"] = None
         hub_ca_certs = None if hub_cert_reqs == "none" else (hub_ca_certs or ca_certs)
         if identity["cert_file"] or identity["ssl_version"] or hub_ca_certs or hub_cert_reqs:
@@ -382,18 +405,18 @@ class ClientOptions(ClientTLSOptionsMixin, usage.Options):
         ["listen", None, DEFAULT_LISTEN, "Endpoint of the callback server (TCP)."],
     ]
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self["metadata"] = {}
         self["subscribe"] = []
         self["handlers"] = []
 
-    def opt_metadata(self, text):
+    def opt_metadata(self, text: str) -> None:
         """More metadata, as KEY=VALUE (repeatable)."""
         key, value = _key_value(text, "metadata")
         self["metadata"][key] = value
 
-    def opt_subscribe(self, mtype):
+    def opt_subscribe(self, mtype: str) -> None:
         """Subscribe to an MType or pattern (table.*), logging what arrives (repeatable)."""
         try:
             check_mtype_pattern(mtype)
@@ -401,11 +424,11 @@ class ClientOptions(ClientTLSOptionsMixin, usage.Options):
             raise usage.UsageError(f"--subscribe: {exc}") from None
         self["subscribe"].append(mtype)
 
-    def opt_handler(self, spec):
+    def opt_handler(self, spec: str) -> None:
         """module:callable, called with the client to bind its own handlers (repeatable)."""
         self["handlers"].append(_load_handler(spec))
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         """Check the options that are not checked as they are parsed."""
         self["hub_mode"], self["lockfile"] = parse_hub(self["hub"])
         for option in ("name", "description"):
@@ -426,7 +449,9 @@ class ClientOptions(ClientTLSOptionsMixin, usage.Options):
 Options = ClientOptions
 
 
-def log_message(private_key, sender_id, msg_id, mtype, params, extra):
+def log_message(
+    private_key: str, sender_id: str, msg_id: str | None, mtype: str, params: dict[str, Any], extra: dict[str, Any]
+) -> dict[str, Any]:
     """
     A handler for ``bind_receive_message`` that logs each message and
     answers calls ``samp.ok`` with an empty result.
@@ -441,7 +466,14 @@ def log_message(private_key, sender_id, msg_id, mtype, params, extra):
     return {}
 
 
-def make_client(reactor, name=None, description=None, metadata=None, endpoint=None, tls=None):
+def make_client(
+    reactor: IReactorTime,
+    name: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    endpoint: IStreamServerEndpoint | None = None,
+    tls: TLSOptions | None = None,
+) -> SAMPIntegratedClient:
     """
     An integrated client whose callback server listens on *endpoint*.
 
@@ -463,7 +495,7 @@ def make_client(reactor, name=None, description=None, metadata=None, endpoint=No
     )
 
 
-def make_client_service(options, reactor):
+def make_client_service(options: usage.Options, reactor: IReactorTime) -> SAMPClientService:
     """
     Build the ``samp-client`` service from parsed options.
 
@@ -493,7 +525,7 @@ def make_client_service(options, reactor):
     )
 
 
-def makeService(options):
+def makeService(options: usage.Options) -> SAMPClientService:
     """
     The ``samp-client`` service, on the global reactor.
 
@@ -502,7 +534,7 @@ def makeService(options):
     """
     from twisted.internet import reactor
 
-    return make_client_service(options, reactor)
+    return make_client_service(options, cast(IReactorTime, reactor))
 
 
 class HubOptions(usage.Options):
@@ -564,7 +596,7 @@ class HubOptions(usage.Options):
         ],
     ]
 
-    def check_tls(self):
+    def check_tls(self) -> None:
         """
         Check the TLS options and build ``tls`` and ``callback_tls`` (both
         ``None`` without ``--https``).
@@ -593,11 +625,11 @@ class HubOptions(usage.Options):
             raise usage.UsageError(
                 f"--cert-reqs {cert_reqs} needs --ca-certs: the CAs that issue client certificates"
             )
-        self["tls"] = _tls(ca_certs=ca_certs, cert_reqs=CERT_REQS.get(cert_reqs), **identity)
+        self["tls"] = _tls(ca_certs=ca_certs, cert_reqs=None if cert_reqs is None else CERT_REQS[cert_reqs], **identity)
         if callback_cert_reqs == "none":
             self["callback_tls"] = _tls(cert_reqs=ssl.CERT_NONE, **identity)
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         """Check the options that are not checked as they are parsed."""
         if self["multi"] and self["lockfile"] is not None:
             raise usage.UsageError("--multi and --lockfile cannot be used together")
@@ -611,7 +643,7 @@ class HubOptions(usage.Options):
         self.check_tls()
 
 
-def make_hub(options, reactor):
+def make_hub(options: usage.Options, reactor: IReactorTime) -> SAMPHubServer:
     """
     A :class:`SAMPHubServer` built from parsed hub options, not started.
 
@@ -646,36 +678,42 @@ class _HubRunner(service.Service):
 
     _log = Logger()
 
-    def __init__(self, hub, reactor, on_late_failure=None):
+    def __init__(
+        self, hub: SAMPHubServer, reactor: IReactorTime, on_late_failure: Callable[[], object] | None = None
+    ) -> None:
         self.hub = hub
         self._reactor = reactor
         self._on_late_failure = on_late_failure
 
-    def startService(self):
-        super().startService()
-        self._starting, self._failed_at_once = True, None
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        self._starting: bool = True
+        self._failed_at_once: Failure | None = None
         self.hub.start().addErrback(self._failed)
         self._starting = False
         if self._failed_at_once is not None:
             self.running = False
             self._failed_at_once.raiseException()
 
-    def _failed(self, failure):
+    def _failed(self, failure: Failure) -> None:
         if self._starting:
             self._failed_at_once = failure
             return
         self._log.error("The SAMP hub could not start: {why}", why=failure.getErrorMessage())
         if self.running:
-            self._reactor.stop()
+            cast(IReactorCore, self._reactor).stop()
             if self._on_late_failure is not None:
                 self._on_late_failure()
 
-    def stopService(self):
-        super().stopService()
-        return self.hub.stop()
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        stopped: Deferred[None] = self.hub.stop()
+        return stopped
 
 
-def make_hub_service(options, reactor, on_late_failure=None):
+def make_hub_service(
+    options: usage.Options, reactor: IReactorTime, on_late_failure: Callable[[], object] | None = None
+) -> _HubRunner:
     """
     Build the ``samp-hub`` service from parsed options.
 
@@ -690,10 +728,10 @@ def make_hub_service(options, reactor, on_late_failure=None):
     return _HubRunner(make_hub(options, reactor), reactor, on_late_failure)
 
 
-def _exit_status_1_at_exit():
+def _exit_status_1_at_exit() -> None:
     # twistd cannot be given an exit status once its reactor runs, so the
     # process ends with status 1 once twistd has cleaned up and returned.
-    def exit_with_status_1():
+    def exit_with_status_1() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)
@@ -701,10 +739,10 @@ def _exit_status_1_at_exit():
     atexit.register(exit_with_status_1)
 
 
-def _make_hub_service_on_global_reactor(options):
+def _make_hub_service_on_global_reactor(options: usage.Options) -> _HubRunner:
     from twisted.internet import reactor
 
-    return make_hub_service(options, reactor, _exit_status_1_at_exit)
+    return make_hub_service(options, cast(IReactorTime, reactor), _exit_status_1_at_exit)
 
 
 hub = SimpleNamespace(Options=HubOptions, makeService=_make_hub_service_on_global_reactor)
