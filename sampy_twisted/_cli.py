@@ -9,6 +9,8 @@ reported as one line on stderr with a non-zero exit status; Twisted's log
 goes to stderr only with ``-v``.
 """
 
+from __future__ import annotations
+
 import getopt
 import json
 import os
@@ -17,8 +19,11 @@ import shutil
 import sys
 import textwrap
 import traceback
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, NoReturn, Optional, Protocol, TypeVar, cast
 
 from twisted.internet import defer, error, task
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -27,6 +32,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 import sampy_twisted
 
@@ -44,7 +50,19 @@ from ._errors import (
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
 from ._mtype import check_mtype_pattern, is_mtype
+from ._tls import TLSOptions
 from ._tap import ClientTLSOptionsMixin, HubOptions, _positive_seconds, make_hub
+
+if TYPE_CHECKING:
+    # For the type checker, the mixins below are the Options they are mixed into.
+    _OptionsBase = usage.Options
+else:
+    _OptionsBase = object
+
+_T = TypeVar("_T")
+
+#: One row of the ``clients`` table: id, name, subscriptions.
+_ClientRow = tuple[str, str, list[str]]
 
 __all__ = ["Options", "main", "run"]
 
@@ -70,18 +88,18 @@ class UserError(Exception):
     """Something the user can fix: reported as one line, exit status 1."""
 
 
-def _wait_seconds(text):
+def _wait_seconds(text: str) -> float:
     try:
         return _positive_seconds("wait")(text)
     except ValueError as exc:
         raise usage.UsageError(str(exc)) from None
 
 
-def _json(value):
+def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=True)
 
 
-def _natural(client_id):
+def _natural(client_id: str) -> list[int | str]:
     """Sort ``c2`` before ``c10``."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", client_id)]
 
@@ -89,7 +107,7 @@ def _natural(client_id):
 # -- options ------------------------------------------------------------------
 
 
-def _print_version():
+def _print_version() -> NoReturn:
     print(f"{PROGRAM} {sampy_twisted.__version__}")
     sys.exit(0)
 
@@ -128,7 +146,7 @@ _HELP_WIDTH = 80
 _HELP_COLUMN = 26
 
 
-def _help_rows(rows, width):
+def _help_rows(rows: Sequence[Sequence[str]], width: int) -> list[str]:
     """Two columns, ``--option VALUE`` and its wrapped description."""
     lines = []
     for flag, doc in rows:
@@ -141,51 +159,56 @@ def _help_rows(rows, width):
     return lines
 
 
-class _Command:
+class _Command(_OptionsBase):
     """
     What every command's options share: the synopsis, --version, and help
     that opens with a summary and examples and keeps the TLS options last.
     """
 
+    synopsis: str
+    longdesc: str
+
     summary = ""
     """The command's purpose in one line."""
 
-    examples = ()
+    examples: tuple[str, ...] = ()
     """Example command lines."""
 
-    order = ()
+    order: tuple[str, ...] = ()
     """The command's own options, most useful first (then the others)."""
 
-    def parseOptions(self, options=None):
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """Parse *options*, which may come before or after the arguments."""
         try:
             found, arguments = getopt.gnu_getopt(options or [], self.shortOpt, self.longOpt)
         except getopt.error as exc:
             raise usage.UsageError(str(exc)) from None
-        ordered = []
+        ordered: list[str] = []
         for name, value in found:
             if name.startswith("--"):
                 ordered.append(f"{name}={value}" if f"{name[2:]}=" in self.longOpt else name)
             else:
                 ordered.extend([name, value] if f"{name[1:]}:" in self.shortOpt else [name])
-        super().parseOptions([*ordered, "--", *arguments])
+        super().parseOptions([*ordered, "--", *arguments])  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def getSynopsis(self):
+    def getSynopsis(self) -> str:
         """``Usage: sampy-twisted [-v] COMMAND ...``."""
-        return f"Usage: {PROGRAM} [-v] {self.parent.subCommand} {self.synopsis}".rstrip()
+        parent = cast(usage.Options, self.parent)
+        return f"Usage: {PROGRAM} [-v] {parent.subCommand} {self.synopsis}".rstrip()
 
-    def getUsage(self, width=None):
+    def getUsage(self, width: int | None = None) -> str:
         """The help after the synopsis: summary, examples, the command's
         options, a longer description, then the TLS options."""
         width = min(width or shutil.get_terminal_size((_HELP_WIDTH, 24)).columns, 100)
-        own, tls = [], []
+        own: list[tuple[str, str, str]] = []
+        tls: list[tuple[str, str, str]] = []
         shorts = {long: short for short, long in self.synonyms.items() if len(short) == 1}
         for option in self.longOpt:
             name = option.rstrip("=")
             flag = f"-{shorts[name]}, --{name}" if name in shorts else f"--{name}"
             if option.endswith("="):
                 flag += f" {_METAVARS.get(name, 'VALUE')}"
-            doc = self.docs.get(name) or ""
+            doc: str = self.docs.get(name) or ""
             default = self.defaults.get(name)
             if option.endswith("=") and default not in (None, ""):
                 doc += f" [default: {default:g}]" if isinstance(default, float) else f" [default: {default}]"
@@ -203,29 +226,29 @@ class _Command:
             lines += [*_help_rows([row[1:] for row in tls], width), ""]
         return "\n".join(lines)
 
-    def opt_version(self):
+    def opt_version(self) -> NoReturn:
         """Print the version and exit."""
         _print_version()
 
 
-class _Registering:
+class _Registering(_OptionsBase):
     """The options of a command that registers with the hub."""
 
     command = ""
     """The command's name, which the default ``samp.name`` ends with."""
 
-    optParameters = [["name", None, None, "The samp.name to register with."]]
+    optParameters: list[list[Any]] = [["name", None, None, "The samp.name to register with."]]
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self.docs["name"] = f"The samp.name to register with [default: {self.default_name}]."
 
     @property
-    def default_name(self):
+    def default_name(self) -> str:
         """``sampy-twisted COMMAND``, the ``samp.name`` without ``--name``."""
         return f"{PROGRAM} {self.command}"
 
-    def check_name(self):
+    def check_name(self) -> None:
         """Check ``--name``: a SAMP string, not empty."""
         if self["name"] is None:
             self["name"] = self.default_name
@@ -269,25 +292,25 @@ class SendOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
         "is 1 if any is not samp.ok or does not arrive in time. A notification "
         "(--notify) prints who it went to."
     )
-    optFlags = [
+    optFlags: list[list[str | None]] = [
         ["notify", None, "Send a notification: no responses."],
         ["call", None, f"Send a call and wait {DEFAULT_WAIT:g} s for each response (the default)."],
     ]
-    optParameters = [
+    optParameters: list[list[Any]] = [
         ["wait", None, None, "Send a call and wait at most SECONDS for each response."],
     ]
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self["to"] = []
 
-    def opt_to(self, target):
+    def opt_to(self, target: str) -> None:
         """A recipient: a client's samp.name or its id (repeatable)."""
         if not target:
             raise usage.UsageError("--to needs a client name or id")
         self["to"].append(target)
 
-    def parseArgs(self, *arguments):
+    def parseArgs(self, *arguments: str) -> None:
         """MTYPE, then KEY=VALUE parameters."""
         if not arguments:
             raise usage.UsageError("no MType given: name one, such as table.load.votable")
@@ -295,7 +318,7 @@ class SendOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
         if not is_mtype(mtype):
             raise usage.UsageError(f"{mtype!r} is not an MType (such as table.load.votable)")
         self["mtype"] = mtype
-        params = {}
+        params: dict[str, str] = {}
         for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep or not key:
@@ -308,7 +331,7 @@ class SendOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
                 raise usage.UsageError(str(exc)) from None
         self["params"] = params
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         """Check the choice between --notify, --call and --wait, --name and TLS."""
         if self["notify"] and (self["call"] or self["wait"] is not None):
             raise usage.UsageError("--notify cannot be combined with --call or --wait")
@@ -337,17 +360,17 @@ class ClientsOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Option
         "the output is not a terminal); --long prints every name and "
         "subscription in full."
     )
-    optFlags = [
+    optFlags: list[list[str | None]] = [
         ["long", "l", "Print every name and subscription in full, however wide."],
     ]
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         """Check --name and the TLS options."""
         self.check_name()
         self.check_tls()
 
 
-SNOOP_REPLIES = {
+SNOOP_REPLIES: dict[str, dict[str, Any]] = {
     "ok": {"samp.status": SAMP_STATUS_OK, "samp.result": {}},
     "warning": {
         "samp.status": SAMP_STATUS_WARNING,
@@ -382,22 +405,22 @@ class SnoopOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options)
         "is always answered samp.ok. Runs until interrupted, or until the hub "
         "goes away (exit status 1)."
     )
-    optParameters = [
+    optParameters: list[list[Any]] = [
         ["reply", None, "warning", "How to answer calls: ok, warning or error."],
     ]
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self["mtypes"] = []
 
-    def opt_mtype(self, pattern):
+    def opt_mtype(self, pattern: str) -> None:
         """An MType or pattern to receive, such as table.* (repeatable; default *)."""
         try:
             self["mtypes"].append(check_mtype_pattern(pattern))
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         """Default to every MType; check --reply, --name and the TLS options."""
         if not self["mtypes"]:
             self["mtypes"] = ["*"]
@@ -424,17 +447,17 @@ class PingOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
         "one, send samp.app.ping to that client (by samp.name or id) and wait "
         "for its answer."
     )
-    optParameters = [
+    optParameters: list[list[Any]] = [
         ["wait", None, str(DEFAULT_WAIT), "Seconds to wait for a client's answer."],
     ]
 
-    def parseArgs(self, *targets):
+    def parseArgs(self, *targets: str) -> None:
         """An optional client name or id."""
         if len(targets) > 1:
             raise usage.UsageError(f"ping takes one client name or id, not {len(targets)}")
         self["target"] = targets[0] if targets else None
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         """Check --wait, --name and the TLS options."""
         self["wait"] = _wait_seconds(self["wait"])
         self.check_name()
@@ -450,7 +473,7 @@ class Options(usage.Options):
         "(std-lockurl:file:///path/to/lockfile), else ~/.samp. "
         f"'{PROGRAM} COMMAND --help' describes each command."
     )
-    subCommands = [
+    subCommands: list[list[Any]] = [
         ["clients", None, ClientsOptions, "List the registered clients."],
         ["send", None, SendOptions, "Send a message; print the responses."],
         ["snoop", None, SnoopOptions, "Print messages as they arrive."],
@@ -463,24 +486,25 @@ class Options(usage.Options):
         f"{PROGRAM} snoop",
     )
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self["verbosity"] = 0
 
-    def opt_verbose(self):
+    def opt_verbose(self) -> None:
         """Log to stderr (-vv: debug messages too)."""
         self["verbosity"] += 1
 
     opt_v = opt_verbose
 
-    def opt_version(self):
+    def opt_version(self) -> NoReturn:
         """Print the version and exit."""
         _print_version()
 
-    def getUsage(self, width=None):
+    def getUsage(self, width: int | None = None) -> str:
         """The help after the synopsis: commands, examples, options."""
         if hasattr(self, "subOptions"):
-            return self.subOptions.getUsage(width)
+            sub_usage: str = self.subOptions.getUsage(width)
+            return sub_usage
         width = min(width or shutil.get_terminal_size((_HELP_WIDTH, 24)).columns, 100)
         lines = ["SAMP from the shell: list clients, send and receive messages, run a hub.", ""]
         lines += ["Commands:", *_help_rows([(name, doc) for name, _, _, doc in self.subCommands], width), ""]
@@ -497,7 +521,7 @@ class Options(usage.Options):
         lines += ["", *textwrap.wrap(self.longdesc, width, break_on_hyphens=False), ""]
         return "\n".join(lines)
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         """A command is required."""
         if self.subCommand is None:
             raise usage.UsageError("no command given (hub, clients, send, snoop or ping)")
@@ -519,25 +543,40 @@ class Console:
     :param stop: a Deferred fired to stop the command.
     """
 
-    def __init__(self, stdout=None, stderr=None, environ=None, stop=None):
-        self.stdout = sys.stdout if stdout is None else stdout
-        self.stderr = sys.stderr if stderr is None else stderr
-        self.environ = os.environ if environ is None else environ
-        self.stop = defer.Deferred() if stop is None else stop
+    def __init__(
+        self,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        stop: defer.Deferred[None] | None = None,
+    ) -> None:
+        self.stdout: IO[str] = sys.stdout if stdout is None else stdout
+        self.stderr: IO[str] = sys.stderr if stderr is None else stderr
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.stop: defer.Deferred[None] = defer.Deferred() if stop is None else stop
 
-    def out(self, text):
+    def out(self, text: str) -> None:
         """Write a line of results."""
         print(text, file=self.stdout, flush=True)
 
-    def err(self, text):
+    def err(self, text: str) -> None:
         """Write a line to stderr."""
         print(text, file=self.stderr, flush=True)
 
 
-def _new_client(reactor, options, name, callable=True, track_clients=False):
+class _Output(Protocol):
+    """Where :func:`_call_one` writes: a :class:`Console` or :class:`_Timed`."""
+
+    def out(self, text: str) -> None:
+        """Write a line of results."""
+
+
+def _new_client(
+    reactor: IReactorTime, options: usage.Options, name: str, callable: bool = True, track_clients: bool = False
+) -> SAMPIntegratedClient:
     """A client named by ``--name`` (by default ``sampy-twisted`` and the
     command's *name*), with the callback server the TLS options ask for."""
-    tls = options["callback_tls"] if callable else None
+    tls: TLSOptions | None = options["callback_tls"] if callable else None
     return SAMPIntegratedClient(
         name=options.get("name") or f"{PROGRAM} {name}",
         reactor=reactor,
@@ -548,24 +587,36 @@ def _new_client(reactor, options, name, callable=True, track_clients=False):
     )
 
 
-async def _connect(reactor, console, options, name, callable=False, track_clients=False):
+async def _connect(
+    reactor: IReactorTime,
+    console: Console,
+    options: usage.Options,
+    name: str,
+    callable: bool = False,
+    track_clients: bool = False,
+) -> SAMPIntegratedClient:
     params = await get_hub_params(reactor, environ=console.environ)
     client = _new_client(reactor, options, name, callable, track_clients)
     await client.connect(hub_params=params, tls=options["hub_tls"])
     return client
 
 
-def _gather(deferreds):
+def _gather(deferreds: list[defer.Deferred[_T]]) -> defer.Deferred[list[_T]]:
     """
     :func:`defer.gatherResults`, failing with the first failure itself
     rather than a :class:`defer.FirstError` wrapping it, so that ``run``
     recognises user errors.
     """
+    def unwrap(failure: Failure) -> Failure:
+        if failure.check(defer.FirstError):
+            return cast(defer.FirstError, failure.value).subFailure
+        return failure
+
     d = defer.gatherResults(deferreds, consumeErrors=True)
-    return d.addErrback(lambda failure: failure.value.subFailure if failure.check(defer.FirstError) else failure)
+    return d.addErrback(unwrap)
 
 
-async def _disconnect(reactor, client):
+async def _disconnect(reactor: IReactorTime, client: SAMPIntegratedClient) -> None:
     """Disconnect *client*, giving up on a hub that does not answer."""
     # disconnect() goes on closing local resources once the hub call is
     # cancelled, so a timeout only cuts the wait for a frozen hub short.
@@ -575,10 +626,10 @@ async def _disconnect(reactor, client):
         pass
 
 
-async def _names(client, ids):
+async def _names(client: SAMPIntegratedClient, ids: list[str]) -> dict[str, str | None]:
     """``{id: samp.name or None}``, asking the hub."""
 
-    async def name_of(client_id):
+    async def name_of(client_id: str) -> str | None:
         try:
             name = (await client.get_metadata(client_id)).get("samp.name")
         except SAMPProxyError:
@@ -589,16 +640,16 @@ async def _names(client, ids):
     return dict(zip(ids, names))
 
 
-def _label(client_id, names):
+def _label(client_id: str, names: Mapping[str, str | None]) -> str:
     name = names.get(client_id)
     return f"{client_id} ({name})" if name else client_id
 
 
-async def _resolve(client, targets):
+async def _resolve(client: SAMPIntegratedClient, targets: list[str]) -> tuple[list[str], dict[str, str | None]]:
     """The ids of *targets* (ids or names), in order, without repeats."""
     ids = list(await client.get_registered_clients())
     names = await _names(client, ids)
-    found = []
+    found: list[str] = []
     for target in targets:
         if target in ids:
             matches = [target]
@@ -614,7 +665,7 @@ async def _resolve(client, targets):
     return found, names
 
 
-async def _hub_command(reactor, options, console):
+async def _hub_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
     hub = make_hub(options, reactor)
     try:
         await hub.start()
@@ -628,21 +679,21 @@ async def _hub_command(reactor, options, console):
     return EXIT_OK
 
 
-async def _clients_command(reactor, options, console):
+async def _clients_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
     client = await _connect(reactor, console, options, "clients")
     try:
         ids = sorted(await client.get_registered_clients(), key=_natural)
         rows = await _gather([defer.ensureDeferred(_client_row(client, cid)) for cid in ids])
     finally:
         await _disconnect(reactor, client)
-    rows = [row for row in rows if row is not None]
+    present = [row for row in rows if row is not None]
     width = None if options["long"] else _columns(console)
-    for line in _client_table(rows, width):
+    for line in _client_table(present, width):
         console.out(line)
     return EXIT_OK
 
 
-async def _client_row(client, client_id):
+async def _client_row(client: SAMPIntegratedClient, client_id: str) -> _ClientRow | None:
     try:
         metadata = await client.get_metadata(client_id)
         subscriptions = await client.get_subscriptions(client_id)
@@ -650,8 +701,8 @@ async def _client_row(client, client_id):
         return None  # it left while we asked
     name = metadata.get("samp.name")
     # samp.hub.* last: every client has those, and a cut line drops them first.
-    subscriptions = sorted(subscriptions, key=lambda mtype: (mtype.startswith("samp.hub."), mtype))
-    return client_id, name if isinstance(name, str) else "", subscriptions
+    mtypes = sorted(subscriptions, key=lambda mtype: (mtype.startswith("samp.hub."), mtype))
+    return client_id, name if isinstance(name, str) else "", mtypes
 
 
 DEFAULT_COLUMNS = 80
@@ -660,7 +711,7 @@ DEFAULT_COLUMNS = 80
 _NAME_COLUMN_MAX = 24
 
 
-def _columns(console):
+def _columns(console: Console) -> int:
     """The output's width: ``COLUMNS``, else the terminal's, else 80."""
     columns = console.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
@@ -674,14 +725,14 @@ def _columns(console):
     return DEFAULT_COLUMNS
 
 
-def _clip(text, room):
+def _clip(text: str, room: int) -> str:
     """*text*, cut to *room* characters with ``...`` marking the cut."""
     if len(text) <= room:
         return text
     return text[: max(room - 3, 0)] + "..."
 
 
-def _fit(subscriptions, room):
+def _fit(subscriptions: list[str], room: int) -> str:
     """As many *subscriptions* as fit in *room*, and how many are left out."""
     text = ", ".join(subscriptions)
     if len(text) <= room:
@@ -693,7 +744,7 @@ def _fit(subscriptions, room):
     return _clip(f"... ({len(subscriptions)} MTypes)", room)
 
 
-def _client_table(rows, width=None):
+def _client_table(rows: list[_ClientRow], width: int | None = None) -> list[str]:
     """
     The ``clients`` table's lines: id, name and subscriptions of each of
     *rows*, each line cut to *width* (``None``: nothing is cut).
@@ -713,7 +764,7 @@ def _client_table(rows, width=None):
     return lines
 
 
-async def _send_command(reactor, options, console):
+async def _send_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
     message = make_message(options["mtype"], options["params"])
     client = await _connect(reactor, console, options, "send", callable=not options["notify"])
     try:
@@ -724,7 +775,9 @@ async def _send_command(reactor, options, console):
         await _disconnect(reactor, client)
 
 
-async def _notify(client, options, message, console):
+async def _notify(
+    client: SAMPIntegratedClient, options: usage.Options, message: dict[str, Any], console: Console
+) -> int:
     if options["to"]:
         recipients, names = await _resolve(client, options["to"])
         for recipient in recipients:
@@ -739,7 +792,9 @@ async def _notify(client, options, message, console):
     return EXIT_OK
 
 
-async def _call(client, options, message, console):
+async def _call(
+    client: SAMPIntegratedClient, options: usage.Options, message: dict[str, Any], console: Console
+) -> int:
     if options["to"]:
         recipients, names = await _resolve(client, options["to"])
     else:
@@ -757,7 +812,14 @@ async def _call(client, options, message, console):
     return EXIT_OK if all(results) else EXIT_FAILED
 
 
-async def _call_one(client, recipient, message, wait, names, console):
+async def _call_one(
+    client: SAMPIntegratedClient,
+    recipient: str,
+    message: dict[str, Any],
+    wait: float,
+    names: Mapping[str, str | None],
+    console: _Output,
+) -> bool:
     """Call one recipient and print the outcome; ``True`` if it is samp.ok."""
     label = _label(recipient, names)
     try:
@@ -772,7 +834,7 @@ async def _call_one(client, recipient, message, wait, names, console):
     return response.get("samp.status") == SAMP_STATUS_OK
 
 
-def _describe(response):
+def _describe(response: dict[str, Any]) -> str:
     status = response.get("samp.status", "?")
     text = str(status)
     error = response.get("samp.error")
@@ -783,7 +845,7 @@ def _describe(response):
     return text
 
 
-def _snooped(mtype, sender, msg_id, params):
+def _snooped(mtype: str, sender: str, msg_id: str | None, params: dict[str, Any]) -> str:
     """The line ``snoop`` prints for a message."""
     if msg_id is not None:
         return f"call {mtype} from {sender} [msg-id {msg_id}]: {_json(params)}"
@@ -794,9 +856,12 @@ def _snooped(mtype, sender, msg_id, params):
 _STOP = object()
 
 
-async def _snoop_command(reactor, options, console):
-    def show(private_key, sender_id, msg_id, mtype, params, extra):
-        sender = client.clients.get(sender_id)
+async def _snoop_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
+    def show(
+        private_key: str, sender_id: str, msg_id: str | None, mtype: str, params: dict[str, Any], extra: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        tracker = client.clients  # the client tracks clients
+        sender = tracker.get(sender_id) if tracker is not None else None
         name = sender.name if sender is not None else None
         who = f"{sender_id} ({name})" if name else sender_id
         console.out(_snooped(mtype, who, msg_id, params))
@@ -813,11 +878,17 @@ async def _snoop_command(reactor, options, console):
     for pattern in options["mtypes"]:
         client.bind_receive_message(pattern, show)
     await client.connect(hub_params=params, tls=options["hub_tls"])
-    ended = defer.Deferred()  # fires with why the hub went away
-    client.when_disconnected().addCallback(lambda reason: ended.called or ended.callback(reason))
+    ended: defer.Deferred[str] = defer.Deferred()  # fires with why the hub went away
+
+    def lost(reason: str) -> None:
+        if not ended.called:
+            ended.callback(reason)
+
+    client.when_disconnected().addCallback(lost)
     console.err(
         f"Receiving {', '.join(options['mtypes'])} as {client.get_public_id()}; interrupt to stop"
     )
+    why: object
     try:
         why = await ended
     except defer.CancelledError:
@@ -828,14 +899,14 @@ async def _snoop_command(reactor, options, console):
     raise UserError(f"the hub connection ended: {why}")
 
 
-async def _ping_command(reactor, options, console):
+async def _ping_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
     if options["target"] is None:
         return await _ping_hub(reactor, console, options)
     client = await _connect(reactor, console, options, "ping", callable=True)
     try:
         recipients, names = await _resolve(client, [options["target"]])
         message = make_message("samp.app.ping", {})
-        results = []
+        results: list[bool] = []
         for recipient in recipients:
             started = reactor.seconds()
             ok = await _call_one(client, recipient, message, options["wait"], names, _Timed(console, reactor, started))
@@ -848,17 +919,18 @@ async def _ping_command(reactor, options, console):
 class _Timed:
     """A console adding the time taken since *started* to each line."""
 
-    def __init__(self, console, reactor, started):
+    def __init__(self, console: Console, reactor: IReactorTime, started: float) -> None:
         self._console = console
         self._reactor = reactor
         self._started = started
 
-    def out(self, text):
+    def out(self, text: str) -> None:
+        """Write a line of results, with the time taken."""
         elapsed = (self._reactor.seconds() - self._started) * 1000
         self._console.out(f"{text} ({elapsed:.0f} ms)")
 
 
-async def _ping_hub(reactor, console, options):
+async def _ping_hub(reactor: IReactorTime, console: Console, options: usage.Options) -> int:
     params = await get_hub_params(reactor, environ=console.environ)
     hub = SAMPHubProxy(reactor=reactor)
     started = reactor.seconds()
@@ -869,7 +941,7 @@ async def _ping_hub(reactor, console, options):
     return EXIT_OK
 
 
-_COMMANDS = {
+_COMMANDS: dict[str, Callable[[IReactorTime, usage.Options, Console], Coroutine[Any, Any, int]]] = {
     "hub": _hub_command,
     "clients": _clients_command,
     "send": _send_command,
@@ -878,7 +950,7 @@ _COMMANDS = {
 }
 
 
-async def run(reactor, options, console=None):
+async def run(reactor: IReactorTime, options: Options, console: Console | None = None) -> int:
     """
     Run the command *options* name.
 
@@ -893,15 +965,15 @@ async def run(reactor, options, console=None):
     :rtype: int
     """
     console = Console() if console is None else console
-    name = options.subCommand
+    name = cast(str, options.subCommand)  # postOptions checked there is one
     running = defer.ensureDeferred(_COMMANDS[name](reactor, options.subOptions, console))
-    interrupted = []
+    interrupted: list[bool] = []
     if name != "hub":
         # The hub command waits for Console.stop itself; cancelling it while
         # it starts would leave a hub running.  Any other command is
         # cancelled, so none outlives a signal by more than the bounded
         # disconnection in its clean-up.
-        def interrupt(result):
+        def interrupt(result: _T) -> _T:
             if not running.called:
                 interrupted.append(True)
                 running.cancel()
@@ -921,7 +993,7 @@ async def run(reactor, options, console=None):
         return EXIT_FAILED
 
 
-def _user_error_message(exc):
+def _user_error_message(exc: Exception) -> str | None:
     """The one-line message for an expected error, or ``None``."""
     if isinstance(exc, error.CannotListenError):
         # Such as hub --port with a port in use; the callback servers of the
@@ -932,7 +1004,7 @@ def _user_error_message(exc):
     return None
 
 
-def parse(argv):
+def parse(argv: Sequence[str]) -> Options:
     """
     Parse a command line.
 
@@ -941,11 +1013,11 @@ def parse(argv):
     :raises usage.UsageError: it is wrong.
     """
     options = Options()
-    options.parseOptions(argv)
+    options.parseOptions(argv)  # type: ignore[no-untyped-call]  # not annotated in Twisted
     return options
 
 
-def _start_logging(verbosity):
+def _start_logging(verbosity: int) -> None:
     if verbosity <= 0:
         globalLogBeginner.beginLoggingTo([], redirectStandardIO=False)
         return
@@ -955,13 +1027,13 @@ def _start_logging(verbosity):
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
-def _usage_error(argv, error):
+def _usage_error(argv: Sequence[str], error: usage.UsageError) -> None:
     command = next((arg for arg in argv if arg in _COMMANDS), None)
     where = f"{PROGRAM} {command}" if command else PROGRAM
     print(f"{where}: {error} (see '{where} --help')", file=sys.stderr)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> NoReturn:
     """
     The ``sampy-twisted`` console script.
 
@@ -980,31 +1052,43 @@ def main(argv=None):
     task.react(_react_main, [options])
 
 
-def _react_main(reactor, options):
+def _react_main(reactor: IReactorCore, options: Options) -> defer.Deferred[None]:
     console = Console()
     # task.react calls this before the reactor runs; wait until it does, so
     # that its signal handlers (SIGINT, SIGTERM) are in place first.
-    done = defer.Deferred()
-    reactor.callWhenRunning(done.callback, None)
-    done.addCallback(lambda _: defer.ensureDeferred(_guarded_run(reactor, options, console)))
-    finished = []
-    done.addBoth(lambda result: finished.append(True) or result)
+    started: defer.Deferred[None] = defer.Deferred()
+    reactor.callWhenRunning(started.callback, None)
+    done = started.addCallback(
+        lambda _: defer.ensureDeferred(_guarded_run(cast(IReactorTime, reactor), options, console))
+    )
+    finished: list[bool] = []
 
-    def before_shutdown():
+    def finish(result: _T) -> _T:
+        finished.append(True)
+        return result
+
+    done.addBoth(finish)
+
+    def before_shutdown() -> Optional[defer.Deferred[None]]:
         # A signal stops the reactor: let the command stop cleanly first.
         if finished:
             return None
         if not console.stop.called:
             console.stop.callback(None)
-        waiter = defer.Deferred()
-        done.addBoth(lambda result: waiter.callback(None) or result)
+        waiter: defer.Deferred[None] = defer.Deferred()
+
+        def release(result: _T) -> _T:
+            waiter.callback(None)
+            return result
+
+        done.addBoth(release)
         return waiter
 
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
     return done.addCallback(_exit_status)
 
 
-async def _guarded_run(reactor, options, console):
+async def _guarded_run(reactor: IReactorTime, options: Options, console: Console) -> int:
     try:
         return await run(reactor, options, console)
     except Exception:
@@ -1012,7 +1096,7 @@ async def _guarded_run(reactor, options, console):
         return EXIT_FAILED
 
 
-def _exit_status(status):
+def _exit_status(status: int) -> None:
     if status:
         raise SystemExit(status)
 
