@@ -29,8 +29,8 @@ class RunningHub(Protocol):
     """A hub running in this process, such as :class:`SAMPHubServer`."""
 
     @property
-    def params(self) -> Mapping[str, str]:
-        """The hub's lockfile entries."""
+    def params(self) -> Mapping[str, str] | None:
+        """The hub's lockfile entries; ``None`` while it is not running."""
 
 
 def _fault_to_proxy_error(failure: Failure) -> Failure:
@@ -115,7 +115,8 @@ class SAMPHubProxy:
         :param TLSOptions tls: all TLS settings in one object.
         :param int max_bytes: the largest response accepted from the hub.
         :return: a Deferred firing with this proxy once the hub answered a
-            ping, or failing with :class:`SAMPHubError`.
+            ping, or failing with :class:`SAMPHubError` (no hub, or *hub*
+            not running).
         :raises ValueError: bad TLS settings (a missing file, a key that
             does not match its certificate, an obsolete protocol...).
         """
@@ -125,6 +126,10 @@ class SAMPHubProxy:
             return defer.fail(SAMPHubError("the hub proxy is already connected"))
         if hub is not None:
             hub_params = hub.params
+            if hub_params is None:
+                # Not started (or stopped): never fall back to discovery,
+                # which would find some other hub.
+                return defer.fail(SAMPHubError("cannot connect to the hub given: it is not running"))
         if hub_params is not None:
             d = defer.succeed(dict(hub_params))
         else:

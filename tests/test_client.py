@@ -19,6 +19,7 @@ from sampy_twisted import (
     SAMPClientError,
     SAMPHubError,
     SAMPHubProxy,
+    SAMPHubServer,
     SAMPIntegratedClient,
     SAMPProxyError,
 )
@@ -635,6 +636,21 @@ class IntegratedConnectTests(SynchronousTestCase):
         client.clients.populate = populate
         self.assertIs(self.result(client.connect(hub=self.hub)), client)
         self.assertEqual(self.registered_names(), ["Hub", "me"])
+
+    def test_hub_not_running_refused(self):
+        """
+        connect(hub=...) with a hub that is not running fails with
+        SAMPHubError, rather than connecting to whatever hub discovery finds
+        (here the running one, which SAMP_HUB names).
+        """
+        self.patch(os, "environ", dict(os.environ, SAMP_HUB=f"std-lockurl:file://{self.hub.lockfile}"))
+        unstarted = SAMPHubServer(reactor=self.network, lockfile=os.path.abspath(self.mktemp()))
+        client = SAMPIntegratedClient(name="me", reactor=self.network)
+        d = client.connect(hub=unstarted)
+        self.network.run()
+        self.assertIn("not running", str(self.failureResultOf(d, SAMPHubError).value))
+        self.assertFalse(client.is_connected)
+        self.assertEqual(self.registered_names(), ["Hub"])
 
     def test_disconnect_while_connecting(self):
         """disconnect() during connect() waits for it, then unregisters."""
