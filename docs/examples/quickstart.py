@@ -8,8 +8,11 @@ loads tables (subscribes to ``table.load.votable``).
 """
 
 import sys
+from typing import NoReturn
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from sampy_twisted import SAMPClientError, SAMPHubError, SAMPIntegratedClient, SAMPProxyError
 
@@ -17,7 +20,7 @@ VOTABLE_URL = "https://vizier.cds.unistra.fr/viz-bin/votable?-source=I/239/hip_m
 LOAD_TABLE = "table.load.votable"
 
 
-async def choose_target(client, target):
+async def choose_target(client: SAMPIntegratedClient, target: str | None) -> tuple[str, str]:
     """The id of the client named *target*, or of one that loads tables."""
     if target is not None:
         return await client.find_client(target), f"named {target!r}"
@@ -30,7 +33,9 @@ async def choose_target(client, target):
     return loaders[0], f"the first client subscribed to {LOAD_TABLE}"
 
 
-async def main(reactor, target=None, votable_url=VOTABLE_URL):
+async def main(
+    reactor: IReactorTime, target: str | None = None, votable_url: str = VOTABLE_URL
+) -> None:
     client = SAMPIntegratedClient(name="quickstart", reactor=reactor)
     await client.connect()
     try:
@@ -44,11 +49,11 @@ async def main(reactor, target=None, votable_url=VOTABLE_URL):
         await client.disconnect()
 
 
-def run(reactor, *argv):
+def run(reactor: IReactorTime, *argv: str) -> defer.Deferred[None]:
     """Run ``main``; what the user can fix is one line on stderr, not a
     traceback."""
 
-    def explain(failure):
+    def explain(failure: Failure) -> NoReturn:
         failure.trap(SAMPHubError, SAMPClientError, SAMPProxyError)
         hint = " (start TOPCAT, Aladin or another hub first)" if failure.check(SAMPHubError) else ""
         print(f"quickstart: {failure.getErrorMessage()}{hint}", file=sys.stderr)

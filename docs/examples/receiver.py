@@ -7,18 +7,27 @@ other applications forget it at once.
 """
 
 import sys
+from typing import Any
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 
 from sampy_twisted import SAMPIntegratedClient
 
 
-def table_received(private_key, sender_id, msg_id, mtype, params, extra):
+def table_received(
+    private_key: str,
+    sender_id: str,
+    msg_id: str | None,
+    mtype: str,
+    params: dict[str, Any],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     print(f"{mtype} from {sender_id}: {params.get('name', '')} {params.get('url')}", flush=True)
     return {}  # a call is answered samp.ok with an empty result
 
 
-async def main(reactor, name="receiver"):
+async def main(reactor: IReactorTime, name: str = "receiver") -> None:
     client = SAMPIntegratedClient(name=name, reactor=reactor)
     client.bind_receive_message("table.load.votable", table_received)
     await client.connect()
