@@ -6,8 +6,8 @@ method that talks to the hub returning a Deferred.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Concatenate, Literal, Optional, ParamSpec, TypeVar, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, Optional, ParamSpec, TypeVar, Union, cast
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorCore, IReactorTime, IStreamServerEndpoint
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+# A keyword argument of the easy methods (enotify and the others): a message
+# parameter, or extra_kws, a map of further message keys.  The items are
+# checked against SAMP's rules when the message is built; a number, a bool or
+# None is refused there, and already here.
+_EasyParam = Union[str, Sequence[Any], Mapping[str, Any]]
 # The hub to connect to: a running hub object, or its lockfile entries.
 _HubAndParams = tuple[Optional[RunningHub], Optional[Mapping[str, str]]]
 _Seconds = TypeVar("_Seconds", float, Optional[float])
@@ -46,9 +51,14 @@ SHUTDOWN_TIMEOUT = 3.0
 unregistration."""
 
 
-def _easy_message(mtype: str, params: dict[str, Any]) -> dict[str, SAMPValue]:
+def _easy_message(mtype: str, params: dict[str, _EasyParam]) -> dict[str, SAMPValue]:
     params = dict(params)
     extra = params.pop("extra_kws", None)
+    if extra is not None and not isinstance(extra, Mapping):
+        # dict() would take a list of pairs, even ["xy"] as {"x": "y"}.
+        raise TypeError(
+            f"extra_kws must be a map of further message keys, not {type(extra).__name__} {extra!r}"
+        )
     return make_message(mtype, params, extra)
 
 
@@ -582,22 +592,22 @@ class SAMPIntegratedClient:
 
     # -- easy versions ----------------------------------------------------------
 
-    def enotify(self, recipient_id: str, mtype: str, **params: Any) -> defer.Deferred[object]:
+    def enotify(self, recipient_id: str, mtype: str, **params: _EasyParam) -> defer.Deferred[object]:
         """
         :meth:`notify` with the message given as an MType and keyword
         parameters; ``extra_kws={...}`` adds top-level message keys.
         """
         return self.notify(recipient_id, _easy_message(mtype, params))
 
-    def enotify_all(self, mtype: str, **params: Any) -> defer.Deferred[list[str]]:
+    def enotify_all(self, mtype: str, **params: _EasyParam) -> defer.Deferred[list[str]]:
         """:meth:`notify_all` with the message as MType and keywords."""
         return self.notify_all(_easy_message(mtype, params))
 
-    def ecall(self, recipient_id: str, msg_tag: str, mtype: str, **params: Any) -> defer.Deferred[str]:
+    def ecall(self, recipient_id: str, msg_tag: str, mtype: str, **params: _EasyParam) -> defer.Deferred[str]:
         """:meth:`call` with the message as MType and keywords."""
         return self.call(recipient_id, msg_tag, _easy_message(mtype, params))
 
-    def ecall_all(self, msg_tag: str, mtype: str, **params: Any) -> defer.Deferred[dict[str, str]]:
+    def ecall_all(self, msg_tag: str, mtype: str, **params: _EasyParam) -> defer.Deferred[dict[str, str]]:
         """
         :meth:`call_all` with the message as MType and keywords.
 
@@ -607,7 +617,7 @@ class SAMPIntegratedClient:
         return self.call_all(msg_tag, _easy_message(mtype, params))
 
     def ecall_and_wait(
-        self, recipient_id: str, mtype: str, timeout: str | float, **params: Any
+        self, recipient_id: str, mtype: str, timeout: str | float, **params: _EasyParam
     ) -> defer.Deferred[dict[str, Any]]:
         """:meth:`call_and_wait` with the message as MType and keywords."""
         return self.call_and_wait(recipient_id, _easy_message(mtype, params), timeout)

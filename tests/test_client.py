@@ -577,6 +577,17 @@ class IntegratedClientTests(SynchronousTestCase):
             self.assertRaises((TypeError, ValueError), call)
         self.assertEqual(wire.calls, [])
 
+    def test_extra_kws_must_be_a_map(self):
+        """
+        extra_kws that is not a map raises TypeError, rather than being
+        read as key-value pairs (["xy"] as {"x": "y"}) or failing obscurely.
+        """
+        wire = self.connect()
+        for extra in (["xy"], [("my.extra", "x")], "xy"):
+            exc = self.assertRaises(TypeError, self.client.enotify, "c2", "a.b", extra_kws=extra)
+            self.assertIn("extra_kws must be a map", str(exc))
+        self.assertEqual(wire.calls, [])
+
     def test_bad_value_message_names_path(self):
         self.connect()
         exc = self.assertRaises(TypeError, self.client.enotify, "c2", "a.b", n=1)
