@@ -478,7 +478,7 @@ class SAMPIntegratedClient:
         """Ping the hub.  :return: a Deferred firing when it answered."""
         return self.hub.ping()
 
-    def declare_metadata(self, metadata: dict[str, Any] | None = None) -> defer.Deferred[object]:
+    def declare_metadata(self, metadata: dict[str, Any]) -> defer.Deferred[object]:
         """
         Declare this client's metadata: *metadata* is merged into it, as in
         astropy.
