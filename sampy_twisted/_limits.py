@@ -87,6 +87,11 @@ def connection_cap(wanted: int | None = None) -> int:
     return max(min(8, cap), min(cap, soft // 2))
 
 
+# Module level, not a class attribute: a Logger read from an instance names
+# the instance as the event's source, and the class as its namespace.
+_log = Logger(namespace="sampy_twisted.refused")
+
+
 class RejectionLog:
     """
     At most *rate* log lines a second about refused requests; the lines left
@@ -99,8 +104,6 @@ class RejectionLog:
     :param reactor: the clock (``IReactorTime``).
     :param int rate: lines a second at most.
     """
-
-    log = Logger(namespace="sampy_twisted.refused")
 
     def __init__(self, reactor: IReactorTime, rate: int = DEFAULT_LOG_RATE) -> None:
         self._reactor = reactor
@@ -126,7 +129,7 @@ class RejectionLog:
             return
         self._written += 1
         suppressed, self.suppressed = self.suppressed, 0
-        self.log.info(
+        _log.info(
             "refused a request from {peer}: {reason}{more}",
             peer=peer[:100],
             reason=reason[:200],
