@@ -293,6 +293,31 @@ class ServerLimitTests(SynchronousTestCase):
             self.assertNotIn("Traceback", text)
         self.assertEqual(events.failures(), [])
 
+    def test_too_many_headers(self):
+        """More headers than Twisted allows are answered 431."""
+        site = self.site()
+        head = b"POST / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(600))
+        channel, transport = _connect(site)
+        channel.dataReceived(head + b"\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 431 "), transport.value()[:100])
+        self.assertTrue(transport.disconnecting)
+
+    def test_chunked_body_too_large(self):
+        """A chunked body growing over the limit is answered 413, and the
+        method is not called."""
+        called = []
+        site = self.site(XMLRPCResource({"echo": lambda *a: called.append(a)}), max_body_bytes=1000)
+        channel, transport = _connect(site)
+        chunk = b"x" * 600
+        channel.dataReceived(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 2
+            + b"0\r\n\r\n"
+        )
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 413 "), transport.value()[:100])
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(called, [])
+
     def test_rate_limited(self):
         """At most ``rate`` lines a second; the next line says how many
         were left out."""
