@@ -788,8 +788,13 @@ class _LenientChannel(http.HTTPChannel):
     delimiter = b"\n"
     _deadline = None
 
+    turn_away = False  # set by the site when it is full of busy connections
+
     def connectionMade(self):
         super().connectionMade()
+        if self.turn_away:
+            self.refuse(b"503 Service Unavailable", f"{self.site.max_connections} connections open, all busy")
+            return
         self._start_deadline()
 
     def dataReceived(self, data):
@@ -898,8 +903,9 @@ class _QuietSite(server.Site):
     at most ``max_connections`` connections: when full, a new connection
     closes the oldest one that has not sent a complete request, or else the
     oldest one idle between requests; connections whose request is being
-    answered stay.  A peer that uses its connections (a registered client
-    calling or answering the hub) is served while idle ones wait outside.
+    answered stay; when all are, the new one is answered 503 and closed.  A
+    peer that uses its connections (a registered client calling or
+    answering the hub) is served while idle ones wait outside.
     """
 
     # The channel itself rather than Twisted's wrapper choosing between
@@ -914,14 +920,12 @@ class _QuietSite(server.Site):
         self.rejections = RejectionLog(self.reactor)
 
     def buildProtocol(self, addr):
-        if len(self._channels) >= self.max_connections and not self._make_room():
-            self.rejections.refused(
-                f"{getattr(addr, 'host', addr)}:{getattr(addr, 'port', '')}",
-                f"{self.max_connections} connections open already, all busy",
-            )
-            return None
         channel = super().buildProtocol(addr)
-        if channel is not None:
+        if len(self._channels) >= self.max_connections and not self._make_room():
+            # Answered 503 and closed at once, rather than refused with no
+            # protocol: a wrapping factory (the hub's) expects one.
+            channel.turn_away = True
+        else:
             self._channels[channel] = None
         return channel
 

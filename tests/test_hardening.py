@@ -156,11 +156,8 @@ class _Hold(Resource):
 
 
 def _connect(site, port=40000):
-    """A new channel of *site* on a StringTransport, or ``None`` when the
-    site refused the connection."""
+    """A new channel of *site* on a StringTransport."""
     channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
-    if channel is None:
-        return None, None
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
     channel.makeConnection(transport)
     return channel, transport
@@ -259,14 +256,17 @@ class ServerLimitTests(SynchronousTestCase):
         self.assertTrue(newest.disconnecting)
         self.assertFalse(idle_transport.disconnecting)
         self.assertEqual(idle_site.connections, 3)
-        # All busy: the new connection is refused, the busy ones stay.
+        # All busy: the new connection is answered 503, the busy ones stay.
         busy = []
         for port in (1, 2, 3):
             channel, transport = _connect(site, port)
             channel.dataReceived(request)
             busy.append(transport)
-        self.assertEqual(_connect(site, 4), (None, None))
+        _, refused = _connect(site, 4)
+        self.assertTrue(refused.value().startswith(b"HTTP/1.1 503 "), refused.value())
+        self.assertTrue(refused.disconnecting)
         self.assertEqual([t.disconnecting for t in busy], [False, False, False])
+        self.assertEqual(site.connections, 3)
 
     def test_one_line_per_refusal(self):
         """Each refused request (too deep, DTD, garbage, body or head too
