@@ -33,6 +33,7 @@ from ._errors import (
 from ._hub_proxy import SAMPHubProxy
 from ._mtype import best_match, check_mtype_pattern
 from ._tls import TLSOptions
+from ._limits import raise_fd_limit
 from ._xmlrpc import XMLRPCResource, make_site
 
 # Twisted's legacy log context, which sets the "[system]" of its own lines;
@@ -310,6 +311,7 @@ class SAMPClient:
         """
         if not self._callable or self._port is not None:
             return defer.succeed(None)
+        raise_fd_limit()  # idle connections must not exhaust the default 1024
         resource = XMLRPCResource(
             {
                 "samp.client.receiveNotification": self.receive_notification,

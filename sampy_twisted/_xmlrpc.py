@@ -13,6 +13,7 @@ never answers ``nil``.
 import inspect
 import ipaddress
 import math
+import re
 import xmlrpc.client
 from xml.etree import ElementTree
 from urllib.parse import urlsplit
@@ -44,6 +45,13 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from ._encoding import check_samp_value, from_xmlrpc
+from . import _limits
+from ._limits import (
+    MAX_ELEMENT_DEPTH,
+    MAX_NESTING,
+    RejectionLog,
+    connection_cap,
+)
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 """Largest XML-RPC body, request or response, accepted by default."""
@@ -69,30 +77,54 @@ class _DTDRefused(ValueError):
     pass
 
 
+class _TooDeep(ValueError):
+    pass
+
+
 def _refuse_dtd(*args):
     raise _DTDRefused("XML-RPC payloads may not contain a DTD or entities")
 
 
+def _too_deep():
+    return _TooDeep(f"XML-RPC values may not nest more than {MAX_NESTING} deep")
+
+
+# Documents whose bytes show every "<!DOCTYPE" they hold: no NUL (UTF-16 and
+# UTF-32 have them), and no declared encoding but these.
+_PLAIN_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin-1", b"latin1"}
+_DECLARED_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)")
+_CHUNK = 16 * 1024
+
+
 def safe_loads(data):
     """
-    Parse an XML-RPC request or response, refusing DTDs and entities.
+    Parse an XML-RPC request or response, refusing DTDs, entities and
+    values nested deeper than :data:`~sampy_twisted._limits.MAX_NESTING`
+    (as soon as the parser meets them, without recursion).
 
     :param bytes data: the XML document.
     :return: ``(params, methodname)`` as :func:`xmlrpc.client.loads`.
     :raises xmlrpc.client.Fault: the document is a fault response.
-    :raises ValueError: the document has a DTD or is not XML-RPC.
+    :raises ValueError: the document has a DTD, nests too deep or is not
+        XML-RPC.
     """
-    # Documents naming a DTD go straight to the strict parser, which stops
-    # at the declaration; the fast one also refuses them (its doctype hook)
-    # whatever the encoding.
-    if b"<!DOCTYPE" not in data:
+    # Documents that may hold a DTD go straight to the strict parser, which
+    # stops at the declaration.
+    if _plain_bytes(data):
         try:
             return _fast_loads(data)
-        except (xmlrpc.client.Fault, _DTDRefused):
+        except (xmlrpc.client.Fault, _TooDeep):
             raise
         except Exception:
             pass  # unusual or broken: the strict parser decides, and words the error
     return _strict_loads(data)
+
+
+def _plain_bytes(data):
+    if b"<!DOCTYPE" in data or b"\x00" in data:
+        return False
+    declared = _DECLARED_ENCODING.match(data)
+    return declared is None or declared.group(1).lower() in _PLAIN_ENCODINGS
 
 
 def _strict_loads(data):
@@ -102,27 +134,73 @@ def _strict_loads(data):
         raise ValueError("no expat parser available to parse XML-RPC safely")
     expat.StartDoctypeDeclHandler = _refuse_dtd
     expat.EntityDeclHandler = _refuse_dtd
+    _count_depth(expat)
     try:
         parser.feed(data)
         parser.close()
         return unmarshaller.close(), unmarshaller.getmethodname()
-    except xmlrpc.client.Fault:
-        raise
-    except _DTDRefused:
+    except (xmlrpc.client.Fault, _DTDRefused, _TooDeep):
         raise
     except Exception as exc:
         raise ValueError(f"not an XML-RPC document: {exc}") from None
 
 
-class _RefusingTreeBuilder(ElementTree.TreeBuilder):
-    """ElementTree's C tree builder, refusing any document type declaration."""
+def _count_depth(expat):
+    """Make *expat* raise :class:`_TooDeep` at the first element nested
+    deeper than MAX_ELEMENT_DEPTH."""
+    start, end = expat.StartElementHandler, expat.EndElementHandler
+    depth = 0
 
-    def doctype(self, name, pubid, system):
-        _refuse_dtd()
+    def counting_start(tag, attrs):
+        nonlocal depth
+        depth += 1
+        if depth > MAX_ELEMENT_DEPTH:
+            raise _too_deep()
+        start(tag, attrs)
+
+    def counting_end(tag):
+        nonlocal depth
+        depth -= 1
+        end(tag)
+
+    expat.StartElementHandler = counting_start
+    expat.EndElementHandler = counting_end
 
 
 class _Unusual(Exception):
     """Something only the stdlib unmarshaller should judge."""
+
+
+def _parse_tree(data):
+    """
+    The root element of *data*, parsed by ElementTree's C parser and tree
+    builder, in chunks: the elements' depth is followed from the parser's
+    events between chunks, so a document nested too deep is refused after
+    its first chunk, at the cost of parsing that chunk only.
+    """
+    if data.count(b"<") <= MAX_ELEMENT_DEPTH:
+        # Too few tags to nest too deep: no events to follow.
+        parser = ElementTree.XMLParser()
+        parser.feed(data)
+        return parser.close()
+    parser = ElementTree.XMLPullParser(("start", "end"))
+    root = None
+    depth = 0
+    for offset in range(0, len(data), _CHUNK):
+        parser.feed(data[offset : offset + _CHUNK])
+        for event, element in parser.read_events():
+            if event == "start":
+                depth += 1
+                if depth > MAX_ELEMENT_DEPTH:
+                    raise _too_deep()
+                if root is None:
+                    root = element
+            else:
+                depth -= 1
+    parser.close()
+    if root is None:
+        raise _Unusual()
+    return root
 
 
 def _fast_loads(data):
@@ -132,11 +210,10 @@ def _fast_loads(data):
     which calls Python for each tag and each piece of text.  Anything but the
     plain shapes of the types SAMP peers send raises :class:`_Unusual` (or
     another error), so :func:`_strict_loads` gives the same results and
-    errors as before.
+    errors as before.  Only for documents that cannot hold a DTD (see
+    :func:`_plain_bytes`).
     """
-    parser = ElementTree.XMLParser(target=_RefusingTreeBuilder())
-    parser.feed(data)
-    root = parser.close()
+    root = _parse_tree(data)
     if root.tag == "methodCall":
         if len(root) != 2:
             raise _Unusual()
@@ -615,22 +692,69 @@ class XMLRPCProxy:
         return defer.gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
 
 
+def _peer(channel):
+    """The peer of *channel* as short text, for log lines."""
+    transport = getattr(channel, "transport", None)
+    peer = transport.getPeer() if transport is not None else None
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
+
+
+def _rejections(channel):
+    """The site's rate-limited log of refused requests."""
+    site = getattr(channel, "site", None)
+    log = getattr(site, "rejections", None)
+    return log if log is not None else _FALLBACK_REJECTIONS
+
+
+class _FallbackClock:
+    def seconds(self):
+        from twisted.internet import reactor
+
+        return reactor.seconds()
+
+
+_FALLBACK_REJECTIONS = RejectionLog(_FallbackClock())
+
+
 class _BoundedRequest(server.Request):
-    """A request whose body may not exceed ``channel.site.max_body_bytes``."""
+    """
+    A request whose body may not exceed ``channel.site.max_body_bytes``:
+    a larger one is answered 413 at once, and its connection closed without
+    reading the rest.
+    """
+
+    _refused = False
 
     def _limit(self):
         return getattr(self.channel.site, "max_body_bytes", DEFAULT_MAX_BYTES)
 
     def gotLength(self, length):
-        super().gotLength(length)
         if length is not None and length > self._limit():
-            self.channel.forceAbortClient()
+            self._refuse(length)
+            return
+        super().gotLength(length)
 
     def handleContentChunk(self, data):
+        if self._refused:
+            return
         if self.content.tell() + len(data) > self._limit():
-            self.channel.forceAbortClient()
+            self._refuse(None)
             return
         super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        if not self._refused:  # the rest of a refused body arrived with its head
+            super().requestReceived(command, path, version)
+
+    def _refuse(self, length):
+        self._refused = True
+        self.content = None
+        size = "" if length is None else f" of {length} bytes"
+        _rejections(self.channel).refused(
+            _peer(self.channel), f"body{size} over the limit of {self._limit()} bytes"
+        )
+        self.channel.refuse(b"413 Content Too Large")
 
 
 # XML-RPC bodies are never HTML forms: where Twisted allows it, skip its
@@ -647,20 +771,57 @@ class _LenientChannel(http.HTTPChannel):
     """
     An HTTP channel that also reads the request line and headers of SAMP
     peers that end lines with a bare LF, as DS9's Tcl XML-RPC client does
-    (``POST /xmlrpc HTTP/1.0``, no ``Host``), and that says so when it keeps
-    a connection open.
+    (``POST /xmlrpc HTTP/1.0``, no ``Host``), that says so when it keeps a
+    connection open, and that holds peers to the site's limits.
 
     Only the line mode, which ends at the blank line closing the headers, is
     affected: the body is read raw, byte for byte, as before.  The line and
-    header limits are Twisted's.
+    header limits are Twisted's, answered 431.
+
+    Timeouts: a request must arrive whole within the site's
+    ``request_timeout`` of the connection's opening or of its own first byte
+    (slow senders cannot hold a connection); between requests, a connection
+    may stay silent for the channel's ``timeOut`` (the site's idle timeout,
+    longer than our clients keep idle connections in their pools).
     """
 
     delimiter = b"\n"
+    _deadline = None
+
+    turn_away = False  # set by the site when it is full of busy connections
+
+    def connectionMade(self):
+        super().connectionMade()
+        if self.turn_away:
+            self.refuse(b"503 Service Unavailable", f"{self.site.max_connections} connections open, all busy")
+            return
+        self._start_deadline()
+
+    def dataReceived(self, data):
+        if self._deadline is None and not self._handlingRequest:
+            self._start_deadline()  # the first byte of the next request
+        super().dataReceived(data)
 
     def lineReceived(self, line):
         if line.endswith(b"\r"):
             line = line[:-1]
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse_head("header section")
+            return
         return super().lineReceived(line)
+
+    def lineLengthExceeded(self, line):
+        self._refuse_head("header line")
+
+    def headerReceived(self, line):
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._refuse_head("header count")
+            return False
+        return super().headerReceived(line)
+
+    def allContentReceived(self):
+        self._stop_deadline()
+        super().allContentReceived()
 
     def checkPersistence(self, request, version):
         # Our XML-RPC client reuses a connection only when the response
@@ -670,13 +831,123 @@ class _LenientChannel(http.HTTPChannel):
             request.responseHeaders.setRawHeaders(b"connection", [b"keep-alive"])
         return keep
 
+    def timeoutConnection(self):
+        # Silent for the whole idle timeout between requests: nothing to
+        # log (Twisted's line for each would be one per idle connection).
+        if self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
+
+    def connectionLost(self, reason):
+        self._stop_deadline()
+        site = getattr(self, "site", None)
+        if site is not None:
+            site.channel_closed(self)
+        super().connectionLost(reason)
+
+    @property
+    def busy(self):
+        """Whether a request of this channel is being answered."""
+        return self._handlingRequest
+
+    @property
+    def waiting_for_request(self):
+        """Whether this channel is receiving a request, or has not sent one
+        yet: the first to go when the site is full."""
+        return self._deadline is not None
+
+    def refuse(self, status, reason=None):
+        """
+        Answer *status* (``b"413 Content Too Large"``) and close, reading
+        nothing more.
+        """
+        if reason is not None:
+            _rejections(self).refused(_peer(self), reason)
+        self._stop_deadline()
+        self.setTimeout(None)
+        if self.transport is None or self.transport.disconnecting:
+            return
+        self.transport.write(
+            b"HTTP/1.1 %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % status
+        )
+        self.dataReceived = self.lineReceived = self.rawDataReceived = lambda *args: None
+        self.transport.loseConnection()
+
+    def _refuse_head(self, what):
+        self.refuse(
+            b"431 Request Header Fields Too Large", f"{what} over the limit"
+        )
+
+    def _start_deadline(self):
+        timeout = getattr(getattr(self, "site", None), "request_timeout", None)
+        if timeout is not None and self._deadline is None:
+            self._deadline = self.callLater(timeout, self._too_slow)
+
+    def _stop_deadline(self):
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self):
+        self._deadline = None
+        timeout = getattr(self.site, "request_timeout", None)
+        _rejections(self).refused(_peer(self), f"no complete request within {timeout:g} s")
+        if self.transport is not None:
+            self.transport.abortConnection()
+
 
 class _QuietSite(server.Site):
-    """A Site writing no access log, reading requests leniently."""
+    """
+    A Site writing no access log, reading requests leniently, and holding
+    at most ``max_connections`` connections: when full, a new connection
+    closes the oldest one that has not sent a complete request, or else the
+    oldest one idle between requests; connections whose request is being
+    answered stay; when all are, the new one is answered 503 and closed.  A
+    peer that uses its connections (a registered client calling or
+    answering the hub) is served while idle ones wait outside.
+    """
 
     # The channel itself rather than Twisted's wrapper choosing between
     # HTTP/1.1 and HTTP/2 by TLS negotiation: SAMP peers speak HTTP/1.x.
     protocol = _LenientChannel
+    max_connections = _limits.DEFAULT_MAX_CONNECTIONS
+    request_timeout = _limits.DEFAULT_REQUEST_TIMEOUT
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._channels = {}  # oldest first
+        self.rejections = RejectionLog(self.reactor)
+
+    def buildProtocol(self, addr):
+        channel = super().buildProtocol(addr)
+        if len(self._channels) >= self.max_connections and not self._make_room():
+            # Answered 503 and closed at once, rather than refused with no
+            # protocol: a wrapping factory (the hub's) expects one.
+            channel.turn_away = True
+        else:
+            self._channels[channel] = None
+        return channel
+
+    def _make_room(self):
+        victim = next((c for c in self._channels if c.waiting_for_request), None)
+        if victim is None:
+            victim = next((c for c in self._channels if not c.busy), None)
+        if victim is None:
+            return False
+        del self._channels[victim]
+        self.rejections.refused(_peer(victim), "closed to make room for a new connection")
+        victim.transport.abortConnection()
+        return True
+
+    def channel_closed(self, channel):
+        """Forget *channel*, which is closed."""
+        self._channels.pop(channel, None)
+
+    @property
+    def connections(self):
+        """How many connections are open."""
+        return len(self._channels)
 
     label = "SAMP XML-RPC server"
     """What the log calls this server, as in "SAMP hub starting on 41017"."""
@@ -693,17 +964,46 @@ class _QuietSite(server.Site):
         pass
 
 
-def make_site(resource, max_body_bytes=DEFAULT_MAX_BYTES, reactor=None):
+def make_site(
+    resource,
+    max_body_bytes=DEFAULT_MAX_BYTES,
+    reactor=None,
+    max_connections=None,
+    request_timeout=None,
+    idle_timeout=None,
+):
     """
-    A quiet :class:`~twisted.web.server.Site` with a bounded request body
-    and no access log, which also reads requests with bare-LF line ends and
-    says ``Connection: keep-alive`` on the HTTP/1.1 connections it keeps.
+    A quiet :class:`~twisted.web.server.Site` with the limits of
+    :mod:`sampy_twisted._limits` and no access log, which also reads
+    requests with bare-LF line ends and says ``Connection: keep-alive`` on
+    the HTTP/1.1 connections it keeps.
 
     :param resource: the root resource.
-    :param int max_body_bytes: a larger request drops the connection.
+    :param int max_body_bytes: a larger request body is answered 413.
+    :param reactor: the reactor (``IReactorTime``), for the timeouts.
+    :param int max_connections: most connections open at once, or ``None``
+        for :func:`~sampy_twisted._limits.connection_cap`'s default.
+    :param float request_timeout: seconds a connection has to send a whole
+        request, from its opening or the request's first byte (``None``:
+        :data:`~sampy_twisted._limits.DEFAULT_REQUEST_TIMEOUT`).
+    :param float idle_timeout: seconds a connection may stay silent between
+        requests (``None``:
+        :data:`~sampy_twisted._limits.DEFAULT_IDLE_TIMEOUT`).
     """
-    site = _QuietSite(resource, requestFactory=_BoundedRequest, reactor=reactor, **_NO_FORMS)
+    if request_timeout is None:
+        request_timeout = _limits.DEFAULT_REQUEST_TIMEOUT
+    if idle_timeout is None:
+        idle_timeout = _limits.DEFAULT_IDLE_TIMEOUT
+    site = _QuietSite(
+        resource,
+        requestFactory=_BoundedRequest,
+        reactor=reactor,
+        timeout=idle_timeout,
+        **_NO_FORMS,
+    )
     site.max_body_bytes = max_body_bytes
+    site.max_connections = connection_cap(max_connections)
+    site.request_timeout = request_timeout
     site.noisy = False
     site.displayTracebacks = False
     return site
@@ -770,7 +1070,11 @@ class XMLRPCResource(Resource):
         try:
             args, method = safe_loads(request.content.read())
         except (ValueError, xmlrpc.client.Fault) as exc:
-            return _fault_body(1, f"cannot parse XML-RPC request: {exc}")
+            # Expected from hostile or broken peers: one short line (rate
+            # limited by the site), no traceback, nothing of the request kept.
+            reason = f"cannot parse XML-RPC request: {exc}"
+            _rejections(request.channel).refused(_peer(request.channel), reason)
+            return _fault_body(1, reason)
         try:
             result = self._invoke(method, args)
             if not isinstance(result, defer.Deferred):
@@ -831,6 +1135,10 @@ class XMLRPCResource(Resource):
             return _fault_body(failure.value.faultCode, failure.value.faultString)
         if failure.check(defer.CancelledError):
             return _fault_body(1, f"{method} was cancelled")
+        # Unexpected: logged with its traceback as text, but without the
+        # frames, whose variables would keep the request alive in Twisted's
+        # buffer of early log events.
+        failure.cleanFailure()
         self._log.failure("XML-RPC method {method} failed", failure, method=method)
         return _fault_body(1, f"{method} failed: {failure.getErrorMessage()}")
 

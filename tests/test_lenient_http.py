@@ -156,25 +156,30 @@ class LenientServerTests(SynchronousTestCase):
         self.assertTrue(closed.disconnecting)
 
     def test_long_header_line_refused(self):
-        """A header line over Twisted's limit drops the connection."""
+        """A header line over Twisted's limit is answered 431 and the
+        connection closed."""
         data = b"POST / HTTP/1.0\nX-Long: " + b"x" * 20000 + b"\n\n"
         transport = _serve_bytes(_site(_RawEcho()), data)
-        self.assertNotIn(b" 200 ", transport.value())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 431 "), transport.value())
         self.assertTrue(transport.disconnecting)
 
     def test_large_header_section_refused(self):
-        """Headers over 16 kB in all are answered 400."""
+        """Headers over 16 kB in all are answered 431."""
         lines = b"".join(b"X-%d: %s\n" % (i, b"y" * 1000) for i in range(20))
         transport = _serve_bytes(_site(_RawEcho()), b"POST / HTTP/1.0\n" + lines + b"\n")
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 431 "), transport.value())
         self.assertTrue(transport.disconnecting)
 
     def test_large_body_refused(self):
-        """A bare-LF request announcing a body over the limit is dropped."""
-        site = _site(XMLRPCResource({"echo": lambda *args: list(args)}), max_body_bytes=1000)
+        """A bare-LF request announcing a body over the limit is answered
+        413, and nothing runs."""
+        called = []
+        site = _site(XMLRPCResource({"echo": lambda *args: called.append(args)}), max_body_bytes=1000)
         transport = _serve_bytes(site, ds9_request("echo", ["x" * 5000]))
-        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 413 "), transport.value())
+        self.assertIn(b"\r\nConnection: close\r\n", transport.value())
         self.assertTrue(transport.disconnecting)
+        self.assertEqual(called, [])
 
     def test_dtd_refused(self):
         """The XML-RPC checks apply as before: no DTD."""
