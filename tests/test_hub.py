@@ -10,7 +10,7 @@ import xmlrpc.client
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from sampy_twisted import _hub
+from sampy_twisted import _hubcore
 from sampy_twisted._hub import HUB_ID, SAMPHubServer, _ConnectionTracker, start_hub
 from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, make_site
 
@@ -307,9 +307,9 @@ class LifecycleTests(HubTestCase):
         """Nobody can register once the hub has stopped."""
         hub = await self.start_hub()
         secret = hub.params["samp.secret"]
-        self.assertEqual(hub._register(secret)["samp.hub-id"], HUB_ID)
+        self.assertEqual(hub._profile._register(secret)["samp.hub-id"], HUB_ID)
         await hub.stop()
-        self.assertRaises(xmlrpc.client.Fault, hub._register, secret)
+        self.assertRaises(xmlrpc.client.Fault, hub._profile._register, secret)
 
 
 class RegistrationTests(HubTestCase):
@@ -615,7 +615,7 @@ class RoutingTests(HubTestCase):
     async def test_unanswered_calls_bounded(self):
         """Past MAX_UNANSWERED_CALLS unanswered calls, the oldest is answered
         with samp.error, and a late reply to it is refused."""
-        self.patch(_hub, "MAX_UNANSWERED_CALLS", 2)
+        self.patch(_hubcore, "MAX_UNANSWERED_CALLS", 2)
         sender = await self.client()
         recipient = await self.client(subscriptions={"test.echo": {}})
         ids = [await sender.hub_call("call", recipient.id, f"tag{n}", message("test.echo")) for n in range(3)]
