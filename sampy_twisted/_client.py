@@ -12,7 +12,6 @@ import traceback
 import xmlrpc.client
 
 from twisted.internet import defer
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 
 from ._encoding import check_samp_value, legal_text, timeout_seconds
@@ -22,7 +21,9 @@ from ._errors import (
     SAMPCallTimeout,
     SAMPClientError,
 )
+from ._listening import listening_url, server_endpoint
 from ._mtype import best_match, check_mtype_pattern
+from ._reactor import default_reactor
 from ._tls import TLSOptions
 from ._xmlrpc import XMLRPCResource, make_site
 
@@ -138,10 +139,8 @@ class SAMPClient:
         if https and (tls is None or not tls.has_certificate):
             raise ValueError("https callbacks need cert_file (and key_file unless the key is in it)")
         self._tls = tls if https else None
-        if reactor is None:
-            from twisted.internet import reactor
         self.hub = hub
-        self._reactor = reactor
+        self._reactor = default_reactor(reactor)
         self._metadata = self._initial_metadata(name, description, metadata)
         self._callable = callable
         self._addr = addr or "127.0.0.1"
@@ -234,22 +233,14 @@ class SAMPClient:
         return d.addCallback(self._listening)
 
     def _default_endpoint(self):
-        if self._tls is not None:
-            return SSL4ServerEndpoint(
-                self._reactor, self._port_number, self._tls.server_options(), backlog=1024, interface=self._addr
-            )
-        kind = TCP6ServerEndpoint if ":" in self._addr else TCP4ServerEndpoint
+        tls_options = None if self._tls is None else self._tls.server_options()
         # A deep accept queue: hubs open a connection per delivery, in bursts.
-        return kind(self._reactor, self._port_number, backlog=1024, interface=self._addr)
+        return server_endpoint(self._reactor, self._addr, self._port_number, tls_options, backlog=1024)
 
     def _listening(self, port):
         self._port = port
-        address = port.getHost()
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)
-        if ":" in host:
-            host = f"[{host}]"
         scheme = "https" if self._tls is not None else "http"
-        self._url = f"{scheme}://{host}:{address.port}/"
+        self._url = listening_url(port.getHost(), scheme)
         self._log.debug("Callback server listening at {url}", url=self._url)
 
     def stop(self):

@@ -31,7 +31,6 @@ from twisted.application import service
 from twisted.internet import defer
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
@@ -39,6 +38,8 @@ from twisted.python.failure import Failure
 from ._delivery import PushDelivery
 from ._errors import SAMPHubError
 from ._hubcore import HUB_ID, HubCore
+from ._listening import listening_url, server_endpoint
+from ._reactor import default_reactor
 from ._stdprofile import StandardProfile
 from ._xmlrpc import make_site
 
@@ -189,9 +190,7 @@ class SAMPHubServer(service.Service):
         tls=None,
         callback_tls=None,
     ):
-        if reactor is None:
-            from twisted.internet import reactor
-        self._reactor = reactor
+        self._reactor = reactor = default_reactor(reactor)
         self._tls = tls
         self._server_options = None
         if tls is not None:
@@ -335,23 +334,14 @@ class SAMPHubServer(service.Service):
     def _server_endpoint(self):
         if self._endpoint is not None:
             return self._endpoint
-        if self._tls is not None:
-            return SSL4ServerEndpoint(
-                self._reactor, self._port_number, self._server_options, interface=self._addr
-            )
-        kind = TCP6ServerEndpoint if ":" in self._addr else TCP4ServerEndpoint
-        return kind(self._reactor, self._port_number, interface=self._addr)
+        return server_endpoint(self._reactor, self._addr, self._port_number, self._server_options)
 
     @staticmethod
     def _url_for(address, scheme="http"):
-        host = getattr(address, "host", None)
-        if host is None:
-            raise SAMPHubError(f"the hub must listen on TCP, not {address}")
-        # A wildcard address is no place to connect to: name loopback.
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{scheme}://{host}:{address.port}/xmlrpc"
+        try:
+            return listening_url(address, scheme, "/xmlrpc")
+        except ValueError:
+            raise SAMPHubError(f"the hub must listen on TCP, not {address}") from None
 
     def stop(self):
         """
