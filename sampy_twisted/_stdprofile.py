@@ -92,7 +92,8 @@ class StandardProfile:
     # -- samp.hub.* ----------------------------------------------------------
 
     def _procedures(self):
-        core, caller = self._core, self._caller
+        core = self._core
+        caller = core.client_for_key
         keyed = {
             "declareMetadata": core.declare_metadata,
             "getMetadata": core.get_metadata,
@@ -116,9 +117,6 @@ class StandardProfile:
         )
         return {f"samp.hub.{name}": method for name, method in methods.items()}
 
-    def _caller(self, private_key):
-        return self._core.client_for_key(private_key)
-
     def _ping(self, private_key=None):
         # Accepted with or without a key, valid or not, as JSAMP does:
         # ping only says the hub is alive.
@@ -137,7 +135,7 @@ class StandardProfile:
         return self._core.unregister(client)
 
     def _set_xmlrpc_callback(self, private_key, url):
-        client = self._caller(private_key)
+        client = self._core.client_for_key(private_key)
         check_string(url, "the callback URL")
         checked(url, "the callback URL")
         try:
