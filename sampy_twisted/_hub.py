@@ -29,93 +29,21 @@ recipient.
 
 from twisted.application import service
 from twisted.internet import defer
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from twisted.logger import Logger
-from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 
 from ._delivery import PushDelivery
 from ._errors import SAMPHubError
 from ._hubcore import HUB_ID, HubCore
-from ._listening import listening_url, server_endpoint
+from ._listening import ConnectionTracker, listening_url, server_endpoint
 from ._reactor import default_reactor
 from ._stdprofile import StandardProfile
+from ._tls import usable_as_client_certificate, verifying_copy
 from ._xmlrpc import make_site
 
 __all__ = ["HUB_ID", "SAMPHubServer", "start_hub"]
 
 _CLOSE_CONNECTIONS_TIMEOUT = 2.0
-
-
-class _ConnectionTracker(WrappingFactory):
-    """Keeps the hub's open HTTP connections, so stopping can close them."""
-
-    noisy = False
-
-    def __init__(self, wrapped):
-        super().__init__(wrapped)
-        self._when_idle = []
-
-    def unregisterProtocol(self, p):
-        super().unregisterProtocol(p)
-        if not self.protocols:
-            waiting, self._when_idle = self._when_idle, []
-            for d in waiting:
-                d.callback(None)
-
-    def close_all(self, reactor, timeout):
-        """
-        Close every connection, aborting those still open after *timeout*.
-
-        :return: a Deferred firing when none is left.
-        """
-        if not self.protocols:
-            return defer.succeed(None)
-        done = defer.Deferred()
-        self._when_idle.append(done)
-        for p in list(self.protocols):
-            p.transport.loseConnection()
-        abort = reactor.callLater(timeout, self._abort_all)
-        return done.addBoth(_cancel_call, abort)
-
-    def _abort_all(self):
-        for p in list(self.protocols):
-            p.transport.abortConnection()
-
-
-def _cancel_call(result, call):
-    if call.active():
-        call.cancel()
-    return result
-
-
-def _verifying_copy(tls):
-    """
-    *tls* as the hub uses it to call https callbacks: the same certificate
-    (presented as a client certificate), CA bundle and minimum version, but
-    always verifying the callback server, whatever *tls* asks of the hub's
-    own clients.
-    """
-    if tls.cert_reqs is None:
-        return tls
-    return tls.with_cert_reqs(None)
-
-
-def _usable_as_client_certificate(tls):
-    """
-    Whether *tls*'s certificate may identify a TLS client: OpenSSL refuses a
-    certificate whose extended key usage lacks ``clientAuth``.
-    """
-    identity = tls.private_certificate()
-    if identity is None:
-        return False
-    certificate = identity.original.to_cryptography()
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    return ExtendedKeyUsageOID.CLIENT_AUTH in usage or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usage
 
 
 class SAMPHubServer(service.Service):
@@ -198,7 +126,7 @@ class SAMPHubServer(service.Service):
             # client certificates without CAs, is a mistake to report early.
             self._server_options = tls.server_options()
         if callback_tls is None and tls is not None:
-            callback_tls = _verifying_copy(tls)
+            callback_tls = verifying_copy(tls)
         self._callback_tls = callback_tls
         self._addr = addr
         self._port_number = port
@@ -294,7 +222,7 @@ class SAMPHubServer(service.Service):
     async def _start(self):
         path = self._profile.lockfile_path()
         site = make_site(self._profile.resource, reactor=self._reactor)
-        self._connections = _ConnectionTracker(site)
+        self._connections = ConnectionTracker(site)
         try:
             self._listening = await self._server_endpoint().listen(self._connections)
             self.url = self._url_for(self._listening.getHost(), "https" if self._tls is not None else "http")
@@ -323,7 +251,7 @@ class SAMPHubServer(service.Service):
 
     def _check_callback_identity(self):
         tls = self._callback_tls
-        if tls is not None and tls.has_certificate and not _usable_as_client_certificate(tls):
+        if tls is not None and tls.has_certificate and not usable_as_client_certificate(tls):
             self._log.warn(
                 "The SAMP hub's certificate {cert_file} is not for TLS clients (its extended key "
                 "usage lacks clientAuth): https callback servers that require a client "

@@ -12,6 +12,7 @@ import ipaddress
 import ssl
 
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
 from service_identity import CertificateError, VerificationError
@@ -22,7 +23,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-__all__ = ["TLSOptions"]
+__all__ = ["TLSOptions", "usable_as_client_certificate", "verifying_copy"]
 
 _DEFAULT_PROTOCOLS = {ssl.PROTOCOL_TLS, ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER}
 _OBSOLETE_NAMES = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.0", "TLSv1_0", "TLSv1.1", "TLSv1_1"}
@@ -364,3 +365,31 @@ class TLSOptions:
                 caCerts=[crypto.X509.from_cryptography(c) for c in self._authorities],
             )
         return tssl.CertificateOptions(**kwargs, **self._version_options())
+
+
+def verifying_copy(tls):
+    """
+    *tls* as the hub uses it to call https callbacks: the same certificate
+    (presented as a client certificate), CA bundle and minimum version, but
+    always verifying the callback server, whatever *tls* asks of the hub's
+    own clients.
+    """
+    if tls.cert_reqs is None:
+        return tls
+    return tls.with_cert_reqs(None)
+
+
+def usable_as_client_certificate(tls):
+    """
+    Whether *tls*'s certificate may identify a TLS client: OpenSSL refuses a
+    certificate whose extended key usage lacks ``clientAuth``.
+    """
+    identity = tls.private_certificate()
+    if identity is None:
+        return False
+    certificate = identity.original.to_cryptography()
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ExtendedKeyUsageOID.CLIENT_AUTH in usage or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usage

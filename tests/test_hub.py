@@ -14,7 +14,8 @@ import xmlrpc.client
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from sampy_twisted._hub import HUB_ID, SAMPHubServer, _ConnectionTracker, start_hub
+from sampy_twisted._hub import HUB_ID, SAMPHubServer, start_hub
+from sampy_twisted._listening import ConnectionTracker
 from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, make_site
 
 WAIT = 10.0
@@ -87,7 +88,7 @@ class TestClient:
             "samp.client.receiveCall": self._receive_call,
             "samp.client.receiveResponse": self._receive_response,
         }
-        tracker = _ConnectionTracker(make_site(XMLRPCResource(procedures)))
+        tracker = ConnectionTracker(make_site(XMLRPCResource(procedures)))
         port = reactor.listenTCP(0, tracker, interface="127.0.0.1")
         self._testcase.addCleanup(tracker.close_all, reactor, 2.0)
         self._testcase.addCleanup(port.stopListening)
