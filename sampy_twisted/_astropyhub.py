@@ -9,15 +9,23 @@ lockfile, serves until SIGTERM (or SIGINT), then stops the hub, which tells
 its clients and removes the lockfile.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import signal
 import sys
 import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorProcess
 
 import sampy_twisted
 
 from ._process import (
+    HubProcess,
     lockfile_environ,
     remove_directory_when_ended,
     start_hub,
@@ -29,7 +37,7 @@ __all__ = ["main", "start_astropy_hub"]
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(sampy_twisted.__file__)))
 
 
-def _child_environ(directory, lockfile):
+def _child_environ(directory: str, lockfile: str) -> dict[str, str]:
     env = lockfile_environ(directory, lockfile)
     # The child must import this copy of sampy_twisted, checkout or not.
     path = env.get("PYTHONPATH")
@@ -37,7 +45,9 @@ def _child_environ(directory, lockfile):
     return env
 
 
-def start_astropy_hub(reactor=None, directory=None, timeout=30.0):
+def start_astropy_hub(
+    reactor: IReactorProcess | None = None, directory: str | None = None, timeout: float = 30.0
+) -> defer.Deferred[HubProcess]:
     """
     Start astropy's SAMP hub (Standard Profile only) in a child process.
 
@@ -65,7 +75,7 @@ def start_astropy_hub(reactor=None, directory=None, timeout=30.0):
     return d
 
 
-def _parse_args(argv):
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=f"python -m {__name__}",
         description="Run astropy's SAMP hub until SIGTERM or SIGINT.",
@@ -75,7 +85,7 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
-def _make_hub(lockfile, addr):
+def _make_hub(lockfile: str, addr: str) -> Any:  # astropy is not annotated
     from astropy.utils.exceptions import AstropyDeprecationWarning
 
     with warnings.catch_warnings():
@@ -88,17 +98,17 @@ def _make_hub(lockfile, addr):
     return SAMPHubServer(web_profile=False, lockfile=lockfile, addr=addr)
 
 
-def _wrote_our_lockfile(hub, lockfile):
+def _wrote_our_lockfile(hub: Any, lockfile: str) -> bool:
     from ._discovery import read_lockfile
     from ._errors import SAMPHubError
 
     try:
-        return read_lockfile(lockfile)["samp.secret"] == hub.params["samp.secret"]
+        return bool(read_lockfile(lockfile)["samp.secret"] == hub.params["samp.secret"])
     except SAMPHubError:
         return False
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """
     Run astropy's hub until SIGTERM or SIGINT, then stop it cleanly.
 

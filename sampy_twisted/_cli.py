@@ -13,7 +13,9 @@ import getopt
 import json
 import os
 import re
+import shutil
 import sys
+import textwrap
 import traceback
 
 from twisted.internet import defer, error, task
@@ -31,6 +33,7 @@ import sampy_twisted
 from ._discovery import get_hub_params
 from ._encoding import check_samp_value, make_message
 from ._errors import (
+    SAMP_STATUS_ERROR,
     SAMP_STATUS_OK,
     SAMP_STATUS_WARNING,
     SAMPCallTimeout,
@@ -91,8 +94,67 @@ def _print_version():
     sys.exit(0)
 
 
+_TLS_OPTIONS = frozenset(
+    [option[0] for option in ClientTLSOptionsMixin.optFlags + ClientTLSOptionsMixin.optParameters]
+    + ["callback-cert-reqs"]
+)
+"""The options help lists last, under "TLS options": they matter only
+with https hubs or callbacks."""
+
+_METAVARS = {
+    "ca-certs": "FILE",
+    "callback-cert-reqs": "required|none",
+    "cert-file": "FILE",
+    "cert-reqs": "none|optional|required",
+    "client-timeout": "SECONDS",
+    "hub-ca-certs": "FILE",
+    "hub-cert-reqs": "required|none",
+    "interface": "ADDRESS",
+    "key-file": "FILE",
+    "key-passphrase-file": "FILE",
+    "label": "TEXT",
+    "lockfile": "FILE",
+    "mtype": "PATTERN",
+    "name": "NAME",
+    "port": "PORT",
+    "reply": "ok|warning|error",
+    "tls-min-version": "1.2|1.3",
+    "to": "NAME_OR_ID",
+    "wait": "SECONDS",
+}
+"""What help shows after each option taking a value."""
+
+_HELP_WIDTH = 80
+_HELP_COLUMN = 26
+
+
+def _help_rows(rows, width):
+    """Two columns, ``--option VALUE`` and its wrapped description."""
+    lines = []
+    for flag, doc in rows:
+        text = textwrap.wrap(" ".join(doc.split()), max(width - _HELP_COLUMN, 30), break_on_hyphens=False) or [""]
+        if len(flag) + 4 > _HELP_COLUMN:
+            lines.append(f"  {flag}")
+        else:
+            lines.append(f"  {flag:<{_HELP_COLUMN - 2}}{text.pop(0)}")
+        lines.extend(" " * _HELP_COLUMN + line for line in text)
+    return lines
+
+
 class _Command:
-    """What every command's options share: the synopsis and --version."""
+    """
+    What every command's options share: the synopsis, --version, and help
+    that opens with a summary and examples and keeps the TLS options last.
+    """
+
+    summary = ""
+    """The command's purpose in one line."""
+
+    examples = ()
+    """Example command lines."""
+
+    order = ()
+    """The command's own options, most useful first (then the others)."""
 
     def parseOptions(self, options=None):
         """Parse *options*, which may come before or after the arguments."""
@@ -112,24 +174,99 @@ class _Command:
         """``Usage: sampy-twisted [-v] COMMAND ...``."""
         return f"Usage: {PROGRAM} [-v] {self.parent.subCommand} {self.synopsis}".rstrip()
 
+    def getUsage(self, width=None):
+        """The help after the synopsis: summary, examples, the command's
+        options, a longer description, then the TLS options."""
+        width = min(width or shutil.get_terminal_size((_HELP_WIDTH, 24)).columns, 100)
+        own, tls = [], []
+        shorts = {long: short for short, long in self.synonyms.items() if len(short) == 1}
+        for option in self.longOpt:
+            name = option.rstrip("=")
+            flag = f"-{shorts[name]}, --{name}" if name in shorts else f"--{name}"
+            if option.endswith("="):
+                flag += f" {_METAVARS.get(name, 'VALUE')}"
+            doc = self.docs.get(name) or ""
+            default = self.defaults.get(name)
+            if option.endswith("=") and default not in (None, ""):
+                doc += f" [default: {default:g}]" if isinstance(default, float) else f" [default: {default}]"
+            (tls if name in _TLS_OPTIONS else own).append((name, flag, doc))
+        rank = {name: i for i, name in enumerate([*self.order, "help", "version"])}
+        own.sort(key=lambda row: (rank.get(row[0], len(self.order)), row[0]))
+        lines = [self.summary, ""]
+        if self.examples:
+            lines += ["Examples:", *(f"  {example}" for example in self.examples), ""]
+        lines += ["Options:", *_help_rows([row[1:] for row in own], width), ""]
+        if self.longdesc:
+            lines += [*textwrap.wrap(self.longdesc, width, break_on_hyphens=False), ""]
+        if tls:
+            lines += ["TLS options (for https hubs and callbacks; see the TLS guide):"]
+            lines += [*_help_rows([row[1:] for row in tls], width), ""]
+        return "\n".join(lines)
+
     def opt_version(self):
         """Print the version and exit."""
         _print_version()
 
 
+class _Registering:
+    """The options of a command that registers with the hub."""
+
+    command = ""
+    """The command's name, which the default ``samp.name`` ends with."""
+
+    optParameters = [["name", None, None, "The samp.name to register with."]]
+
+    def __init__(self):
+        super().__init__()
+        self.docs["name"] = f"The samp.name to register with [default: {self.default_name}]."
+
+    @property
+    def default_name(self):
+        """``sampy-twisted COMMAND``, the ``samp.name`` without ``--name``."""
+        return f"{PROGRAM} {self.command}"
+
+    def check_name(self):
+        """Check ``--name``: a SAMP string, not empty."""
+        if self["name"] is None:
+            self["name"] = self.default_name
+            return
+        if not self["name"]:
+            raise usage.UsageError("--name must not be empty")
+        try:
+            check_samp_value(self["name"], "--name")
+        except (TypeError, ValueError) as exc:
+            raise usage.UsageError(str(exc)) from None
+
+
 class HubCommandOptions(_Command, HubOptions):
     """``sampy-twisted hub``: the options of ``twistd samp-hub``."""
 
+    summary = "Run a SAMP hub in the foreground until interrupted."
+    examples = (
+        f"{PROGRAM} hub",
+        f"{PROGRAM} hub --port 21012 --lockfile /tmp/test-hub.samp",
+    )
+    order = ("lockfile", "port", "interface", "label", "client-timeout", "multi")
 
-class SendOptions(_Command, ClientTLSOptionsMixin, usage.Options):
+
+class SendOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted send``: send a message, print the responses."""
 
-    synopsis = "MTYPE [KEY=VALUE ...] [--to NAME_OR_ID ...] [--notify | --call | --wait SECONDS]"
+    command = "send"
+
+    synopsis = "MTYPE [KEY=VALUE ...] [options]"
+    summary = "Send a SAMP message to clients and print their responses."
+    examples = (
+        f"{PROGRAM} send table.load.votable url=file:///tmp/t.vot --to topcat",
+        f"{PROGRAM} send samp.app.ping --wait 2",
+        f"{PROGRAM} send script.aladin.send 'script=get DSS' --to aladin --notify",
+    )
+    order = ("to", "notify", "call", "wait", "name")
     longdesc = (
         "Send MTYPE with the KEY=VALUE parameters (string values) to the --to "
         "clients, by name or id, or to every client subscribed to it. A call "
         "(the default) waits for each response and prints it; the exit status "
-        "is 1 if any is an error or does not arrive in time. A notification "
+        "is 1 if any is not samp.ok or does not arrive in time. A notification "
         "(--notify) prints who it went to."
     )
     optFlags = [
@@ -150,8 +287,11 @@ class SendOptions(_Command, ClientTLSOptionsMixin, usage.Options):
             raise usage.UsageError("--to needs a client name or id")
         self["to"].append(target)
 
-    def parseArgs(self, mtype, *pairs):
+    def parseArgs(self, *arguments):
         """MTYPE, then KEY=VALUE parameters."""
+        if not arguments:
+            raise usage.UsageError("no MType given: name one, such as table.load.votable")
+        mtype, *pairs = arguments
         if not is_mtype(mtype):
             raise usage.UsageError(f"{mtype!r} is not an MType (such as table.load.votable)")
         self["mtype"] = mtype
@@ -160,6 +300,8 @@ class SendOptions(_Command, ClientTLSOptionsMixin, usage.Options):
             key, sep, value = pair.partition("=")
             if not sep or not key:
                 raise usage.UsageError(f"{pair!r} is not KEY=VALUE")
+            if key in params:
+                raise usage.UsageError(f"parameter {key!r} is given twice: give each KEY once")
             try:
                 params[key] = check_samp_value(value, f"parameter {key}")
             except (TypeError, ValueError) as exc:
@@ -167,37 +309,82 @@ class SendOptions(_Command, ClientTLSOptionsMixin, usage.Options):
         self["params"] = params
 
     def postOptions(self):
-        """Check the choice between --notify, --call and --wait, and TLS."""
+        """Check the choice between --notify, --call and --wait, --name and TLS."""
         if self["notify"] and (self["call"] or self["wait"] is not None):
             raise usage.UsageError("--notify cannot be combined with --call or --wait")
         if self["wait"] is None:
             self["wait"] = DEFAULT_WAIT
         else:
             self["wait"] = _wait_seconds(self["wait"])
+        self.check_name()
         self.check_tls()
 
 
-class ClientsOptions(_Command, ClientTLSOptionsMixin, usage.Options):
+class ClientsOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted clients``: list the registered clients."""
 
-    synopsis = ""
-    longdesc = "Print a table of the registered clients: id, samp.name and subscriptions."
+    command = "clients"
+
+    synopsis = "[options]"
+    summary = "List the registered clients: id, samp.name and subscriptions."
+    examples = (
+        f"{PROGRAM} clients",
+        f"{PROGRAM} clients --long",
+    )
+    order = ("long", "name")
+    longdesc = (
+        "Each client is one line, cut to fit the terminal (80 columns when "
+        "the output is not a terminal); --long prints every name and "
+        "subscription in full."
+    )
+    optFlags = [
+        ["long", "l", "Print every name and subscription in full, however wide."],
+    ]
 
     def postOptions(self):
-        """Check the TLS options."""
+        """Check --name and the TLS options."""
+        self.check_name()
         self.check_tls()
 
 
-class SnoopOptions(_Command, ClientTLSOptionsMixin, usage.Options):
+SNOOP_REPLIES = {
+    "ok": {"samp.status": SAMP_STATUS_OK, "samp.result": {}},
+    "warning": {
+        "samp.status": SAMP_STATUS_WARNING,
+        "samp.result": {},
+        "samp.error": {"samp.errortxt": "logged by sampy-twisted snoop, not acted on"},
+    },
+    "error": {
+        "samp.status": SAMP_STATUS_ERROR,
+        "samp.error": {"samp.errortxt": "logged by sampy-twisted snoop, not acted on"},
+    },
+}
+"""The responses ``snoop --reply`` chooses between."""
+
+
+class SnoopOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted snoop``: print every message as it arrives."""
 
-    synopsis = "[--mtype PATTERN ...]"
-    longdesc = (
-        "Register, subscribe to the --mtype patterns (default: every MType) and "
-        "print each message received, one line each; calls are answered "
-        "samp.ok. Runs until interrupted, or until the hub goes away (exit "
-        "status 1)."
+    command = "snoop"
+
+    synopsis = "[--mtype PATTERN ...] [options]"
+    summary = "Print the SAMP messages sent to this client as they arrive."
+    examples = (
+        f"{PROGRAM} snoop",
+        f"{PROGRAM} snoop --mtype 'table.*' --name 'table watcher' --reply ok",
     )
+    order = ("mtype", "reply", "name")
+    longdesc = (
+        "Register, subscribe to the --mtype patterns (default: every MType, "
+        "hub events included) and print each message received, one line "
+        "each, with the msg-id of calls. Calls are answered samp.warning "
+        "(logged, not acted on) unless --reply says otherwise; samp.app.ping "
+        "is always answered samp.ok. Runs until interrupted, or until the hub "
+        "goes away (exit status 1)."
+    )
+    optParameters = [
+        ["reply", None, "warning", "How to answer calls: ok, warning or error."],
+    ]
 
     def __init__(self):
         super().__init__()
@@ -211,16 +398,27 @@ class SnoopOptions(_Command, ClientTLSOptionsMixin, usage.Options):
             raise usage.UsageError(str(exc)) from None
 
     def postOptions(self):
-        """Default to every MType; check the TLS options."""
+        """Default to every MType; check --reply, --name and the TLS options."""
         if not self["mtypes"]:
             self["mtypes"] = ["*"]
+        if self["reply"] not in SNOOP_REPLIES:
+            raise usage.UsageError(f"--reply must be ok, warning or error, not {self['reply']!r}")
+        self.check_name()
         self.check_tls()
 
 
-class PingOptions(_Command, ClientTLSOptionsMixin, usage.Options):
+class PingOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted ping``: ping the hub or a client."""
 
-    synopsis = "[NAME_OR_ID] [--wait SECONDS]"
+    command = "ping"
+
+    synopsis = "[NAME_OR_ID] [options]"
+    summary = "Check that the hub, or a client, answers."
+    examples = (
+        f"{PROGRAM} ping",
+        f"{PROGRAM} ping topcat --wait 3",
+    )
+    order = ("wait", "name")
     longdesc = (
         "Without an argument, check that the hub answers samp.hub.ping. With "
         "one, send samp.app.ping to that client (by samp.name or id) and wait "
@@ -230,13 +428,16 @@ class PingOptions(_Command, ClientTLSOptionsMixin, usage.Options):
         ["wait", None, str(DEFAULT_WAIT), "Seconds to wait for a client's answer."],
     ]
 
-    def parseArgs(self, target=None):
+    def parseArgs(self, *targets):
         """An optional client name or id."""
-        self["target"] = target
+        if len(targets) > 1:
+            raise usage.UsageError(f"ping takes one client name or id, not {len(targets)}")
+        self["target"] = targets[0] if targets else None
 
     def postOptions(self):
-        """Check --wait and the TLS options."""
+        """Check --wait, --name and the TLS options."""
         self["wait"] = _wait_seconds(self["wait"])
+        self.check_name()
         self.check_tls()
 
 
@@ -245,17 +446,22 @@ class Options(usage.Options):
 
     synopsis = f"Usage: {PROGRAM} [-v] COMMAND [options]"
     longdesc = (
-        "SAMP from the shell. The hub is found through SAMP_HUB "
+        "Every command finds the hub through SAMP_HUB "
         "(std-lockurl:file:///path/to/lockfile), else ~/.samp. "
         f"'{PROGRAM} COMMAND --help' describes each command."
     )
     subCommands = [
-        ["hub", None, HubCommandOptions, "Run a SAMP hub in the foreground."],
         ["clients", None, ClientsOptions, "List the registered clients."],
         ["send", None, SendOptions, "Send a message; print the responses."],
         ["snoop", None, SnoopOptions, "Print messages as they arrive."],
         ["ping", None, PingOptions, "Ping the hub or a client."],
+        ["hub", None, HubCommandOptions, "Run a SAMP hub in the foreground."],
     ]
+    examples = (
+        f"{PROGRAM} clients",
+        f"{PROGRAM} send table.load.votable url=file:///tmp/t.vot --to topcat",
+        f"{PROGRAM} snoop",
+    )
 
     def __init__(self):
         super().__init__()
@@ -270,6 +476,26 @@ class Options(usage.Options):
     def opt_version(self):
         """Print the version and exit."""
         _print_version()
+
+    def getUsage(self, width=None):
+        """The help after the synopsis: commands, examples, options."""
+        if hasattr(self, "subOptions"):
+            return self.subOptions.getUsage(width)
+        width = min(width or shutil.get_terminal_size((_HELP_WIDTH, 24)).columns, 100)
+        lines = ["SAMP from the shell: list clients, send and receive messages, run a hub.", ""]
+        lines += ["Commands:", *_help_rows([(name, doc) for name, _, _, doc in self.subCommands], width), ""]
+        lines += ["Examples:", *(f"  {example}" for example in self.examples), ""]
+        lines += ["Options:"]
+        lines += _help_rows(
+            [
+                ("-v, --verbose", self.docs["verbose"]),
+                ("--version", self.docs["version"]),
+                ("--help", self.docs["help"]),
+            ],
+            width,
+        )
+        lines += ["", *textwrap.wrap(self.longdesc, width, break_on_hyphens=False), ""]
+        return "\n".join(lines)
 
     def postOptions(self):
         """A command is required."""
@@ -309,10 +535,11 @@ class Console:
 
 
 def _new_client(reactor, options, name, callable=True, track_clients=False):
-    """A client with the callback server the TLS options ask for."""
+    """A client named by ``--name`` (by default ``sampy-twisted`` and the
+    command's *name*), with the callback server the TLS options ask for."""
     tls = options["callback_tls"] if callable else None
     return SAMPIntegratedClient(
-        name=f"{PROGRAM} {name}",
+        name=options.get("name") or f"{PROGRAM} {name}",
         reactor=reactor,
         callable=callable,
         track_clients=track_clients,
@@ -408,10 +635,10 @@ async def _clients_command(reactor, options, console):
         rows = await _gather([defer.ensureDeferred(_client_row(client, cid)) for cid in ids])
     finally:
         await _disconnect(reactor, client)
-    rows = [("ID", "NAME", "SUBSCRIPTIONS")] + [row for row in rows if row is not None]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    for client_id, name, subscriptions in rows:
-        console.out(f"{client_id:<{widths[0]}}  {name:<{widths[1]}}  {subscriptions}".rstrip())
+    rows = [row for row in rows if row is not None]
+    width = None if options["long"] else _columns(console)
+    for line in _client_table(rows, width):
+        console.out(line)
     return EXIT_OK
 
 
@@ -422,7 +649,68 @@ async def _client_row(client, client_id):
     except SAMPProxyError:
         return None  # it left while we asked
     name = metadata.get("samp.name")
-    return client_id, name if isinstance(name, str) else "", ", ".join(sorted(subscriptions))
+    # samp.hub.* last: every client has those, and a cut line drops them first.
+    subscriptions = sorted(subscriptions, key=lambda mtype: (mtype.startswith("samp.hub."), mtype))
+    return client_id, name if isinstance(name, str) else "", subscriptions
+
+
+DEFAULT_COLUMNS = 80
+"""The width ``clients`` fits its lines to, unless the terminal's is known."""
+
+_NAME_COLUMN_MAX = 24
+
+
+def _columns(console):
+    """The output's width: ``COLUMNS``, else the terminal's, else 80."""
+    columns = console.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    isatty = getattr(console.stdout, "isatty", None)
+    if isatty is not None and isatty():
+        try:
+            return os.get_terminal_size(console.stdout.fileno()).columns
+        except (OSError, ValueError):
+            pass
+    return DEFAULT_COLUMNS
+
+
+def _clip(text, room):
+    """*text*, cut to *room* characters with ``...`` marking the cut."""
+    if len(text) <= room:
+        return text
+    return text[: max(room - 3, 0)] + "..."
+
+
+def _fit(subscriptions, room):
+    """As many *subscriptions* as fit in *room*, and how many are left out."""
+    text = ", ".join(subscriptions)
+    if len(text) <= room:
+        return text
+    for shown in range(len(subscriptions) - 1, 0, -1):
+        text = ", ".join(subscriptions[:shown]) + f", ... (+{len(subscriptions) - shown})"
+        if len(text) <= room:
+            return text
+    return _clip(f"... ({len(subscriptions)} MTypes)", room)
+
+
+def _client_table(rows, width=None):
+    """
+    The ``clients`` table's lines: id, name and subscriptions of each of
+    *rows*, each line cut to *width* (``None``: nothing is cut).
+    """
+    name_room = None if width is None else _NAME_COLUMN_MAX
+    rows = [(cid, name if name_room is None else _clip(name, name_room), subs) for cid, name, subs in rows]
+    id_width = max([len("ID")] + [len(row[0]) for row in rows])
+    name_width = max([len("NAME")] + [len(row[1]) for row in rows])
+    lines = [f"{'ID':<{id_width}}  {'NAME':<{name_width}}  SUBSCRIPTIONS"]
+    for client_id, name, subscriptions in rows:
+        start = f"{client_id:<{id_width}}  {name:<{name_width}}  "
+        if width is None:
+            line = start + ", ".join(subscriptions)
+        else:
+            line = _clip(start, width) + _fit(subscriptions, max(width - len(start), 0))
+        lines.append(line.rstrip())
+    return lines
 
 
 async def _send_command(reactor, options, console):
@@ -495,6 +783,14 @@ def _describe(response):
     return text
 
 
+def _snooped(mtype, sender, msg_id, params):
+    """The line ``snoop`` prints for a message."""
+    if msg_id is not None:
+        return f"call {mtype} from {sender} [msg-id {msg_id}]: {_json(params)}"
+    kind = "hub event" if mtype.startswith("samp.hub.") else "notification"
+    return f"{kind} {mtype} from {sender}: {_json(params)}"
+
+
 _STOP = object()
 
 
@@ -502,19 +798,23 @@ async def _snoop_command(reactor, options, console):
     def show(private_key, sender_id, msg_id, mtype, params, extra):
         sender = client.clients.get(sender_id)
         name = sender.name if sender is not None else None
-        kind = "notification" if msg_id is None else "call"
         who = f"{sender_id} ({name})" if name else sender_id
-        console.out(f"{kind} {mtype} from {who}: {_json(params)}")
-        return {}
+        console.out(_snooped(mtype, who, msg_id, params))
+        if msg_id is None:
+            return None
+        return dict(SNOOP_REPLIES["ok" if mtype == "samp.app.ping" else options["reply"]])
 
     params = await get_hub_params(reactor, environ=console.environ)
     client = _new_client(reactor, options, "snoop", track_clients=True)
+    # The client checks that the hub is alive: a hub killed without warning,
+    # or restarted, sends no shutdown message.
+    client.hub_check_interval = HUB_CHECK_INTERVAL
+    client.hub_check_timeout = HUB_CHECK_TIMEOUT
     for pattern in options["mtypes"]:
         client.bind_receive_message(pattern, show)
     await client.connect(hub_params=params, tls=options["hub_tls"])
     ended = defer.Deferred()  # fires with why the hub went away
     client.when_disconnected().addCallback(lambda reason: ended.called or ended.callback(reason))
-    checker = _HubChecker(reactor, client, lambda why: ended.called or ended.callback(why))
     console.err(
         f"Receiving {', '.join(options['mtypes'])} as {client.get_public_id()}; interrupt to stop"
     )
@@ -522,67 +822,10 @@ async def _snoop_command(reactor, options, console):
         why = await ended
     except defer.CancelledError:
         why = _STOP  # run() cancels on Console.stop: snoop's normal way to end
-    finally:
-        checker.stop()
     if why is _STOP:
         await _disconnect(reactor, client)
         return EXIT_OK
-    if client.get_private_key() is not None:
-        # A failed check: the client still thinks it is registered.
-        await _disconnect(reactor, client)
     raise UserError(f"the hub connection ended: {why}")
-
-
-class _HubChecker:
-    """
-    Checks every :data:`HUB_CHECK_INTERVAL` seconds that the hub still
-    knows *client*: a hub killed without warning, or restarted, sends no
-    shutdown message.
-
-    :param reactor: the reactor.
-    :param client: a connected :class:`SAMPIntegratedClient`.
-    :param gone: called with a reason text when a check fails.
-    """
-
-    def __init__(self, reactor, client, gone):
-        self._reactor = reactor
-        self._client = client
-        self._gone = gone
-        self._checking = None
-        self._loop = task.LoopingCall(self._check)
-        self._loop.clock = reactor
-        self._loop.start(HUB_CHECK_INTERVAL, now=False)
-
-    def _check(self):
-        if self._client.get_private_key() is None:
-            return None  # the registration ended: when_disconnected() tells why
-        # getMetadata needs our private key, which a restarted hub rejects.
-        d = self._client.get_metadata(self._client.get_public_id())
-        d.addTimeout(HUB_CHECK_TIMEOUT, self._reactor)
-        self._checking = d
-        return d.addCallbacks(self._answered, self._failed)
-
-    def _answered(self, _):
-        self._checking = None
-
-    def _failed(self, failure):
-        self._checking = None
-        if failure.check(defer.CancelledError) or self._client.get_private_key() is None:
-            return
-        if failure.check(defer.TimeoutError):
-            self._gone(f"the hub did not answer within {HUB_CHECK_TIMEOUT:g} s")
-        elif failure.check(SAMPProxyError):
-            self._gone(f"the hub no longer knows this client: {failure.getErrorMessage()}")
-        else:
-            self._gone(f"the hub does not answer: {failure.getErrorMessage()}")
-
-    def stop(self):
-        """Stop checking, cancelling a check in progress."""
-        if self._loop.running:
-            self._loop.stop()
-        checking, self._checking = self._checking, None
-        if checking is not None:
-            checking.cancel()
 
 
 async def _ping_command(reactor, options, console):

@@ -5,29 +5,106 @@ notifications, calls and responses from the hub and dispatches them to
 handlers bound by MType or msg-tag.
 """
 
+from __future__ import annotations
+
 import hmac
 import itertools
 import secrets
 import traceback
 import xmlrpc.client
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Generic, Optional, Protocol, TypeVar, Union
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python import log as legacy_log
+from twisted.python.failure import Failure
 
-from ._encoding import check_samp_value, legal_text, timeout_seconds
+from ._encoding import SAMPValue, check_samp_value, legal_text, timeout_seconds
 from ._errors import (
     SAMP_STATUS_ERROR,
     SAMP_STATUS_OK,
     SAMPCallTimeout,
     SAMPClientError,
 )
+from ._hub_proxy import SAMPHubProxy
 from ._listening import listening_url, server_endpoint
 from ._mtype import best_match, check_mtype_pattern
 from ._reactor import default_reactor
 from ._tls import TLSOptions
 from ._xmlrpc import XMLRPCResource, make_site
 
-def error_response(text, exc=None):
+# Twisted's legacy log context, which sets the "[system]" of its own lines;
+# not annotated in Twisted.
+_call_with_log_context: Callable[..., Any] = legacy_log.callWithContext
+
+#: What a call handler may return: the result map (or whole response),
+#: ``None`` when it replies itself, or an awaitable (a Deferred, a coroutine)
+#: of either.
+CallResult = Union[dict[str, Any], None, Awaitable[Optional[dict[str, Any]]]]
+
+
+class NotificationHandler(Protocol):
+    """
+    A notification handler, ``f(private_key, sender_id, mtype, params,
+    extra)``; what it returns is waited for if awaitable, then ignored.
+    """
+
+    def __call__(
+        self, private_key: str, sender_id: str, mtype: str, params: dict[str, Any], extra: dict[str, Any], /
+    ) -> object: ...
+
+
+class CallHandler(Protocol):
+    """
+    A call handler, ``f(private_key, sender_id, msg_id, mtype, params,
+    extra)``, returning the reply (see :data:`CallResult`).
+    """
+
+    def __call__(
+        self,
+        private_key: str,
+        sender_id: str,
+        msg_id: str,
+        mtype: str,
+        params: dict[str, Any],
+        extra: dict[str, Any],
+        /,
+    ) -> CallResult: ...
+
+
+class MessageHandler(Protocol):
+    """
+    A handler for both notifications and calls: a call handler whose
+    *msg_id* is ``None`` for notifications.
+    """
+
+    def __call__(
+        self,
+        private_key: str,
+        sender_id: str,
+        msg_id: str | None,
+        mtype: str,
+        params: dict[str, Any],
+        extra: dict[str, Any],
+        /,
+    ) -> CallResult: ...
+
+
+class ResponseHandler(Protocol):
+    """
+    A response handler, ``f(private_key, responder_id, msg_tag, response)``;
+    what it returns is waited for if awaitable, then ignored.
+    """
+
+    def __call__(self, private_key: str, responder_id: str, msg_tag: str, response: dict[str, Any], /) -> object: ...
+
+
+_Handler = TypeVar("_Handler", NotificationHandler, CallHandler)
+
+
+def error_response(text: object, exc: BaseException | None = None) -> dict[str, Any]:
     """
     Build a ``samp.error`` response map.
 
@@ -45,7 +122,7 @@ def error_response(text, exc=None):
     return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
 
 
-def _split_message(message):
+def _split_message(message: object) -> tuple[str, dict[str, Any], dict[str, Any]]:
     if not isinstance(message, dict) or not isinstance(message.get("samp.mtype"), str):
         raise ValueError("message has no samp.mtype")
     params = message.get("samp.params", {})
@@ -55,10 +132,13 @@ def _split_message(message):
     return message["samp.mtype"], params, extra
 
 
-class _Binding:
+class _Binding(Generic[_Handler]):
     __slots__ = ("function", "metadata")
 
-    def __init__(self, function, metadata):
+    function: _Handler
+    metadata: dict[str, SAMPValue] | None
+
+    def __init__(self, function: _Handler, metadata: dict[str, SAMPValue] | None) -> None:
         self.function = function
         self.metadata = metadata
 
@@ -68,10 +148,10 @@ class _PendingWait:
 
     __slots__ = ("recipient_id", "deferred", "timer")
 
-    def __init__(self, recipient_id, deferred):
+    def __init__(self, recipient_id: str, deferred: defer.Deferred[dict[str, Any]]) -> None:
         self.recipient_id = recipient_id
         self.deferred = deferred
-        self.timer = None
+        self.timer: IDelayedCall | None = None
 
 
 class SAMPClient:
@@ -117,23 +197,23 @@ class SAMPClient:
 
     def __init__(
         self,
-        hub,
-        name=None,
-        description=None,
-        metadata=None,
-        addr=None,
-        port=0,
-        https=False,
-        key_file=None,
-        cert_file=None,
-        cert_reqs=0,
-        ca_certs=None,
-        ssl_version=None,
-        callable=True,
-        reactor=None,
-        endpoint=None,
-        tls=None,
-    ):
+        hub: SAMPHubProxy,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        addr: str | None = None,
+        port: int = 0,
+        https: bool = False,
+        key_file: str | None = None,
+        cert_file: str | None = None,
+        cert_reqs: int | None = 0,
+        ca_certs: str | None = None,
+        ssl_version: object = None,
+        callable: bool = True,
+        reactor: IReactorTime | None = None,
+        endpoint: IStreamServerEndpoint | None = None,
+        tls: TLSOptions | None = None,
+    ) -> None:
         if tls is None:
             tls = TLSOptions.from_arguments(key_file, cert_file, cert_reqs, ca_certs, ssl_version)
         if https and (tls is None or not tls.has_certificate):
@@ -146,48 +226,53 @@ class SAMPClient:
         self._addr = addr or "127.0.0.1"
         self._port_number = port
         self._endpoint = endpoint
-        self._port = None
-        self._url = None
-        self._notification_bindings = {}
-        self._call_bindings = {}
-        self._response_bindings = {}
-        self._system = {}
-        self._extra_subscriptions = {}
-        self._pending = {}
-        self._tags = (f"sampy_twisted:{secrets.token_hex(4)}:{n}" for n in itertools.count())
-        self._private_key = self._public_id = self._hub_id = None
-        self._registration_observers = []
+        self._port: IListeningPort | None = None
+        self._url: str | None = None
+        self._notification_bindings: dict[str, _Binding[NotificationHandler]] = {}
+        self._call_bindings: dict[str, _Binding[CallHandler]] = {}
+        self._response_bindings: dict[str, ResponseHandler] = {}
+        self._system: dict[str, Callable[[str, dict[str, Any]], None]] = {}
+        self._extra_subscriptions: dict[str, SAMPValue] = {}
+        self._pending: dict[str, _PendingWait] = {}
+        self._tags: Iterator[str] = (f"sampy_twisted:{secrets.token_hex(4)}:{n}" for n in itertools.count())
+        self._private_key: str | None = None
+        self._public_id: str | None = None
+        self._hub_id: str | None = None
+        self._registration_observers: list[defer.Deferred[str]] = []
         self._bind_system("samp.hub.event.shutdown", self._hub_shut_down)
         self._bind_system("samp.hub.disconnect", self._hub_disconnected)
 
     @staticmethod
-    def _initial_metadata(name, description, metadata):
+    def _initial_metadata(
+        name: str | None, description: str | None, metadata: dict[str, Any] | None
+    ) -> dict[str, SAMPValue]:
         result = dict(metadata or {})
         if name is not None:
             result["samp.name"] = name
         if description is not None:
             result["samp.description.text"] = description
-        return check_samp_value(result, "metadata")
+        checked: dict[str, SAMPValue] = check_samp_value(result, "metadata")
+        return checked
 
     # -- state --------------------------------------------------------------
 
     @property
-    def is_running(self):
+    def is_running(self) -> bool:
         """Whether the callback server is listening (always ``False`` for a
         client that is not callable)."""
         return self._port is not None
 
     @property
-    def is_registered(self):
+    def is_registered(self) -> bool:
         """Whether the client is registered with a hub."""
         return self._private_key is not None
 
     @property
-    def callback_url(self):
+    def callback_url(self) -> str | None:
         """The URL of the callback server, or ``None`` when not listening."""
         return self._url
 
-    def get_private_key(self):
+    def get_private_key(self) -> str | None:
         """
         The private key from registration (``samp.private-key``).
 
@@ -195,7 +280,7 @@ class SAMPClient:
         """
         return self._private_key
 
-    def get_public_id(self):
+    def get_public_id(self) -> str | None:
         """
         The public id from registration (``samp.self-id``).
 
@@ -203,7 +288,7 @@ class SAMPClient:
         """
         return self._public_id
 
-    def get_hub_id(self):
+    def get_hub_id(self) -> str | None:
         """
         The hub's own client id (``samp.hub-id``).
 
@@ -213,7 +298,7 @@ class SAMPClient:
 
     # -- listening ------------------------------------------------------------
 
-    def start(self):
+    def start(self) -> defer.Deferred[None]:
         """
         Start the callback server (nothing for a client that is not callable).
 
@@ -229,21 +314,27 @@ class SAMPClient:
             }
         )
         endpoint = self._endpoint or self._default_endpoint()
-        d = endpoint.listen(make_site(resource, reactor=self._reactor))
+        site = make_site(resource, reactor=self._reactor)
+        site.label = "SAMP callback server"
+        # Twisted logs "... starting on PORT" in the context it listens in,
+        # often that of the hub's HTTP response ("[HTTP11ClientProtocol,client]").
+        d: defer.Deferred[IListeningPort] = _call_with_log_context(
+            {"system": "sampy_twisted"}, endpoint.listen, site
+        )
         return d.addCallback(self._listening)
 
-    def _default_endpoint(self):
+    def _default_endpoint(self) -> IStreamServerEndpoint:
         tls_options = None if self._tls is None else self._tls.server_options()
         # A deep accept queue: hubs open a connection per delivery, in bursts.
         return server_endpoint(self._reactor, self._addr, self._port_number, tls_options, backlog=1024)
 
-    def _listening(self, port):
+    def _listening(self, port: IListeningPort) -> None:
         self._port = port
         scheme = "https" if self._tls is not None else "http"
         self._url = listening_url(port.getHost(), scheme)
         self._log.debug("Callback server listening at {url}", url=self._url)
 
-    def stop(self):
+    def stop(self) -> defer.Deferred[None]:
         """
         Stop the callback server.  Waits still pending fail.
 
@@ -253,11 +344,11 @@ class SAMPClient:
         port, self._port, self._url = self._port, None, None
         if port is None:
             return defer.succeed(None)
-        return defer.maybeDeferred(port.stopListening)
+        return defer.maybeDeferred(port.stopListening).addCallback(lambda _: None)
 
     # -- registration -------------------------------------------------------
 
-    def register(self):
+    def register(self) -> defer.Deferred[None]:
         """
         Register with the hub: register, declare metadata, set the callback
         URL and declare subscriptions, in the order JSAMP requires.
@@ -266,16 +357,16 @@ class SAMPClient:
         """
         if self._private_key is not None:
             return defer.fail(SAMPClientError("the client is already registered"))
-        if not self.hub.is_connected:
+        lockfile = self.hub.lockfile
+        if not self.hub.is_connected or lockfile is None:
             return defer.fail(SAMPClientError("cannot register: the hub proxy is not connected"))
         if self._callable and self._port is None:
             return defer.fail(SAMPClientError("cannot register: call start() first"))
-        d = self.hub.register(self.hub.lockfile["samp.secret"])
-        d.addCallback(self._registered)
-        d.addCallback(lambda _: self._declare_after_registering())
-        return d
+        d = self.hub.register(lockfile["samp.secret"])
+        registered = d.addCallback(self._registered)
+        return registered.addCallback(lambda _: self._declare_after_registering())
 
-    def _registered(self, info):
+    def _registered(self, info: dict[str, Any]) -> None:
         key, self_id = info.get("samp.private-key"), info.get("samp.self-id")
         if not isinstance(key, str) or not key or not isinstance(self_id, str) or not self_id:
             raise SAMPClientError("the hub's registration answer has no private key or id")
@@ -283,22 +374,37 @@ class SAMPClient:
         self._hub_id = info.get("samp.hub-id")
         self._log.info("Registered with the hub as {client_id}", client_id=self_id)
 
-    def _declare_after_registering(self):
-        d = self.hub.declare_metadata(self._private_key, self._metadata) if self._metadata else defer.succeed(None)
+    def _declare_after_registering(self) -> defer.Deferred[None]:
+        key = self._private_key
+        assert key is not None  # _registered has just set it
+        d: defer.Deferred[object] = (
+            self.hub.declare_metadata(key, self._metadata) if self._metadata else defer.succeed(None)
+        )
+
+        def set_callback(_: object) -> defer.Deferred[object]:
+            key, url = self._private_key, self._url
+            if key is None:
+                raise SAMPClientError("the registration ended while it was being declared")
+            if url is None:
+                raise SAMPClientError("the callback server stopped while registering")
+            return self.hub.set_xmlrpc_callback(key, url)
+
         if self._callable:
-            d.addCallback(lambda _: self.hub.set_xmlrpc_callback(self._private_key, self._url))
+            d.addCallback(set_callback)
             d.addCallback(lambda _: self.declare_subscriptions())
 
-        def undo(failure):
+        def undo(failure: Failure) -> defer.Deferred[None] | Failure:
             # Half-registered clients confuse other applications.
             key, self._private_key = self._private_key, None
+            if key is None:
+                return failure  # the registration has ended already
             d = self.hub.unregister(key)
             d.addErrback(lambda _: None)
             return d.addCallback(lambda _: failure)
 
-        return d.addErrback(undo)
+        return d.addCallbacks(lambda _: None, undo)
 
-    def unregister(self):
+    def unregister(self) -> defer.Deferred[object]:
         """
         Unregister from the hub.  Waits still pending fail.
 
@@ -311,24 +417,24 @@ class SAMPClient:
             return defer.succeed(None)
         d = self.hub.unregister(key)
 
-        def ended(result):
+        def ended(result: object) -> object:
             self._lose_registration("the client unregistered")
             return result
 
         return d.addBoth(ended)
 
-    def when_unregistered(self):
+    def when_unregistered(self) -> defer.Deferred[str]:
         """
         A Deferred firing with a reason text when the current registration
         ends, whether by :meth:`unregister`, a hub shutdown
         (``samp.hub.event.shutdown``) or a hub disconnection
         (``samp.hub.disconnect``).
         """
-        d = defer.Deferred()
+        d: defer.Deferred[str] = defer.Deferred()
         self._registration_observers.append(d)
         return d
 
-    def _lose_registration(self, reason):
+    def _lose_registration(self, reason: str) -> None:
         if self._private_key is None:
             return
         self._private_key = None
@@ -339,7 +445,7 @@ class SAMPClient:
 
     # -- metadata and subscriptions ----------------------------------------
 
-    def declare_metadata(self, metadata=None):
+    def declare_metadata(self, metadata: dict[str, Any] | None = None) -> defer.Deferred[object]:
         """
         Declare the client's metadata.  As in astropy, *metadata* is merged
         into the client's (a key given again replaces its value), so
@@ -355,7 +461,7 @@ class SAMPClient:
             return defer.succeed(None)
         return self.hub.declare_metadata(self._private_key, self._metadata)
 
-    def get_subscriptions_map(self):
+    def get_subscriptions_map(self) -> dict[str, SAMPValue]:
         """
         The subscriptions this client declares: its bindings, its own
         administrative MTypes and any extra ones given to
@@ -363,15 +469,16 @@ class SAMPClient:
 
         :rtype: dict
         """
-        subscriptions = {"samp.app.ping": {}}
+        subscriptions: dict[str, SAMPValue] = {"samp.app.ping": {}}
         subscriptions.update((mtype, {}) for mtype in self._system)
-        for table in (self._notification_bindings, self._call_bindings):
+        tables: tuple[dict[str, _Binding[Any]], ...] = (self._notification_bindings, self._call_bindings)
+        for table in tables:
             for mtype, binding in table.items():
                 subscriptions[mtype] = dict(binding.metadata or {})
         subscriptions.update(self._extra_subscriptions)
         return subscriptions
 
-    def declare_subscriptions(self, subscriptions=None):
+    def declare_subscriptions(self, subscriptions: dict[str, Any] | None = None) -> defer.Deferred[object]:
         """
         Declare the MTypes this client receives: those of its bindings, plus
         *subscriptions*.
@@ -389,24 +496,32 @@ class SAMPClient:
 
     # -- bindings -------------------------------------------------------------
 
-    def _bind(self, table, mtype, function, declare, metadata):
+    def _bind(
+        self,
+        table: dict[str, _Binding[_Handler]],
+        mtype: str,
+        function: _Handler,
+        declare: bool,
+        metadata: dict[str, Any] | None,
+    ) -> defer.Deferred[object]:
         if not self._callable:
             raise SAMPClientError("this client is not callable: nothing can be delivered to its handlers")
         check_mtype_pattern(mtype)
         if not callable(function):
             raise TypeError(f"handler for {mtype} is not callable: {function!r}")
-        if metadata is not None:
-            metadata = check_samp_value(dict(metadata), "metadata")
-        table[mtype] = _Binding(function, metadata)
+        checked = None if metadata is None else check_samp_value(dict(metadata), "metadata")
+        table[mtype] = _Binding(function, checked)
         return self.declare_subscriptions() if declare else defer.succeed(None)
 
-    def _unbind(self, table, mtype, declare):
+    def _unbind(self, table: dict[str, _Binding[Any]], mtype: str, declare: bool) -> defer.Deferred[object]:
         binding = table.pop(mtype, None)
         if binding is None:
             raise KeyError(f"no handler is bound to {mtype!r}")
         return self.declare_subscriptions() if declare else defer.succeed(None)
 
-    def bind_receive_notification(self, mtype, function, declare=True, metadata=None):
+    def bind_receive_notification(
+        self, mtype: str, function: NotificationHandler, declare: bool = True, metadata: dict[str, Any] | None = None
+    ) -> defer.Deferred[object]:
         """
         Bind an MType (or pattern such as ``table.*``) of notifications to
         ``function(private_key, sender_id, mtype, params, extra)``.
@@ -417,7 +532,9 @@ class SAMPClient:
         """
         return self._bind(self._notification_bindings, mtype, function, declare, metadata)
 
-    def bind_receive_call(self, mtype, function, declare=True, metadata=None):
+    def bind_receive_call(
+        self, mtype: str, function: CallHandler, declare: bool = True, metadata: dict[str, Any] | None = None
+    ) -> defer.Deferred[object]:
         """
         Bind an MType (or pattern) of calls to
         ``function(private_key, sender_id, msg_id, mtype, params, extra)``.
@@ -428,7 +545,9 @@ class SAMPClient:
         """
         return self._bind(self._call_bindings, mtype, function, declare, metadata)
 
-    def bind_receive_message(self, mtype, function, declare=True, metadata=None):
+    def bind_receive_message(
+        self, mtype: str, function: MessageHandler, declare: bool = True, metadata: dict[str, Any] | None = None
+    ) -> defer.Deferred[object]:
         """
         Bind an MType for both notifications and calls to
         ``function(private_key, sender_id, msg_id, mtype, params, extra)``;
@@ -436,13 +555,15 @@ class SAMPClient:
 
         :return: a Deferred firing when the subscriptions are declared.
         """
-        def as_notification(private_key, sender_id, mtype, params, extra):
+        def as_notification(
+            private_key: str, sender_id: str, mtype: str, params: dict[str, Any], extra: dict[str, Any]
+        ) -> CallResult:
             return function(private_key, sender_id, None, mtype, params, extra)
 
         self._bind(self._notification_bindings, mtype, as_notification, False, metadata)
         return self._bind(self._call_bindings, mtype, function, declare, metadata)
 
-    def bind_receive_response(self, msg_tag, function):
+    def bind_receive_response(self, msg_tag: str, function: ResponseHandler) -> None:
         """
         Bind a msg-tag to ``function(private_key, responder_id, msg_tag,
         response)``, called for each response to calls sent with that tag.
@@ -451,7 +572,7 @@ class SAMPClient:
             raise TypeError(f"handler for {msg_tag} is not callable: {function!r}")
         self._response_bindings[msg_tag] = function
 
-    def unbind_receive_notification(self, mtype, declare=True):
+    def unbind_receive_notification(self, mtype: str, declare: bool = True) -> defer.Deferred[object]:
         """
         Remove a notification binding and, with *declare*, the subscription.
 
@@ -459,7 +580,7 @@ class SAMPClient:
         """
         return self._unbind(self._notification_bindings, mtype, declare)
 
-    def unbind_receive_call(self, mtype, declare=True):
+    def unbind_receive_call(self, mtype: str, declare: bool = True) -> defer.Deferred[object]:
         """
         Remove a call binding and, with *declare*, the subscription.
 
@@ -467,7 +588,7 @@ class SAMPClient:
         """
         return self._unbind(self._call_bindings, mtype, declare)
 
-    def unbind_receive_response(self, msg_tag):
+    def unbind_receive_response(self, msg_tag: str) -> None:
         """
         Remove a msg-tag binding.
 
@@ -475,14 +596,14 @@ class SAMPClient:
         """
         del self._response_bindings[msg_tag]
 
-    def _bind_system(self, mtype, function):
+    def _bind_system(self, mtype: str, function: Callable[[str, dict[str, Any]], None]) -> None:
         """Bind ``function(sender_id, params)`` for a notification MType the
         library handles itself (hub events)."""
         self._system[mtype] = function
 
     # -- receiving ------------------------------------------------------------
 
-    def _check_key(self, private_key):
+    def _check_key(self, private_key: object) -> None:
         expected = self._private_key
         if expected is None:
             raise xmlrpc.client.Fault(1, "this client is not registered")
@@ -491,7 +612,7 @@ class SAMPClient:
         ):
             raise xmlrpc.client.Fault(1, "wrong private key")
 
-    def receive_notification(self, private_key, sender_id, message):
+    def receive_notification(self, private_key: str, sender_id: str, message: dict[str, Any]) -> str:
         """
         ``samp.client.receiveNotification``: dispatch a notification.
 
@@ -516,7 +637,7 @@ class SAMPClient:
             self._log.warn("No handler for notification {mtype} from {sender}", mtype=mtype, sender=sender_id)
         return ""
 
-    def receive_call(self, private_key, sender_id, msg_id, message):
+    def receive_call(self, private_key: str, sender_id: str, msg_id: str, message: dict[str, Any]) -> str:
         """
         ``samp.client.receiveCall``: dispatch a call; the reply goes later
         through the hub.
@@ -538,10 +659,12 @@ class SAMPClient:
                 self._send_reply(msg_id, mtype, error_response(f"no handler for {mtype}"))
             return ""
         d = defer.maybeDeferred(binding.function, private_key, sender_id, msg_id, mtype, params, extra)
-        d.addCallbacks(self._call_returned, self._call_failed, (msg_id, mtype), None, (msg_id, mtype))
+        d.addCallbacks(self._call_returned, self._call_failed, callbackArgs=(msg_id, mtype), errbackArgs=(msg_id, mtype))
         return ""
 
-    def receive_response(self, private_key, responder_id, msg_tag, response):
+    def receive_response(
+        self, private_key: str, responder_id: str, msg_tag: str, response: dict[str, Any]
+    ) -> str:
         """
         ``samp.client.receiveResponse``: deliver a response to the waiting
         ``call_and_wait`` or to the handler bound to its msg-tag.
@@ -566,13 +689,13 @@ class SAMPClient:
         return ""
 
     @staticmethod
-    def _lookup(table, mtype):
+    def _lookup(table: dict[str, _Binding[_Handler]], mtype: str) -> _Binding[_Handler] | None:
         if mtype in table:
             return table[mtype]
         pattern = best_match(table, mtype)
         return None if pattern is None else table[pattern]
 
-    def _call_returned(self, result, msg_id, mtype):
+    def _call_returned(self, result: object, msg_id: str, mtype: str) -> None:
         if result is None:
             return  # the handler replies itself
         if not isinstance(result, dict):
@@ -585,11 +708,11 @@ class SAMPClient:
             response = {"samp.status": SAMP_STATUS_OK, "samp.result": result}
         self._send_reply(msg_id, mtype, response)
 
-    def _call_failed(self, failure, msg_id, mtype):
+    def _call_failed(self, failure: Failure, msg_id: str, mtype: str) -> None:
         self._log.failure("Handler for call {mtype} failed", failure, mtype=mtype)
         self._send_reply(msg_id, mtype, error_response(failure.getErrorMessage(), failure.value))
 
-    def _send_reply(self, msg_id, mtype, response):
+    def _send_reply(self, msg_id: str, mtype: str, response: dict[str, Any]) -> None:
         key = self._private_key
         if key is None:
             self._log.warn("Not replying to {mtype}: no longer registered", mtype=mtype)
@@ -601,26 +724,26 @@ class SAMPClient:
             d = self.hub.reply(key, msg_id, error_response(f"the handler for {mtype} returned a bad result: {exc}"))
         d.addErrback(self._reply_failed, mtype)
 
-    def _reply_failed(self, failure, mtype):
+    def _reply_failed(self, failure: Failure, mtype: str) -> None:
         self._log.error("Could not send the reply to {mtype}: {why}", mtype=mtype, why=failure.getErrorMessage())
 
-    def _handler_failed(self, failure, what):
+    def _handler_failed(self, failure: Failure, what: str) -> None:
         self._log.failure("Handler for {what} failed", failure, what=what)
 
     # -- administrative messages ----------------------------------------------
 
-    def _from_hub(self, sender_id, mtype):
+    def _from_hub(self, sender_id: str, mtype: str) -> bool:
         if sender_id != self._hub_id:
             self._log.warn("Ignoring {mtype} from {sender}, which is not the hub", mtype=mtype, sender=sender_id)
             return False
         return True
 
-    def _hub_shut_down(self, sender_id, params):
+    def _hub_shut_down(self, sender_id: str, params: dict[str, Any]) -> None:
         if self._from_hub(sender_id, "samp.hub.event.shutdown"):
             self._log.info("The hub is shutting down")
             self._lose_registration("the hub shut down")
 
-    def _hub_disconnected(self, sender_id, params):
+    def _hub_disconnected(self, sender_id: str, params: dict[str, Any]) -> None:
         if self._from_hub(sender_id, "samp.hub.disconnect"):
             reason = params.get("reason") or "no reason given"
             self._log.info("The hub disconnected this client: {reason}", reason=reason)
@@ -628,7 +751,9 @@ class SAMPClient:
 
     # -- client-side call and wait ----------------------------------------------
 
-    def call_and_wait(self, recipient_id, message, timeout):
+    def call_and_wait(
+        self, recipient_id: str, message: dict[str, Any], timeout: str | float
+    ) -> defer.Deferred[dict[str, Any]]:
         """
         Send a call and wait for its response, without holding a request
         open: the response arrives through ``receiveResponse``.  A client
@@ -650,30 +775,33 @@ class SAMPClient:
             return self.hub.call_and_wait(key, recipient_id, message, timeout)
         tag = next(self._tags)
         sent = self.hub.call(key, recipient_id, tag, message)
-        pending = _PendingWait(recipient_id, defer.Deferred(lambda _: self._forget(tag)))
+        def cancel(_: defer.Deferred[dict[str, Any]]) -> None:
+            self._forget(tag)
+
+        pending = _PendingWait(recipient_id, defer.Deferred(cancel))
         self._pending[tag] = pending
         if seconds is not None:
             pending.timer = self._reactor.callLater(seconds, self._timed_out, tag, seconds)
         sent.addErrback(self._send_failed, tag)
         return pending.deferred
 
-    def _forget(self, tag):
+    def _forget(self, tag: str) -> _PendingWait | None:
         pending = self._pending.pop(tag, None)
         if pending is not None and pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
         return pending
 
-    def _timed_out(self, tag, seconds):
+    def _timed_out(self, tag: str, seconds: float) -> None:
         pending = self._pending.pop(tag, None)
         if pending is not None:
             pending.deferred.errback(SAMPCallTimeout(seconds, pending.recipient_id))
 
-    def _send_failed(self, failure, tag):
+    def _send_failed(self, failure: Failure, tag: str) -> None:
         pending = self._forget(tag)
         if pending is not None:
             pending.deferred.errback(failure)
 
-    def _fail_pending(self, exc):
+    def _fail_pending(self, exc: Exception) -> None:
         # Take them all first: an errback may cancel another wait.
         waits, self._pending = self._pending, {}
         for pending in waits.values():

@@ -7,14 +7,20 @@ otherwise it is ``.samp`` in the home directory (``USERPROFILE`` on Windows).
 SAMPy and astropy's multi-hub mode also leave lockfiles in ``~/.samp-1/``.
 """
 
+from __future__ import annotations
+
 import os
 import ssl
 import xmlrpc.client
 from urllib.parse import unquote, urlsplit
+from collections.abc import Mapping
 from urllib.request import url2pathname
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IResponse
 
 from ._errors import SAMPHubError
 from ._xmlrpc import XMLRPCProxy, _BoundedBody
@@ -36,7 +42,7 @@ MULTI_HUB_DIR = ".samp-1"
 MAX_LOCKFILE_BYTES = 1024 * 1024
 
 
-def _home(environ):
+def _home(environ: Mapping[str, str]) -> str:
     if os.name == "nt" and environ.get("USERPROFILE"):
         return environ["USERPROFILE"]
     home = environ.get("HOME")
@@ -47,7 +53,7 @@ def _home(environ):
     return home
 
 
-def default_lockfile_path(environ=None):
+def default_lockfile_path(environ: Mapping[str, str] | None = None) -> str:
     """
     The standard lockfile path, ``~/.samp``, ignoring ``SAMP_HUB``.
 
@@ -58,7 +64,7 @@ def default_lockfile_path(environ=None):
     return os.path.join(_home(environ), ".samp")
 
 
-def lockfile_location(environ=None):
+def lockfile_location(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """
     Where the Standard Profile lockfile is, following SAMP 1.3 §4.
 
@@ -93,7 +99,7 @@ def lockfile_location(environ=None):
     )
 
 
-def parse_lockfile(text, source="lockfile"):
+def parse_lockfile(text: str, source: str = "lockfile") -> dict[str, str]:
     """
     Parse lockfile text into a dict of its entries.
 
@@ -107,7 +113,7 @@ def parse_lockfile(text, source="lockfile"):
     :raises SAMPHubError: a required key is missing or the hub URL is not an
         http(s) URL.
     """
-    params = {}
+    params: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -138,7 +144,7 @@ def parse_lockfile(text, source="lockfile"):
     return params
 
 
-def _is_hub_url(url):
+def _is_hub_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
         port = parts.port  # a port out of range raises only when read
@@ -147,14 +153,14 @@ def _is_hub_url(url):
     return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
 
 
-def _decode(data, source):
+def _decode(data: bytes, source: str) -> str:
     try:
         return data.decode("ascii")
     except UnicodeDecodeError:
         raise SAMPHubError(f"SAMP lockfile {source} is not an ASCII text file") from None
 
 
-def read_lockfile(path):
+def read_lockfile(path: str) -> dict[str, str]:
     """
     Read and parse a lockfile on disk.
 
@@ -175,13 +181,13 @@ def read_lockfile(path):
     return parse_lockfile(_decode(data, path), path)
 
 
-def _fetch_lockfile(url, reactor, timeout):
+def _fetch_lockfile(url: str, reactor: IReactorTime, timeout: float) -> defer.Deferred[dict[str, str]]:
     from twisted.web.client import Agent
 
     agent = Agent(reactor, connectTimeout=timeout)
-    d = agent.request(b"GET", url.encode("ascii"))
+    requested: defer.Deferred[IResponse] = agent.request(b"GET", url.encode("ascii"))
 
-    def got(response):
+    def got(response: IResponse) -> defer.Deferred[bytes]:
         if response.code != 200:
             raise SAMPHubError(f"SAMP lockfile {url}: HTTP {response.code}")
         # Bounded like a lockfile on disk: a lockfile is a few lines.
@@ -189,19 +195,23 @@ def _fetch_lockfile(url, reactor, timeout):
         response.deliverBody(reader)
         return reader.done
 
-    d.addCallback(got)
+    d = requested.addCallback(got)
     d.addTimeout(timeout, reactor)
-    d.addCallback(lambda data: parse_lockfile(_decode(data, url), url))
+    parsed = d.addCallback(lambda data: parse_lockfile(_decode(data, url), url))
 
-    def failed(failure):
+    def failed(failure: Failure) -> Failure:
         if failure.check(SAMPHubError):
             return failure
         raise SAMPHubError(f"cannot fetch SAMP lockfile {url}: {failure.getErrorMessage()}")
 
-    return d.addErrback(failed)
+    return parsed.addErrback(failed)
 
 
-def get_hub_params(reactor=None, environ=None, timeout=10.0):
+def get_hub_params(
+    reactor: IReactorTime | None = None,
+    environ: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+) -> defer.Deferred[dict[str, str]]:
     """
     Find the running hub's lockfile and read it.
 
@@ -216,12 +226,10 @@ def get_hub_params(reactor=None, environ=None, timeout=10.0):
             return defer.succeed(read_lockfile(where))
     except SAMPHubError:
         return defer.fail()
-    if reactor is None:
-        from twisted.internet import reactor
-    return _fetch_lockfile(where, reactor, timeout)
+    return _fetch_lockfile(where, reactor if reactor is not None else _global_reactor(), timeout)
 
 
-def ping_hub(params, reactor, timeout=5.0):
+def ping_hub(params: Mapping[str, str], reactor: IReactorTime, timeout: float = 5.0) -> defer.Deferred[bool]:
     """
     Whether the hub described by *params* answers ``samp.hub.ping``.
 
@@ -242,17 +250,19 @@ def ping_hub(params, reactor, timeout=5.0):
     except (KeyError, TypeError, ValueError):
         return defer.succeed(False)
 
-    def failed(failure):
+    def failed(failure: Failure) -> bool:
         if failure.check(xmlrpc.client.Fault):
             return True  # it answered, if only with a fault
         return "TLS handshake failed" in failure.getErrorMessage()
 
-    d = proxy.call("samp.hub.ping")
-    d.addCallbacks(lambda _: True, failed)
-    return d.addCallback(lambda alive: proxy.close().addCallback(lambda _: alive))
+    d: defer.Deferred[object] = proxy.call("samp.hub.ping")
+    answered = d.addCallbacks(lambda _: True, failed)
+    return answered.addCallback(
+        lambda alive: proxy.close().addCallback(lambda _: alive)
+    )
 
 
-def _candidate_lockfiles(environ):
+def _candidate_lockfiles(environ: Mapping[str, str]) -> list[str]:
     try:
         kind, where = lockfile_location(environ)
     except SAMPHubError:
@@ -267,7 +277,11 @@ def _candidate_lockfiles(environ):
     return found
 
 
-def get_running_hubs(reactor=None, environ=None, timeout=5.0):
+def get_running_hubs(
+    reactor: IReactorTime | None = None,
+    environ: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> defer.Deferred[dict[str, dict[str, str]]]:
     """
     List the live hubs: the standard one and SAMPy/astropy multi-hub ones.
 
@@ -278,9 +292,9 @@ def get_running_hubs(reactor=None, environ=None, timeout=5.0):
     :return: a Deferred firing with ``{lockfile path: hub params}``.
     """
     if reactor is None:
-        from twisted.internet import reactor
+        reactor = _global_reactor()
     environ = os.environ if environ is None else environ
-    candidates = []
+    candidates: list[tuple[str, dict[str, str]]] = []
     for path in _candidate_lockfiles(environ):
         try:
             candidates.append((path, read_lockfile(path)))
@@ -288,7 +302,13 @@ def get_running_hubs(reactor=None, environ=None, timeout=5.0):
             continue
     pings = [ping_hub(params, reactor, timeout) for _, params in candidates]
     d = defer.gatherResults(pings)
-    d.addCallback(
+    return d.addCallback(
         lambda alive: {path: params for (path, params), ok in zip(candidates, alive) if ok}
     )
-    return d
+
+
+def _global_reactor() -> IReactorTime:
+    """The global reactor, for functions whose caller passed none."""
+    from twisted.internet import reactor
+
+    return reactor

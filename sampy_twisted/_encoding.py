@@ -9,8 +9,12 @@ instead of a fault from the hub (or, with some hubs, silence).  What we
 receive is treated leniently: stray XML-RPC scalars become strings.
 """
 
+from __future__ import annotations
+
 import math
 import re
+from collections.abc import Mapping
+from typing import Any, TypeAlias, overload
 
 __all__ = [
     "check_samp_value",
@@ -26,13 +30,17 @@ __all__ = [
     "timeout_seconds",
 ]
 
+#: A value as SAMP carries it: a string, a list of values, or a map from
+#: strings to values.
+SAMPValue: TypeAlias = "str | list[SAMPValue] | dict[str, SAMPValue]"
+
 # SAMP strings: TAB, LF, CR and 0x20-0x7f, nothing else.
 _ILLEGAL_CHAR = re.compile(r"[^\t\n\r\x20-\x7f]")
 _SAMP_INT = re.compile(r"[+-]?[0-9]+\Z")
 _SAMP_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 
 
-def legal_text(text, limit=None):
+def legal_text(text: object, limit: int | None = None) -> str:
     """
     *text* with every character SAMP forbids replaced by ``?``, cut to
     *limit* characters: an error text built from anything (an exception, a
@@ -42,21 +50,21 @@ def legal_text(text, limit=None):
     :param int limit: the longest result, or ``None`` for no limit.
     :rtype: str
     """
-    text = _ILLEGAL_CHAR.sub("?", str(text))
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return text
+    legal = _ILLEGAL_CHAR.sub("?", str(text))
+    if limit is not None and len(legal) > limit:
+        legal = legal[: limit - 3] + "..."
+    return legal
 
 
-def _child(path, key):
+def _child(path: str, key: str) -> str:
     return key if not path else f"{path}[{key!r}]"
 
 
-def _describe(path, what):
+def _describe(path: str, what: str) -> str:
     return f"{what}: {path}" if path else what
 
 
-def _check_string(value, path, what):
+def _check_string(value: str, path: str, what: str) -> None:
     bad = _ILLEGAL_CHAR.search(value)
     if bad is not None:
         raise ValueError(
@@ -66,12 +74,12 @@ def _check_string(value, path, what):
         )
 
 
-def _convert(value, path, what):
+def _convert(value: object, path: str, what: str) -> SAMPValue:
     if isinstance(value, str):
         _check_string(value, path, what)
         return value
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, SAMPValue] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(
@@ -96,7 +104,19 @@ def _convert(value, path, what):
     )
 
 
-def check_samp_value(value, what="value"):
+@overload
+def check_samp_value(value: str, what: str = "value") -> str: ...
+
+
+@overload
+def check_samp_value(value: dict[str, Any], what: str = "value") -> dict[str, SAMPValue]: ...
+
+
+@overload
+def check_samp_value(value: object, what: str = "value") -> SAMPValue: ...
+
+
+def check_samp_value(value: object, what: str = "value") -> SAMPValue:
     """
     Check that *value* may be sent over SAMP and return it in canonical form.
 
@@ -114,7 +134,7 @@ def check_samp_value(value, what="value"):
     return _convert(value, "", what)
 
 
-def from_xmlrpc(value):
+def from_xmlrpc(value: object) -> SAMPValue:
     """
     Turn a value decoded from XML-RPC into SAMP types, leniently.
 
@@ -144,7 +164,7 @@ def from_xmlrpc(value):
     return str(value)
 
 
-def encode_int(value):
+def encode_int(value: int) -> str:
     """
     Encode an integer as a SAMP int string.
 
@@ -156,7 +176,7 @@ def encode_int(value):
     return str(value)
 
 
-def decode_int(value):
+def decode_int(value: str) -> int:
     """
     Decode a SAMP int string.
 
@@ -169,7 +189,7 @@ def decode_int(value):
     return int(value)
 
 
-def encode_float(value):
+def encode_float(value: float) -> str:
     """
     Encode a real number as a SAMP float string.
 
@@ -183,7 +203,7 @@ def encode_float(value):
     return repr(float(value))
 
 
-def decode_float(value):
+def decode_float(value: str) -> float:
     """
     Decode a SAMP float string.
 
@@ -196,7 +216,7 @@ def decode_float(value):
     return float(value)
 
 
-def encode_boolean(value):
+def encode_boolean(value: object) -> str:
     """
     Encode a truth value as a SAMP boolean string, ``"1"`` or ``"0"``.
 
@@ -205,7 +225,7 @@ def encode_boolean(value):
     return "1" if value else "0"
 
 
-def decode_boolean(value):
+def decode_boolean(value: str) -> bool:
     """
     Decode a SAMP boolean string, leniently as JSAMP does.
 
@@ -221,7 +241,11 @@ def decode_boolean(value):
         return False
 
 
-def make_message(mtype, params=None, extra=None):
+def make_message(
+    mtype: str,
+    params: dict[str, Any] | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, SAMPValue]:
     """
     Build and check a SAMP message map.
 
@@ -236,7 +260,7 @@ def make_message(mtype, params=None, extra=None):
     return check_samp_value(message, "message")
 
 
-def timeout_seconds(timeout):
+def timeout_seconds(timeout: str | float) -> float | None:
     """
     Read a SAMP timeout, as a SAMP int string or a number of seconds.
 

@@ -6,7 +6,10 @@ The names and bases follow astropy.samp, so code written for it can catch the
 same classes.
 """
 
+from __future__ import annotations
+
 import xmlrpc.client
+from typing import Any
 
 SAMP_STATUS_OK = "samp.ok"
 SAMP_STATUS_WARNING = "samp.warning"
@@ -41,10 +44,10 @@ class SAMPProxyError(xmlrpc.client.Fault):
     :ivar faultString: the hub's own explanation.
     """
 
-    def __init__(self, faultCode, faultString, **extra):
+    def __init__(self, faultCode: int, faultString: str, **extra: Any) -> None:
         super().__init__(faultCode, faultString, **extra)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.faultString
 
 
@@ -55,7 +58,7 @@ class SAMPCallTimeout(SAMPProxyError):
     :ivar timeout: the timeout that ran out, in seconds.
     """
 
-    def __init__(self, timeout, recipient_id=None):
+    def __init__(self, timeout: float, recipient_id: str | None = None) -> None:
         self.timeout = timeout
         self.recipient_id = recipient_id
         text = f"no response within {timeout:g} s"

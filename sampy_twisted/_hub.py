@@ -222,7 +222,7 @@ class SAMPHubServer(service.Service):
     async def _start(self):
         path = self._profile.lockfile_path()
         site = make_site(self._profile.resource, reactor=self._reactor)
-        self._connections = ConnectionTracker(site)
+        self._connections = ConnectionTracker(site, "SAMP hub")
         try:
             self._listening = await self._server_endpoint().listen(self._connections)
             self.url = self._url_for(self._listening.getHost(), "https" if self._tls is not None else "http")

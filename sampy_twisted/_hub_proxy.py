@@ -4,12 +4,18 @@ The hub proxy: every ``samp.hub.*`` method of the Standard Profile as a
 method returning a Deferred.
 """
 
+from __future__ import annotations
+
 import xmlrpc.client
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from ._discovery import get_hub_params
-from ._encoding import check_samp_value, timeout_seconds
+from ._encoding import SAMPValue, check_samp_value, timeout_seconds
 from ._errors import SAMPHubError, SAMPProxyError
 from ._tls import TLSOptions
 from ._xmlrpc import DEFAULT_MAX_BYTES, XMLRPCProxy
@@ -19,14 +25,22 @@ from ._xmlrpc import DEFAULT_MAX_BYTES, XMLRPCProxy
 CALL_AND_WAIT_GRACE = 10.0
 
 
-def _fault_to_proxy_error(failure):
-    if failure.check(xmlrpc.client.Fault) and not failure.check(SAMPProxyError):
-        fault = failure.value
+class RunningHub(Protocol):
+    """A hub running in this process, such as :class:`SAMPHubServer`."""
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        """The hub's lockfile entries."""
+
+
+def _fault_to_proxy_error(failure: Failure) -> Failure:
+    fault = failure.value
+    if isinstance(fault, xmlrpc.client.Fault) and not isinstance(fault, SAMPProxyError):
         raise SAMPProxyError(fault.faultCode, fault.faultString)
     return failure
 
 
-def _check_string(value, what):
+def _check_string(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__} {value!r}")
     return check_samp_value(value, what)
@@ -46,38 +60,40 @@ class SAMPHubProxy:
     :param float timeout: seconds any hub request may take.
     """
 
-    def __init__(self, reactor=None, timeout=30.0):
+    def __init__(self, reactor: IReactorTime | None = None, timeout: float = 30.0) -> None:
         if reactor is None:
-            from twisted.internet import reactor
+            from twisted.internet import reactor as _global
+
+            reactor = _global
         self._reactor = reactor
         self._timeout = timeout
-        self._proxy = None
-        self.lockfile = None
+        self._proxy: XMLRPCProxy | None = None
+        self.lockfile: dict[str, str] | None = None
 
     @property
-    def is_connected(self):
+    def is_connected(self) -> bool:
         """Whether :meth:`connect` succeeded and :meth:`disconnect` was not
         called since."""
         return self._proxy is not None
 
     @property
-    def url(self):
+    def url(self) -> str | None:
         """The hub's XML-RPC URL, or ``None`` when not connected."""
         return None if self._proxy is None else self._proxy.url
 
     def connect(
         self,
-        hub=None,
-        hub_params=None,
-        key_file=None,
-        cert_file=None,
-        cert_reqs=None,
-        ca_certs=None,
-        ssl_version=None,
-        pool_size=20,
-        tls=None,
-        max_bytes=DEFAULT_MAX_BYTES,
-    ):
+        hub: RunningHub | None = None,
+        hub_params: Mapping[str, str] | None = None,
+        key_file: str | None = None,
+        cert_file: str | None = None,
+        cert_reqs: int | None = None,
+        ca_certs: str | None = None,
+        ssl_version: object = None,
+        pool_size: int = 20,
+        tls: TLSOptions | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> defer.Deferred[SAMPHubProxy]:
         """
         Find the hub and check that it answers.
 
@@ -115,7 +131,9 @@ class SAMPHubProxy:
             d = get_hub_params(self._reactor)
         return d.addCallback(self._connect_to, pool_size, max_bytes, tls or TLSOptions())
 
-    def _connect_to(self, params, pool_size, max_bytes, tls):
+    def _connect_to(
+        self, params: dict[str, str], pool_size: int, max_bytes: int, tls: TLSOptions
+    ) -> defer.Deferred[SAMPHubProxy]:
         url = params.get("samp.hub.xmlrpc.url")
         if not url or not params.get("samp.secret"):
             raise SAMPHubError("hub parameters lack samp.hub.xmlrpc.url or samp.secret")
@@ -135,14 +153,15 @@ class SAMPHubProxy:
         self._proxy = proxy
         d = self.ping()
 
-        def failed(failure):
+        def failed(failure: Failure) -> defer.Deferred[SAMPHubProxy]:
             self._proxy = None
             self.lockfile = None
-            return proxy.close().addCallback(lambda _: failure)
+            closed: defer.Deferred[None] = proxy.close()
+            return closed.addCallback(lambda _: failure)
 
         return d.addCallbacks(lambda _: self, failed)
 
-    def disconnect(self):
+    def disconnect(self) -> defer.Deferred[None]:
         """
         Forget the hub and close idle connections to it.
 
@@ -151,15 +170,16 @@ class SAMPHubProxy:
         proxy, self._proxy = self._proxy, None
         if proxy is None:
             return defer.succeed(None)
-        return proxy.close()
+        closed: defer.Deferred[None] = proxy.close()
+        return closed
 
-    def _call(self, method, *args, timeout=...):
+    def _call(self, method: str, *args: SAMPValue, timeout: object = ...) -> defer.Deferred[Any]:
         if self._proxy is None:
             return defer.fail(SAMPHubError(f"cannot call {method}: not connected to a hub"))
-        d = self._proxy.call(method, *args, timeout=timeout)
+        d: defer.Deferred[Any] = self._proxy.call(method, *args, timeout=timeout)
         return d.addErrback(_fault_to_proxy_error)
 
-    def ping(self):
+    def ping(self) -> defer.Deferred[object]:
         """
         ``samp.hub.ping``: check that the hub is alive.
 
@@ -167,7 +187,7 @@ class SAMPHubProxy:
         """
         return self._call("samp.hub.ping")
 
-    def register(self, secret):
+    def register(self, secret: str) -> defer.Deferred[dict[str, Any]]:
         """
         ``samp.hub.register``: register a new client.
 
@@ -177,7 +197,7 @@ class SAMPHubProxy:
         """
         return self._call("samp.hub.register", _check_string(secret, "secret"))
 
-    def unregister(self, private_key):
+    def unregister(self, private_key: str) -> defer.Deferred[object]:
         """
         ``samp.hub.unregister``: end a registration.
 
@@ -185,7 +205,7 @@ class SAMPHubProxy:
         """
         return self._call("samp.hub.unregister", _check_string(private_key, "private_key"))
 
-    def set_xmlrpc_callback(self, private_key, xmlrpc_addr):
+    def set_xmlrpc_callback(self, private_key: str, xmlrpc_addr: str) -> defer.Deferred[object]:
         """
         ``samp.hub.setXmlrpcCallback``: tell the hub where the client listens.
 
@@ -198,7 +218,7 @@ class SAMPHubProxy:
             _check_string(xmlrpc_addr, "xmlrpc_addr"),
         )
 
-    def declare_metadata(self, private_key, metadata):
+    def declare_metadata(self, private_key: str, metadata: dict[str, Any]) -> defer.Deferred[object]:
         """
         ``samp.hub.declareMetadata``: replace the client's metadata.
 
@@ -211,7 +231,7 @@ class SAMPHubProxy:
             _check_map(metadata, "metadata"),
         )
 
-    def get_metadata(self, private_key, client_id):
+    def get_metadata(self, private_key: str, client_id: str) -> defer.Deferred[dict[str, Any]]:
         """
         ``samp.hub.getMetadata``: another client's metadata.
 
@@ -223,7 +243,9 @@ class SAMPHubProxy:
             _check_string(client_id, "client_id"),
         )
 
-    def declare_subscriptions(self, private_key, subscriptions):
+    def declare_subscriptions(
+        self, private_key: str, subscriptions: dict[str, Any]
+    ) -> defer.Deferred[object]:
         """
         ``samp.hub.declareSubscriptions``: replace the client's subscriptions.
 
@@ -235,7 +257,7 @@ class SAMPHubProxy:
             _check_map(subscriptions, "subscriptions"),
         )
 
-    def get_subscriptions(self, private_key, client_id):
+    def get_subscriptions(self, private_key: str, client_id: str) -> defer.Deferred[dict[str, Any]]:
         """
         ``samp.hub.getSubscriptions``: another client's subscriptions.
 
@@ -247,7 +269,7 @@ class SAMPHubProxy:
             _check_string(client_id, "client_id"),
         )
 
-    def get_registered_clients(self, private_key):
+    def get_registered_clients(self, private_key: str) -> defer.Deferred[list[str]]:
         """
         ``samp.hub.getRegisteredClients``: the ids of the other clients,
         the hub's own included.
@@ -256,7 +278,7 @@ class SAMPHubProxy:
         """
         return self._call("samp.hub.getRegisteredClients", _check_string(private_key, "private_key"))
 
-    def get_subscribed_clients(self, private_key, mtype):
+    def get_subscribed_clients(self, private_key: str, mtype: str) -> defer.Deferred[dict[str, Any]]:
         """
         ``samp.hub.getSubscribedClients``: the clients subscribed to *mtype*.
 
@@ -268,7 +290,9 @@ class SAMPHubProxy:
             _check_string(mtype, "mtype"),
         )
 
-    def notify(self, private_key, recipient_id, message):
+    def notify(
+        self, private_key: str, recipient_id: str, message: dict[str, Any]
+    ) -> defer.Deferred[object]:
         """
         ``samp.hub.notify``: send a notification to one client.
 
@@ -281,7 +305,7 @@ class SAMPHubProxy:
             _check_message(message),
         )
 
-    def notify_all(self, private_key, message):
+    def notify_all(self, private_key: str, message: dict[str, Any]) -> defer.Deferred[list[str]]:
         """
         ``samp.hub.notifyAll``: send a notification to every subscribed client.
 
@@ -293,7 +317,9 @@ class SAMPHubProxy:
             _check_message(message),
         )
 
-    def call(self, private_key, recipient_id, msg_tag, message):
+    def call(
+        self, private_key: str, recipient_id: str, msg_tag: str, message: dict[str, Any]
+    ) -> defer.Deferred[str]:
         """
         ``samp.hub.call``: send a call to one client; the response comes
         back later through the client's ``receiveResponse``.
@@ -309,7 +335,9 @@ class SAMPHubProxy:
             _check_message(message),
         )
 
-    def call_all(self, private_key, msg_tag, message):
+    def call_all(
+        self, private_key: str, msg_tag: str, message: dict[str, Any]
+    ) -> defer.Deferred[dict[str, str]]:
         """
         ``samp.hub.callAll``: send a call to every subscribed client.
 
@@ -322,7 +350,9 @@ class SAMPHubProxy:
             _check_message(message),
         )
 
-    def call_and_wait(self, private_key, recipient_id, message, timeout):
+    def call_and_wait(
+        self, private_key: str, recipient_id: str, message: dict[str, Any], timeout: str | float
+    ) -> defer.Deferred[dict[str, Any]]:
         """
         ``samp.hub.callAndWait``: a call answered by the hub itself once the
         recipient replies.  The HTTP request stays open for the whole wait.
@@ -344,7 +374,9 @@ class SAMPHubProxy:
             timeout=http_timeout,
         )
 
-    def reply(self, private_key, msg_id, response):
+    def reply(
+        self, private_key: str, msg_id: str, response: dict[str, Any]
+    ) -> defer.Deferred[object]:
         """
         ``samp.hub.reply``: answer a call received earlier.
 
@@ -360,21 +392,21 @@ class SAMPHubProxy:
         )
 
 
-def _check_map(value, what):
+def _check_map(value: object, what: str) -> dict[str, SAMPValue]:
     if not isinstance(value, dict):
         raise TypeError(f"{what} must be a dict, not {type(value).__name__} {value!r}")
     return check_samp_value(value, what)
 
 
-def _check_message(message):
-    message = _check_map(message, "message")
-    if "samp.mtype" not in message:
+def _check_message(message: object) -> dict[str, SAMPValue]:
+    checked = _check_map(message, "message")
+    if "samp.mtype" not in checked:
         raise ValueError("message has no samp.mtype")
-    return message
+    return checked
 
 
-def _check_response(response):
-    response = _check_map(response, "response")
-    if "samp.status" not in response:
+def _check_response(response: object) -> dict[str, SAMPValue]:
+    checked = _check_map(response, "response")
+    if "samp.status" not in checked:
         raise ValueError("response has no samp.status")
-    return response
+    return checked

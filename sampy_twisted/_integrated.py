@@ -8,11 +8,23 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ._client import SAMPClient
-from ._discovery import get_hub_params, ping_hub
+from ._discovery import get_hub_params
 from ._encoding import make_message
 from ._errors import SAMPClientError, SAMPHubError
+from ._hub_finder import find_or_start_hub, stop_started_hub
 from ._hub_proxy import SAMPHubProxy
+from ._liveness import HubLivenessCheck
 from ._tracker import ClientTracker
+
+HUB_CHECK_INTERVAL = 5.0
+"""Default seconds between two checks that the hub is alive."""
+
+HUB_CHECK_TIMEOUT = 5.0
+"""Default seconds the hub may take to answer a liveness check."""
+
+SHUTDOWN_TIMEOUT = 3.0
+"""Default seconds reactor shutdown waits for the hub to take the
+unregistration."""
 
 
 def _easy_message(mtype, params):
@@ -21,11 +33,12 @@ def _easy_message(mtype, params):
     return make_message(mtype, params, extra)
 
 
-class _RunningHub:
-    """A hub found by discovery, in the shape ``SAMPHubProxy.connect`` takes."""
-
-    def __init__(self, params):
-        self.params = params
+def _check_seconds(name, value, optional=False):
+    if value is None and optional:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return value
 
 
 class SAMPIntegratedClient:
@@ -54,6 +67,30 @@ class SAMPIntegratedClient:
     :param TLSOptions tls: the callback server's TLS settings in one object.
     :param endpoint: an ``IStreamServerEndpoint`` for the callback server
         instead of *addr* and *port*.
+    :param float hub_check_interval: while connected, check every this many
+        seconds that the hub is alive and still knows this client (see
+        :attr:`hub_check_interval`); ``None`` turns the check off.
+    :param float hub_check_timeout: seconds the hub may take to answer a
+        check.
+    :param float shutdown_timeout: seconds the reactor's shutdown waits for
+        the hub to take the unregistration.
+
+    :ivar float hub_check_interval: A hub killed without a word, or
+        restarted at the same address, sends no shutdown event, so while
+        connected the client asks the hub for its own metadata every
+        *hub_check_interval* seconds (5 by default).  A hub whose process is
+        gone refuses the connection at once, so it is noticed within
+        *hub_check_interval* seconds; a hub that stops answering, within
+        *hub_check_interval* + *hub_check_timeout*.  Then the connection
+        ends as if the hub had shut down: pending :meth:`call_and_wait`
+        calls fail with :class:`SAMPClientError` and
+        :meth:`when_disconnected` fires with the reason.  Changes take
+        effect at the next :meth:`connect`.
+    :ivar float hub_check_timeout: seconds the hub may take to answer.
+    :ivar float shutdown_timeout: While connected, the client unregisters
+        when its reactor shuts down (Ctrl-C, SIGTERM, ``reactor.stop()``):
+        shutdown waits at most this many seconds for that, so a dead hub
+        cannot hold it up.
     """
 
     _log = Logger()
@@ -76,7 +113,13 @@ class SAMPIntegratedClient:
         track_clients=False,
         tls=None,
         endpoint=None,
+        hub_check_interval=HUB_CHECK_INTERVAL,
+        hub_check_timeout=HUB_CHECK_TIMEOUT,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
     ):
+        self.hub_check_interval = _check_seconds("hub_check_interval", hub_check_interval, optional=True)
+        self.hub_check_timeout = _check_seconds("hub_check_timeout", hub_check_timeout)
+        self.shutdown_timeout = _check_seconds("shutdown_timeout", shutdown_timeout)
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
@@ -104,6 +147,9 @@ class SAMPIntegratedClient:
         self._closing = False
         self._connecting = False
         self._connect_waiters = []
+        self._disconnect_waiters = None  # a list while disconnect() runs
+        self._liveness = None
+        self._shutdown_trigger = None
         #: The hub this client started with ``connect(hub="auto")``, if any.
         self.embedded_hub = None
 
@@ -155,10 +201,10 @@ class SAMPIntegratedClient:
             return defer.fail(SAMPClientError("already connected; disconnect() first"))
         self._connecting = True
         if hub == "auto":
-            d = self._running_or_embedded_hub()
+            d = defer.ensureDeferred(self._running_or_embedded_hub())
         else:
-            d = defer.succeed(hub)
-        d.addCallback(self._connect_to_hub, hub_params, key_file, cert_file, cert_reqs, ca_certs,
+            d = defer.succeed((hub, hub_params))
+        d.addCallback(self._connect_to_hub, key_file, cert_file, cert_reqs, ca_certs,
                       ssl_version, pool_size, tls)
         d.addCallback(lambda _: self.client.start())
         d.addCallback(lambda _: self.client.register())
@@ -175,8 +221,9 @@ class SAMPIntegratedClient:
             waiter.callback(None)
         return result
 
-    def _connect_to_hub(self, hub, hub_params, key_file, cert_file, cert_reqs, ca_certs, ssl_version,
+    def _connect_to_hub(self, hub_and_params, key_file, cert_file, cert_reqs, ca_certs, ssl_version,
                         pool_size, tls):
+        hub, hub_params = hub_and_params
         return self.hub.connect(
             hub=hub,
             hub_params=hub_params,
@@ -189,41 +236,73 @@ class SAMPIntegratedClient:
             tls=tls,
         )
 
-    def _running_or_embedded_hub(self):
-        d = get_hub_params(self._reactor)
-        d.addCallback(lambda params: ping_hub(params, self._reactor).addCallback(lambda alive: params if alive else None))
-        d.addErrback(self._no_hub_found)
-        return d.addCallback(self._embed_unless_running)
+    async def _running_or_embedded_hub(self):
+        def locate():
+            return get_hub_params(self._reactor).addCallback(lambda params: (None, params))
 
-    def _no_hub_found(self, failure):
-        failure.trap(SAMPHubError)
-        return None
+        def start_hub():
+            from ._hub import SAMPHubServer  # the hub is only loaded when needed
 
-    def _embed_unless_running(self, params):
-        if params is not None:
-            return _RunningHub(params)
-        from ._hub import SAMPHubServer  # the hub is only loaded when needed
+            return SAMPHubServer(reactor=self._reactor).start()
 
-        self._log.info("No SAMP hub is running: starting one in this process")
-        hub = SAMPHubServer(reactor=self._reactor)
-        d = hub.start()
-
-        def started(hub):
-            self.embedded_hub = hub
-            return hub
-
-        def lost_race(failure):
-            # Another program started a hub meanwhile: use that one.
-            failure.trap(SAMPHubError)
-            return get_hub_params(self._reactor).addCallback(_RunningHub)
-
-        return d.addCallbacks(started, lost_race)
+        _, params, self.embedded_hub = await find_or_start_hub(self._reactor, locate, start_hub)
+        return None, params
 
     def _connected(self, _):
         if not self.client.is_registered:
             raise SAMPHubError("the hub ended the registration while connecting")
         self.client.when_unregistered().addCallback(self._registration_ended)
+        self._watch()
         return self
+
+    def _watch(self):
+        """While connected: check the hub, and unregister at shutdown."""
+        if self.hub_check_interval is not None:
+            self._liveness = HubLivenessCheck(
+                self, self.hub_check_interval, self.hub_check_timeout, self._reactor, self.drop_connection
+            )
+            self._liveness.start()
+        self._shutdown_trigger = self._reactor.addSystemEventTrigger(
+            "before", "shutdown", self._reactor_shutting_down
+        )
+
+    def _unwatch(self):
+        self._stop_checking()
+        trigger, self._shutdown_trigger = self._shutdown_trigger, None
+        if trigger is not None:
+            self._reactor.removeSystemEventTrigger(trigger)
+
+    def _stop_checking(self):
+        check, self._liveness = self._liveness, None
+        if check is not None:
+            check.stop()
+
+    def _reactor_shutting_down(self):
+        self._shutdown_trigger = None  # fired: it must not be removed again
+        if not self.is_connected:
+            return None
+        self._log.info("The reactor is stopping: unregistering from the SAMP hub")
+        d = self.disconnect()
+        d.addTimeout(self.shutdown_timeout, self._reactor)
+        d.addErrback(
+            lambda failure: self._log.warn(
+                "Could not unregister before the reactor stopped: {why}", why=failure.getErrorMessage()
+            )
+        )
+        return d
+
+    def drop_connection(self, reason):
+        """
+        End the connection without telling the hub, which is known to be
+        gone (a failed liveness check, a removed lockfile): as with a hub
+        shutdown, pending waits fail with :class:`SAMPClientError`, the
+        callback server stops and :meth:`when_disconnected` fires with
+        *reason*.  Does nothing when not connected.
+
+        :param str reason: why, for the log and :meth:`when_disconnected`.
+        """
+        if self.client.get_private_key() is not None:
+            self.client._lose_registration(reason)
 
     def _connect_failed(self, failure):
         # A registration made before the failure is undone, or this object
@@ -245,6 +324,7 @@ class SAMPIntegratedClient:
             d.callback(reason)
 
     def _shut_down(self):
+        self._unwatch()
         if self.clients is not None:
             self.clients.clear()
         d = self.client.stop()
@@ -256,13 +336,15 @@ class SAMPIntegratedClient:
         hub, self.embedded_hub = self.embedded_hub, None
         if hub is None:
             return None
-        return hub.stop()
+        return stop_started_hub(hub)
 
     def disconnect(self):
         """
         Unregister, stop the callback server and close the connections to
         the hub.  Waits still pending fail with :class:`SAMPClientError`.
         An unreachable hub does not stop the rest of the clean-up.
+        Calling it again while it runs waits for the same clean-up, so the
+        hub is never asked twice.
 
         :return: a Deferred firing when everything is closed.
         """
@@ -271,7 +353,15 @@ class SAMPIntegratedClient:
             waiter = defer.Deferred()
             self._connect_waiters.append(waiter)
             return waiter.addCallback(lambda _: self.disconnect())
+        if self._disconnect_waiters is not None:
+            waiter = defer.Deferred()
+            self._disconnect_waiters.append(waiter)
+            return waiter
         self._closing = True
+        self._disconnect_waiters = []
+        # The shutdown trigger stays until the hub has answered, so that a
+        # shutdown starting meanwhile waits for this unregistration.
+        self._stop_checking()
         d = self.client.unregister()
 
         def unreachable(failure):
@@ -279,6 +369,9 @@ class SAMPIntegratedClient:
 
         def done(result):
             self._closing = False
+            waiters, self._disconnect_waiters = self._disconnect_waiters, None
+            for waiter in waiters:
+                waiter.callback(None)
             return result
 
         d.addErrback(unreachable)

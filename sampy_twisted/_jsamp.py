@@ -13,10 +13,15 @@ known, ``SAMP_HUB=std-lockurl:<lockfile URL>``, so it never reads or writes
 the real ``~/.samp``.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
+from collections.abc import Sequence
+from typing import cast
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorProcess, IReactorTime
 
 from ._process import (
     HubProcess,
@@ -66,7 +71,7 @@ class JSampNotFound(Exception):
     """
 
 
-def find_jsamp(jar=None):
+def find_jsamp(jar: str | None = None) -> tuple[str, str]:
     """
     Find the ``java`` program and the JSAMP jar.
 
@@ -91,7 +96,7 @@ def find_jsamp(jar=None):
     return java, jar
 
 
-def jsamp_command(directory, command, args=(), jar=None):
+def jsamp_command(directory: str, command: str, args: Sequence[str] = (), jar: str | None = None) -> list[str]:
     """
     The command line running a JSAMP command with *directory* as its home.
 
@@ -117,7 +122,13 @@ def jsamp_command(directory, command, args=(), jar=None):
     ]
 
 
-def start_jsamp_hub(reactor=None, directory=None, timeout=30.0, jar=None, hub_args=()):
+def start_jsamp_hub(
+    reactor: IReactorProcess | None = None,
+    directory: str | None = None,
+    timeout: float = 30.0,
+    jar: str | None = None,
+    hub_args: Sequence[str] = (),
+) -> defer.Deferred[HubProcess]:
     """
     Start a JSAMP hub (Standard Profile only) in a child process.
 
@@ -151,7 +162,14 @@ def start_jsamp_hub(reactor=None, directory=None, timeout=30.0, jar=None, hub_ar
     return d
 
 
-def spawn_jsamp_tool(tool, args=(), lockfile=None, directory=None, reactor=None, jar=None):
+def spawn_jsamp_tool(
+    tool: str,
+    args: Sequence[str] = (),
+    lockfile: str | None = None,
+    directory: str | None = None,
+    reactor: IReactorProcess | None = None,
+    jar: str | None = None,
+) -> ToolProcess:
     """
     Start a long-running JSAMP tool, such as ``snooper``.
 
@@ -186,8 +204,14 @@ def spawn_jsamp_tool(tool, args=(), lockfile=None, directory=None, reactor=None,
 
 
 def run_jsamp_tool(
-    tool, args=(), lockfile=None, directory=None, reactor=None, timeout=120.0, jar=None
-):
+    tool: str,
+    args: Sequence[str] = (),
+    lockfile: str | None = None,
+    directory: str | None = None,
+    reactor: IReactorProcess | None = None,
+    timeout: float = 120.0,
+    jar: str | None = None,
+) -> defer.Deferred[ProcessResult]:
     """
     Run a JSAMP tool to completion, e.g. ``hubtester`` or ``calcstorm``.
 
@@ -211,7 +235,9 @@ def run_jsamp_tool(
     :rtype: Deferred
     """
     if reactor is None:
-        from twisted.internet import reactor
+        from twisted.internet import reactor as _global
+
+        reactor = _global
     try:
         process = spawn_jsamp_tool(tool, args, lockfile, directory, reactor, jar)
     except JSampNotFound:
@@ -219,15 +245,17 @@ def run_jsamp_tool(
     return _finish_within(process, timeout, reactor)
 
 
-def _finish_within(process, timeout, reactor):
+def _finish_within(
+    process: ToolProcess, timeout: float, reactor: IReactorProcess
+) -> defer.Deferred[ProcessResult]:
     """Wait for *process* to end; kill it if it takes over *timeout* s."""
     d = process.ended
 
-    def timed_out(result, timeout):
+    def timed_out(result: object, timeout: float) -> defer.Deferred[ProcessResult]:
         # Cancelling only stopped our wait: end the process and report.
         output = process.output
 
-        def report(_):
+        def report(_: object) -> ProcessResult:
             raise ProcessTimedOut(
                 f"{process.name} did not finish within {timeout:g} s and was killed",
                 output,
@@ -235,4 +263,9 @@ def _finish_within(process, timeout, reactor):
 
         return process.kill().addCallback(report)
 
-    return d.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
+    # Every reactor that runs processes keeps time too.  onTimeoutCancel
+    # runs as a callback, so the Deferred it returns is chained (Twisted's
+    # annotation allows only a result).
+    return d.addTimeout(
+        timeout, cast(IReactorTime, reactor), onTimeoutCancel=timed_out  # type: ignore[arg-type]
+    )

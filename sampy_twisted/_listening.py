@@ -5,7 +5,12 @@ endpoint for an address and port (TCP, TCP over IPv6, or TLS), the URL
 peers connect to once it listens, and a tracker of the open connections.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from twisted.internet import defer
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IStreamServerEndpoint
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.protocols.policies import WrappingFactory
 
@@ -15,7 +20,9 @@ __all__ = ["ConnectionTracker", "listening_url", "server_endpoint"]
 _CONNECTABLE = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
-def server_endpoint(reactor, addr, port, tls_options=None, backlog=50):
+def server_endpoint(
+    reactor: Any, addr: str, port: int, tls_options: Any = None, backlog: int = 50
+) -> IStreamServerEndpoint:
     """
     An endpoint listening on interface *addr*, port *port*.
 
@@ -33,7 +40,7 @@ def server_endpoint(reactor, addr, port, tls_options=None, backlog=50):
     return kind(reactor, port, backlog=backlog, interface=addr)
 
 
-def listening_url(address, scheme="http", path="/"):
+def listening_url(address: IAddress, scheme: str = "http", path: str = "/") -> str:
     """
     The URL of a server listening at *address*: a wildcard address becomes
     loopback, an IPv6 address is bracketed.
@@ -43,13 +50,14 @@ def listening_url(address, scheme="http", path="/"):
     :param str path: the path, starting with ``/``.
     :raises ValueError: *address* is not a TCP address.
     """
-    host = getattr(address, "host", None)
-    if host is None:
+    host: str | None = getattr(address, "host", None)
+    port: int | None = getattr(address, "port", None)
+    if host is None or port is None:
         raise ValueError(f"not a TCP address: {address}")
     host = _CONNECTABLE.get(host, host)
     if ":" in host:
         host = f"[{host}]"
-    return f"{scheme}://{host}:{address.port}{path}"
+    return f"{scheme}://{host}:{port}{path}"
 
 
 class ConnectionTracker(WrappingFactory):
@@ -57,18 +65,25 @@ class ConnectionTracker(WrappingFactory):
 
     noisy = False
 
-    def __init__(self, wrapped):
-        super().__init__(wrapped)
-        self._when_idle = []
+    def __init__(self, wrapped: Any, log_prefix: str | None = None) -> None:
+        super().__init__(wrapped)  # type: ignore[no-untyped-call]
+        self._log_prefix = log_prefix
+        self._when_idle: list[defer.Deferred[None]] = []
 
-    def unregisterProtocol(self, p):
-        super().unregisterProtocol(p)
+    def logPrefix(self) -> str:
+        # What twistd's log calls the port ("SAMP hub starting on 41017"),
+        # rather than "_QuietSite (ConnectionTracker)".
+        prefix: str = self._log_prefix or super().logPrefix()  # type: ignore[no-untyped-call]
+        return prefix
+
+    def unregisterProtocol(self, p: Any) -> None:
+        super().unregisterProtocol(p)  # type: ignore[no-untyped-call]
         if not self.protocols:
             waiting, self._when_idle = self._when_idle, []
             for d in waiting:
                 d.callback(None)
 
-    def close_all(self, reactor, timeout):
+    def close_all(self, reactor: IReactorTime, timeout: float) -> defer.Deferred[None]:
         """
         Close every connection, aborting those still open after *timeout*.
 
@@ -76,19 +91,19 @@ class ConnectionTracker(WrappingFactory):
         """
         if not self.protocols:
             return defer.succeed(None)
-        done = defer.Deferred()
+        done: defer.Deferred[None] = defer.Deferred()
         self._when_idle.append(done)
         for p in list(self.protocols):
             p.transport.loseConnection()
         abort = reactor.callLater(timeout, self._abort_all)
         return done.addBoth(_cancel_call, abort)
 
-    def _abort_all(self):
+    def _abort_all(self) -> None:
         for p in list(self.protocols):
             p.transport.abortConnection()
 
 
-def _cancel_call(result, call):
+def _cancel_call(result: Any, call: IDelayedCall) -> Any:
     if call.active():
         call.cancel()
     return result

@@ -14,15 +14,20 @@ is replaced with a logged warning.  On shutdown the file is removed only if
 it still carries our secret, so a newer hub's lockfile is never deleted.
 """
 
+from __future__ import annotations
+
 import datetime
 import hmac
 import os
 import re
 import secrets
 import ssl
+from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ._discovery import (
@@ -33,6 +38,9 @@ from ._discovery import (
     read_lockfile,
 )
 from ._errors import SAMPHubError
+
+if TYPE_CHECKING:
+    from ._tls import TLSOptions
 
 __all__ = [
     "claim_lockfile",
@@ -54,7 +62,11 @@ _NOT_LOCKFILE_CHAR = re.compile(r"[^\x20-\x7e]")
 _LOCKFILE_NAME = re.compile(r"[a-zA-Z0-9\-_.]+\Z")
 
 
-def lockfile_path(lockfile=None, multi=False, environ=None):
+def lockfile_path(
+    lockfile: str | os.PathLike[str] | None = None,
+    multi: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> str:
     """
     Decide where the hub's lockfile goes.
 
@@ -87,11 +99,11 @@ def lockfile_path(lockfile=None, multi=False, environ=None):
     return where
 
 
-def _clean(value):
+def _clean(value: object) -> str:
     return _NOT_LOCKFILE_CHAR.sub("?", str(value))
 
 
-_CERTIFICATE_REQUIREMENTS = {
+_CERTIFICATE_REQUIREMENTS: dict[int | None, str] = {
     None: "NONE",
     ssl.CERT_NONE: "NONE",
     ssl.CERT_OPTIONAL: "OPTIONAL",
@@ -99,7 +111,7 @@ _CERTIFICATE_REQUIREMENTS = {
 }
 
 
-def tls_lockfile_params(tls):
+def tls_lockfile_params(tls: TLSOptions) -> dict[str, str]:
     """
     The informative ``hub.ssl.*`` lockfile entries of a hub served over TLS,
     with the names and values SAMPy (astropy 1.x) wrote.
@@ -124,7 +136,9 @@ def tls_lockfile_params(tls):
     }
 
 
-def new_lockfile_params(url, secret, label="", tls=None):
+def new_lockfile_params(
+    url: str, secret: str, label: str = "", tls: TLSOptions | None = None
+) -> dict[str, str]:
     """
     The entries of a new hub's lockfile.
 
@@ -149,7 +163,7 @@ def new_lockfile_params(url, secret, label="", tls=None):
     return params
 
 
-def format_lockfile(params):
+def format_lockfile(params: Mapping[str, object]) -> str:
     """
     Render lockfile entries as lockfile text.
 
@@ -166,7 +180,7 @@ def format_lockfile(params):
     return "\n".join(lines) + "\n"
 
 
-def _write_private_temp(path, text):
+def _write_private_temp(path: str, text: str) -> str:
     """Write *text* to a new 0600 file beside *path* and return its name."""
     directory, name = os.path.split(os.path.abspath(path))
     temp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
@@ -184,7 +198,7 @@ def _write_private_temp(path, text):
     return temp
 
 
-def write_lockfile(path, text, exclusive=False):
+def write_lockfile(path: str, text: str, exclusive: bool = False) -> None:
     """
     Put a lockfile in place atomically, readable only by its owner.
 
@@ -206,7 +220,7 @@ def write_lockfile(path, text, exclusive=False):
             os.unlink(temp)
 
 
-def _link_exclusive(temp, path):
+def _link_exclusive(temp: str, path: str) -> None:
     try:
         # A hard link appears complete and fails if the name is taken: an
         # exclusive create that never exposes a partly written file.
@@ -225,7 +239,9 @@ _CLAIM_ATTEMPTS = 5
 
 
 @defer.inlineCallbacks
-def claim_lockfile(path, params, reactor, ping_timeout=5.0):
+def claim_lockfile(
+    path: str, params: Mapping[str, str], reactor: IReactorTime, ping_timeout: float = 5.0
+) -> Generator[defer.Deferred[None], object, None]:
     """
     Publish a new hub's lockfile, unless a live hub already owns the path.
 
@@ -261,7 +277,9 @@ def claim_lockfile(path, params, reactor, ping_timeout=5.0):
 
 
 @defer.inlineCallbacks
-def _refuse_if_alive(path, params, reactor, ping_timeout):
+def _refuse_if_alive(
+    path: str, params: Mapping[str, str], reactor: IReactorTime, ping_timeout: float
+) -> Generator[defer.Deferred[bool], bool, None]:
     try:
         existing = read_lockfile(path)
     except SAMPHubError as exc:
@@ -280,7 +298,7 @@ def _refuse_if_alive(path, params, reactor, ping_timeout):
     _log.warn("Replacing stale SAMP lockfile {path}: its hub at {url} does not answer", path=path, url=url)
 
 
-def _file_identity(path):
+def _file_identity(path: str) -> tuple[int, int, int] | None:
     """What tells one version of the file from another, or ``None``."""
     try:
         info = os.stat(path)
@@ -289,7 +307,7 @@ def _file_identity(path):
     return info.st_ino, info.st_mtime_ns, info.st_size
 
 
-def _remove_stale(path):
+def _remove_stale(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -298,7 +316,7 @@ def _remove_stale(path):
         raise _write_error(path, exc)
 
 
-def _same_address(url, other):
+def _same_address(url: str, other: str) -> bool:
     """Whether two hub URLs name the same host and port."""
     try:
         a, b = urlsplit(url), urlsplit(other)
@@ -307,11 +325,11 @@ def _same_address(url, other):
         return False
 
 
-def _write_error(path, exc):
+def _write_error(path: str, exc: OSError) -> SAMPHubError:
     return SAMPHubError(f"cannot write SAMP lockfile {path}: {exc.strerror or exc}")
 
 
-def remove_lockfile_if_ours(path, secret):
+def remove_lockfile_if_ours(path: str, secret: str) -> bool:
     """
     Delete the lockfile if it still carries *secret*.
 

@@ -5,56 +5,64 @@ leave the process, so a real hub and real clients (with their real HTTP and
 XML-RPC code) talk to each other deterministically, under a fake clock.
 """
 
+from __future__ import annotations
+
 import itertools
 import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IConnector, IListeningPort
+from twisted.internet.protocol import ClientFactory, ServerFactory
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from zope.interface import implementer
+
+if TYPE_CHECKING:
+    from ._hub import SAMPHubServer
 
 __all__ = ["MemoryNetwork", "start_memory_hub"]
 
 
 @implementer(IListeningPort)
 class _Port:
-    def __init__(self, network, port, factory, interface):
+    def __init__(self, network: MemoryNetwork, port: int, factory: ServerFactory, interface: str) -> None:
         self._network = network
         self._address = IPv4Address("TCP", interface or "0.0.0.0", port)
         self.factory = factory
 
-    def startListening(self):
+    def startListening(self) -> None:
         pass
 
-    def stopListening(self):
+    def stopListening(self) -> defer.Deferred[None]:
         self._network._stop_listening(self._address.port, self.factory)
         return defer.succeed(None)
 
     loseConnection = stopListening
 
-    def getHost(self):
+    def getHost(self) -> IPv4Address:
         return self._address
 
 
 @implementer(IConnector)
 class _Connector:
-    def __init__(self, factory, destination):
+    def __init__(self, factory: ClientFactory, destination: IPv4Address) -> None:
         self.factory = factory
         self._destination = destination
 
-    def connect(self):
+    def connect(self) -> None:
         pass
 
-    def disconnect(self):
+    def disconnect(self) -> None:
         pass
 
-    def stopConnecting(self):
+    def stopConnecting(self) -> None:
         pass
 
-    def getDestination(self):
+    def getDestination(self) -> IPv4Address:
         return self._destination
 
 
@@ -69,14 +77,16 @@ class MemoryNetwork(MemoryReactorClock):
     TCP on IPv4 is joined; TLS is not.
     """
 
-    def __init__(self):
-        super().__init__()
-        self._listening = {}
-        self._pumps = []
-        self._ports = itertools.count(20000)
-        self._client_ports = itertools.count(50000)
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._listening: dict[int, ServerFactory] = {}
+        self._pumps: list[iosim.IOPump] = []
+        self._ports: Iterator[int] = itertools.count(20000)
+        self._client_ports: Iterator[int] = itertools.count(50000)
 
-    def listenTCP(self, port, factory, backlog=50, interface=""):
+    def listenTCP(
+        self, port: int, factory: ServerFactory, backlog: int = 50, interface: str = ""
+    ) -> _Port:
         """Listen in memory; port 0 picks a free one."""
         if port == 0:
             port = next(p for p in self._ports if p not in self._listening)
@@ -86,12 +96,19 @@ class MemoryNetwork(MemoryReactorClock):
         factory.doStart()
         return _Port(self, port, factory, interface)
 
-    def _stop_listening(self, port, factory):
+    def _stop_listening(self, port: int, factory: ServerFactory) -> None:
         if self._listening.get(port) is factory:
             del self._listening[port]
             factory.doStop()
 
-    def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
+    def connectTCP(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        timeout: float = 30,
+        bindAddress: tuple[str, int] | None = None,
+    ) -> _Connector:
         """Connect in memory to a listening factory, or be refused."""
         destination = IPv4Address("TCP", host, port)
         connector = _Connector(factory, destination)
@@ -108,7 +125,46 @@ class MemoryNetwork(MemoryReactorClock):
         self._pumps.append(iosim.connect(server, server_transport, client, client_transport, greet=False, clock=self))
         return connector
 
-    def run(self, limit=10_000):
+    def addSystemEventTrigger(  # type: ignore[override]
+        self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any
+    ) -> tuple[str, str, tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]:
+        """Keep a trigger, as ``MemoryReactor`` does, and return an id that
+        :meth:`removeSystemEventTrigger` takes."""
+        entry = (callable, args, kw)
+        self.triggers.setdefault(phase, {}).setdefault(eventType, []).append(entry)
+        return (phase, eventType, entry)
+
+    def removeSystemEventTrigger(self, triggerID: Any) -> None:
+        """Forget a trigger added by :meth:`addSystemEventTrigger`."""
+        phase, event_type, entry = triggerID
+        entries = self.triggers.get(phase, {}).get(event_type, [])
+        for index, kept in enumerate(entries):
+            if kept is entry:
+                del entries[index]
+                return
+        raise ValueError(f"no such trigger: {triggerID!r}")
+
+    def fireSystemEvent(self, eventType: str) -> "defer.Deferred[None]":
+        """
+        Run *eventType*'s triggers as a reactor does: the ``before`` ones,
+        then, once the Deferreds they returned have fired, the ``during``
+        and ``after`` ones.  Drive the network (:meth:`run`,
+        :meth:`advance`) to let them finish.
+
+        :return: a Deferred firing when every phase has run.
+        """
+
+        def run_phase(phase: str) -> "defer.Deferred[Any]":
+            entries = self.triggers.setdefault(phase, {}).pop(eventType, [])
+            results = [defer.maybeDeferred(f, *args, **kw) for f, args, kw in entries]
+            return defer.DeferredList(results, consumeErrors=True)
+
+        d = run_phase("before")
+        d.addCallback(lambda _: run_phase("during"))
+        d.addCallback(lambda _: run_phase("after"))
+        return d.addCallback(lambda _: None)
+
+    def run(self, limit: int = 10_000) -> None:
         """
         Deliver bytes and run due calls until the network is quiet.
 
@@ -126,14 +182,14 @@ class MemoryNetwork(MemoryReactorClock):
                 return
         raise RuntimeError(f"the memory network was still busy after {limit} rounds")
 
-    def advance(self, amount):
+    def advance(self, amount: float) -> None:
         """Move the clock by *amount* seconds, running what falls due."""
         super().advance(amount)
         if amount:
             self.run()
 
 
-def start_memory_hub(network, directory, **kwargs):
+def start_memory_hub(network: MemoryNetwork, directory: str, **kwargs: Any) -> SAMPHubServer:
     """
     Start our hub on a :class:`MemoryNetwork`.
 
@@ -149,7 +205,7 @@ def start_memory_hub(network, directory, **kwargs):
     hub = SAMPHubServer(reactor=network, lockfile=os.path.join(directory, ".samp"), **kwargs)
     started = hub.start()
     network.run()
-    failures = []
+    failures: list[Failure] = []
     started.addErrback(failures.append)
     if failures:
         failures[0].raiseException()

@@ -7,24 +7,28 @@ matches ``a.b.c`` and ``a.b.c.d`` but neither ``a.b`` nor ``a.bx``
 (astropy's rule, and the strict reading of the standard).
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Iterable
+from typing import TypeGuard
 
 _ATOM = r"[0-9A-Za-z_-]+"
 _MTYPE = re.compile(rf"{_ATOM}(\.{_ATOM})*\Z")
 _PATTERN = re.compile(rf"(\*|{_ATOM}(\.{_ATOM})*(\.\*)?)\Z")
 
 
-def is_mtype(text):
+def is_mtype(text: object) -> TypeGuard[str]:
     """Whether *text* is a syntactically valid MType (no wildcard)."""
     return isinstance(text, str) and _MTYPE.match(text) is not None
 
 
-def is_mtype_pattern(text):
+def is_mtype_pattern(text: object) -> TypeGuard[str]:
     """Whether *text* is a valid subscription pattern (MType or wildcard)."""
     return isinstance(text, str) and _PATTERN.match(text) is not None
 
 
-def check_mtype_pattern(text):
+def check_mtype_pattern(text: object) -> str:
     """
     Check a subscription pattern and return it.
 
@@ -38,7 +42,7 @@ def check_mtype_pattern(text):
     return text
 
 
-def pattern_matches(pattern, mtype):
+def pattern_matches(pattern: str, mtype: str) -> bool:
     """Whether subscription *pattern* covers *mtype*."""
     if pattern == mtype or pattern == "*":
         return True
@@ -47,7 +51,7 @@ def pattern_matches(pattern, mtype):
     return False
 
 
-def specificity(pattern):
+def specificity(pattern: str) -> int:
     """
     How specific a matching pattern is: an exact MType beats every wildcard,
     and a longer prefix beats a shorter one.
@@ -59,7 +63,7 @@ def specificity(pattern):
     return 10_000
 
 
-def best_match(patterns, mtype):
+def best_match(patterns: Iterable[str], mtype: str) -> str | None:
     """
     The most specific of *patterns* that matches *mtype*, or ``None``.
 

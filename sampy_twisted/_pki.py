@@ -4,9 +4,12 @@ Throw-away certificates for testing TLS: a CA, and server or client
 certificates it signs, written as PEM files.
 """
 
+from __future__ import annotations
+
 import datetime
 import ipaddress
 import os
+from collections.abc import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,12 +19,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 _DAY = datetime.timedelta(days=1)
 
 
-def _name(common_name):
+def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _alt_names(hostnames):
-    names = []
+def _alt_names(hostnames: Iterable[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
     for host in hostnames:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
@@ -38,7 +41,7 @@ class CertificateAuthority:
     :param str name: the CA's common name.
     """
 
-    def __init__(self, directory, name="sampy_twisted test CA"):
+    def __init__(self, directory: str, name: str = "sampy_twisted test CA") -> None:
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self._key = ec.generate_private_key(ec.SECP256R1())
@@ -57,18 +60,20 @@ class CertificateAuthority:
         self.ca_file = self._write(f"{_slug(name)}-ca.pem", self._pem(self._certificate))
 
     @staticmethod
-    def _pem(certificate):
+    def _pem(certificate: x509.Certificate) -> bytes:
         return certificate.public_bytes(serialization.Encoding.PEM)
 
-    def _write(self, filename, data):
+    def _write(self, filename: str, data: bytes) -> str:
         path = os.path.join(self.directory, filename)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as f:
             f.write(data)
         return path
 
-    def issue(self, name, hostnames=("127.0.0.1", "localhost"), client=False, expired=False,
-              passphrase=None, combined=False, self_signed=False, both=False):
+    def issue(self, name: str, hostnames: Sequence[str] = ("127.0.0.1", "localhost"),
+              client: bool = False, expired: bool = False, passphrase: str | None = None,
+              combined: bool = False, self_signed: bool = False,
+              both: bool = False) -> tuple[str, str]:
         """
         Issue a certificate and write it and its key.
 
@@ -118,5 +123,5 @@ class CertificateAuthority:
         return self._write(f"{slug}-cert.pem", self._pem(certificate)), self._write(f"{slug}-key.pem", key_pem)
 
 
-def _slug(name):
+def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower())

@@ -8,16 +8,22 @@ stderr are collected together (for error messages) and split into lines (so
 a test can wait for a line it expects).
 """
 
+from __future__ import annotations
+
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from twisted.internet import defer, error as ierror, task
+from twisted.internet.interfaces import IProcessTransport, IReactorProcess, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ._discovery import ping_hub, read_lockfile
 from ._errors import SAMPHubError
@@ -44,6 +50,20 @@ KILL_AFTER = 10.0
 MAX_OUTPUT_CHARS = 1024 * 1024
 """Output kept per process; older output is dropped past this."""
 
+_T = TypeVar("_T")
+
+
+def _clock(reactor: IReactorProcess) -> IReactorTime:
+    """The time side of *reactor*: every reactor that runs processes keeps
+    time too."""
+    return cast(IReactorTime, reactor)
+
+
+def _global_reactor() -> IReactorProcess:
+    from twisted.internet import reactor
+
+    return reactor
+
 
 class ProcessFailed(Exception):
     """
@@ -53,7 +73,7 @@ class ProcessFailed(Exception):
     :ivar output: the process's stdout and stderr so far, as text.
     """
 
-    def __init__(self, message, output=""):
+    def __init__(self, message: str, output: str = "") -> None:
         if output.strip():
             message = f"{message}\n--- process output ---\n{output.rstrip()}\n---"
         else:
@@ -88,19 +108,20 @@ class ProcessResult:
 class _Collector(ProcessProtocol):
     """Collects output, splits it into lines and reports the end."""
 
-    def __init__(self, on_line, on_end):
+    def __init__(self, on_line: Callable[[str], None], on_end: Callable[[ProcessResult], None]) -> None:
         self._on_line = on_line
         self._on_end = on_end
-        self._chunks = []
+        self._chunks: list[str] = []
         self._size = 0
         # Lines are split per stream so stdout and stderr never mix mid-line.
         self._partial = {1: "", 2: ""}
 
-    def connectionMade(self):
+    def connectionMade(self) -> None:
         # Nothing we run reads stdin; an open pipe would only leak.
+        assert self.transport is not None  # connected
         self.transport.closeStdin()
 
-    def childDataReceived(self, fd, data):
+    def childDataReceived(self, fd: int, data: bytes) -> None:
         text = data.decode("utf-8", errors="replace")
         self._keep(text)
         lines = (self._partial.get(fd, "") + text).split("\n")
@@ -108,7 +129,7 @@ class _Collector(ProcessProtocol):
         for line in lines:
             self._on_line(line.rstrip("\r"))
 
-    def _keep(self, text):
+    def _keep(self, text: str) -> None:
         self._chunks.append(text)
         self._size += len(text)
         if self._size > MAX_OUTPUT_CHARS:
@@ -117,10 +138,10 @@ class _Collector(ProcessProtocol):
             self._size = len(joined)
 
     @property
-    def output(self):
+    def output(self) -> str:
         return "".join(self._chunks)
 
-    def processEnded(self, reason):
+    def processEnded(self, reason: Failure) -> None:
         for fd, rest in self._partial.items():
             if rest:
                 self._on_line(rest.rstrip("\r"))
@@ -138,7 +159,7 @@ class _Collector(ProcessProtocol):
 class _LineWaiter:
     """One pending :meth:`ToolProcess.wait_for_line`."""
 
-    def __init__(self, pattern, deferred):
+    def __init__(self, pattern: re.Pattern[str], deferred: defer.Deferred[str]) -> None:
         self.pattern = pattern
         self.deferred = deferred
 
@@ -157,24 +178,31 @@ class ToolProcess:
 
     _log = Logger()
 
-    def __init__(self, reactor, argv, env, path, name=None):
+    def __init__(
+        self,
+        reactor: IReactorProcess,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        path: str,
+        name: str | None = None,
+    ) -> None:
         self._reactor = reactor
         self._argv = list(argv)
         self.name = name or os.path.basename(self._argv[0])
-        self.lines = []
+        self.lines: list[str] = []
         self._cursor = 0
-        self._line_waiters = []
-        self._end_waiters = []
-        self.result = None
+        self._line_waiters: list[_LineWaiter] = []
+        self._end_waiters: list[defer.Deferred[ProcessResult]] = []
+        self.result: ProcessResult | None = None
         self._collector = _Collector(self._line_received, self._ended)
-        self._transport = reactor.spawnProcess(
+        self._transport: IProcessTransport = reactor.spawnProcess(
             self._collector, self._argv[0], self._argv, env=env, path=path
         )
         self.pid = self._transport.pid
         self._log.debug("Started {argv} as pid {pid}", argv=self._argv, pid=self.pid)
 
     @property
-    def output(self):
+    def output(self) -> str:
         """
         Everything the process wrote so far, stdout and stderr mixed.
 
@@ -183,7 +211,7 @@ class ToolProcess:
         return self._collector.output
 
     @property
-    def ended(self):
+    def ended(self) -> defer.Deferred[ProcessResult]:
         """
         A new Deferred firing with the :class:`ProcessResult` when the
         process has ended (at once if it already has).  It never fails.
@@ -193,14 +221,14 @@ class ToolProcess:
         if self.result is not None:
             return defer.succeed(self.result)
 
-        def cancel(d):
+        def cancel(d: defer.Deferred[ProcessResult]) -> None:
             self._end_waiters.remove(d)
 
-        d = defer.Deferred(cancel)
+        d: defer.Deferred[ProcessResult] = defer.Deferred(cancel)
         self._end_waiters.append(d)
         return d
 
-    def _line_received(self, line):
+    def _line_received(self, line: str) -> None:
         self.lines.append(line)
         for waiter in list(self._line_waiters):
             if waiter.pattern.search(line):
@@ -208,7 +236,7 @@ class ToolProcess:
                 self._line_waiters.remove(waiter)
                 waiter.deferred.callback(line)
 
-    def _ended(self, result):
+    def _ended(self, result: ProcessResult) -> None:
         self.result = result
         self._log.debug(
             "pid {pid} ended: exit code {code}, signal {signal}",
@@ -230,7 +258,7 @@ class ToolProcess:
         for d in enders:
             d.callback(result)
 
-    def wait_for_line(self, pattern, timeout=10.0):
+    def wait_for_line(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> defer.Deferred[str]:
         """
         Wait for an output line matching *pattern*.
 
@@ -246,44 +274,42 @@ class ToolProcess:
             ends first.
         :rtype: Deferred
         """
-        pattern = re.compile(pattern)
+        compiled = re.compile(pattern)
         for index in range(self._cursor, len(self.lines)):
-            if pattern.search(self.lines[index]):
+            if compiled.search(self.lines[index]):
                 self._cursor = index + 1
                 return defer.succeed(self.lines[index])
         if self.result is not None:
             return defer.fail(
                 ProcessFailed(
                     f"{self.name} has ended without writing a line matching "
-                    f"{pattern.pattern!r}",
+                    f"{compiled.pattern!r}",
                     self.output,
                 )
             )
-        waiter = _LineWaiter(pattern, None)
-
-        def cancel(d):
+        def cancel(d: defer.Deferred[str]) -> None:
             if waiter in self._line_waiters:
                 self._line_waiters.remove(waiter)
 
-        waiter.deferred = defer.Deferred(cancel)
+        waiter = _LineWaiter(compiled, defer.Deferred(cancel))
         self._line_waiters.append(waiter)
 
-        def timed_out(result, timeout):
+        def timed_out(result: object, timeout: float) -> str:
             raise ProcessTimedOut(
-                f"{self.name} wrote no line matching {pattern.pattern!r} "
+                f"{self.name} wrote no line matching {compiled.pattern!r} "
                 f"within {timeout:g} s",
                 self.output,
             )
 
-        return waiter.deferred.addTimeout(timeout, self._reactor, onTimeoutCancel=timed_out)
+        return waiter.deferred.addTimeout(timeout, _clock(self._reactor), onTimeoutCancel=timed_out)
 
-    def _signal(self, name):
+    def _signal(self, name: str) -> None:
         try:
             self._transport.signalProcess(name)
         except ierror.ProcessExitedAlready:
             pass
 
-    def stop(self, kill_after=KILL_AFTER):
+    def stop(self, kill_after: float = KILL_AFTER) -> defer.Deferred[ProcessResult]:
         """
         End the process politely: SIGTERM, then SIGKILL if it is still
         running *kill_after* seconds later.
@@ -296,17 +322,17 @@ class ToolProcess:
         if self.result is not None:
             return defer.succeed(self.result)
         self._signal("TERM")
-        killer = self._reactor.callLater(kill_after, self._kill_late, kill_after)
+        killer = _clock(self._reactor).callLater(kill_after, self._kill_late, kill_after)
         d = self.ended
 
-        def ended(result):
+        def ended(result: ProcessResult) -> ProcessResult:
             if killer.active():
                 killer.cancel()
             return result
 
         return d.addCallback(ended)
 
-    def _kill_late(self, waited):
+    def _kill_late(self, waited: float) -> None:
         self._log.warn(
             "{name} (pid {pid}) ignored SIGTERM for {waited} s; killing it",
             name=self.name,
@@ -315,7 +341,7 @@ class ToolProcess:
         )
         self._signal("KILL")
 
-    def kill(self):
+    def kill(self) -> defer.Deferred[ProcessResult]:
         """
         End the process at once with SIGKILL, giving it no chance to clean
         up (for a hub: its lockfile stays behind and clients get no
@@ -349,15 +375,27 @@ class HubProcess(ToolProcess):
     :ivar pid: the process id.
     """
 
-    def __init__(self, reactor, argv, env, path, lockfile, name=None):
+    def __init__(
+        self,
+        reactor: IReactorProcess,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        path: str,
+        lockfile: str,
+        name: str | None = None,
+    ) -> None:
         super().__init__(reactor, argv, env, path, name)
         self.lockfile = lockfile
         self.directory = path
         self.environ = dict(env)
-        self.params = None
+        self.params: dict[str, str] | None = None
 
 
-def lockfile_environ(directory, lockfile=None, base=None):
+def lockfile_environ(
+    directory: str | os.PathLike[str],
+    lockfile: str | os.PathLike[str] | None = None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """
     An environment whose hub discovery points at *lockfile*.
 
@@ -376,7 +414,7 @@ def lockfile_environ(directory, lockfile=None, base=None):
     return env
 
 
-def use_directory(directory, prefix):
+def use_directory(directory: str | os.PathLike[str] | None, prefix: str) -> tuple[str, bool]:
     """
     The directory a process should run in.
 
@@ -391,7 +429,7 @@ def use_directory(directory, prefix):
     return tempfile.mkdtemp(prefix=prefix), True
 
 
-def remove_directory_when_ended(result, directory):
+def remove_directory_when_ended(result: _T, directory: str) -> _T:
     """
     Remove *directory* once the process in *result* has ended.
 
@@ -401,7 +439,7 @@ def remove_directory_when_ended(result, directory):
     :return: *result*, so this can be used as a callback.
     """
 
-    def remove(ended):
+    def remove(ended: object) -> object:
         shutil.rmtree(directory, ignore_errors=True)
         return ended
 
@@ -412,7 +450,13 @@ def remove_directory_when_ended(result, directory):
     return result
 
 
-def spawn(argv, env, directory, reactor=None, name=None):
+def spawn(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    directory: str,
+    reactor: IReactorProcess | None = None,
+    name: str | None = None,
+) -> ToolProcess:
     """
     Start a child process collecting its output.
 
@@ -423,18 +467,20 @@ def spawn(argv, env, directory, reactor=None, name=None):
     :return: the running :class:`ToolProcess`.
     """
     if reactor is None:
-        from twisted.internet import reactor
+        reactor = _global_reactor()
     return ToolProcess(reactor, argv, env, directory, name)
 
 
-def _secret_of(path):
+def _secret_of(path: str) -> str | None:
     try:
         return read_lockfile(path)["samp.secret"]
     except SAMPHubError:
         return None
 
 
-async def _wait_for_hub(hub, reactor, old_secret, deadline):
+async def _wait_for_hub(
+    hub: HubProcess, reactor: IReactorProcess, old_secret: str | None, deadline: float
+) -> dict[str, str]:
     """Poll the lockfile until a new hub writes it and answers a ping."""
     while True:
         if hub.result is not None:
@@ -443,7 +489,7 @@ async def _wait_for_hub(hub, reactor, old_secret, deadline):
                 f"signal {hub.result.signal}) before it was ready",
                 hub.output,
             )
-        remaining = deadline - reactor.seconds()
+        remaining = deadline - _clock(reactor).seconds()
         if remaining <= 0:
             raise ProcessTimedOut(
                 f"{hub.name} wrote no working lockfile at {hub.lockfile} in time",
@@ -455,12 +501,20 @@ async def _wait_for_hub(hub, reactor, old_secret, deadline):
             # Not written yet, or half written: hubs write it in steps.
             params = None
         if params is not None and params["samp.secret"] != old_secret:
-            if await ping_hub(params, reactor, timeout=max(0.5, min(remaining, 5.0))):
+            if await ping_hub(params, _clock(reactor), timeout=max(0.5, min(remaining, 5.0))):
                 return params
-        await task.deferLater(reactor, POLL_INTERVAL, lambda: None)
+        await task.deferLater(_clock(reactor), POLL_INTERVAL, lambda: None)
 
 
-def start_hub(argv, env, directory, lockfile, timeout, reactor=None, name="hub"):
+def start_hub(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    directory: str,
+    lockfile: str,
+    timeout: float,
+    reactor: IReactorProcess | None = None,
+    name: str = "hub",
+) -> defer.Deferred[HubProcess]:
     """
     Start a hub process and wait until it answers through *lockfile*.
 
@@ -474,20 +528,20 @@ def start_hub(argv, env, directory, lockfile, timeout, reactor=None, name="hub")
         process's output, after the process has been ended.
     """
     if reactor is None:
-        from twisted.internet import reactor
+        reactor = _global_reactor()
     old_secret = _secret_of(lockfile)
     try:
         hub = HubProcess(reactor, argv, env, directory, lockfile, name)
     except Exception:
         return defer.fail()
-    deadline = reactor.seconds() + timeout
+    deadline = _clock(reactor).seconds() + timeout
     d = defer.Deferred.fromCoroutine(_wait_for_hub(hub, reactor, old_secret, deadline))
 
-    def ready(params):
+    def ready(params: dict[str, str]) -> HubProcess:
         hub.params = params
         return hub
 
-    def failed(failure):
+    def failed(failure: Failure) -> defer.Deferred[HubProcess]:
         # Never leave a half-started hub behind.
         return hub.kill().addCallback(lambda _: failure)
 

@@ -9,11 +9,12 @@ and registers again when a hub is back, with the same metadata,
 subscriptions and handlers.
 
 The hub is watched by every route there is: ``samp.hub.event.shutdown`` and
-``samp.hub.disconnect`` (handled by the client itself), a periodic request
-that needs the client's private key (so a hub restarted at the same address,
-which has forgotten the client, is noticed as well as one that is gone), and
-a periodic look at the lockfile, which must still exist and carry the secret
-the client registered with.
+``samp.hub.disconnect`` and the client's liveness check (a periodic request
+that needs the client's private key, so that a hub restarted at the same
+address, which has forgotten the client, is noticed as well as one that is
+gone), all handled by the client itself, and a periodic look at the
+lockfile, which must still exist and carry the secret the client registered
+with.
 """
 
 import os
@@ -25,7 +26,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ._discovery import STD_LOCKURL, get_hub_params, lockfile_location, read_lockfile
-from ._errors import SAMPClientError, SAMPHubError, SAMPProxyError
+from ._errors import SAMPClientError, SAMPHubError
+from ._hub_finder import find_or_start_hub, stop_started_hub
 
 __all__ = [
     "HUB_AUTO",
@@ -36,7 +38,9 @@ __all__ = [
 ]
 
 HUB_AUTO = "auto"
-"""Hub mode: use the running hub, or start an embedded one if there is none."""
+"""Hub mode: use the running hub; if there is none when the service starts,
+start an embedded one.  Once registered with a hub it did not start, the
+service never starts its own: it waits for a hub to come back."""
 
 HUB_RUNNING = "running"
 """Hub mode: use the running hub; while there is none, wait for one."""
@@ -88,8 +92,8 @@ class SAMPClientService(service.Service):
     On :meth:`startService` the service finds a hub according to *hub*,
     connects the client (registration, metadata, callback and
     subscriptions) and then watches the hub.  When the registration ends
-    (a hub shutdown, ``samp.hub.disconnect``, a failed ping, or the lockfile
-    removed or rewritten by a new hub) the client's pending
+    (a hub shutdown, ``samp.hub.disconnect``, a failed liveness check of
+    the client, or the lockfile removed or rewritten by a new hub) the client's pending
     ``call_and_wait`` calls fail with :class:`SAMPClientError`, its callback
     port closes, and the service registers it again as soon as a hub is
     there, waiting between failed attempts as *retry_policy* says.  Handlers
@@ -100,21 +104,33 @@ class SAMPClientService(service.Service):
     closes the callback port, stops an embedded hub, and returns a Deferred
     firing when all of that is done.
 
+    Which hub it uses, in the default ``"auto"`` mode: the running hub
+    (TOPCAT's, JSAMP's, any other); only if none answers when the service
+    starts does it start an embedded hub, as TOPCAT does.  After losing a
+    hub it did not start, it never starts its own: it waits for a hub to
+    come back and registers with it, so that the hub can be restarted at
+    will.  An embedded hub lives in this process and stops with the
+    service; if other clients still use it then, the service logs a warning
+    naming them, and the hub tells them ``samp.hub.event.shutdown``.
+
     :param client: the :class:`SAMPIntegratedClient` to keep registered,
         with its handlers bound; it must not be connected already.  The
         service connects and disconnects it.
     :param str hub: the hub mode: :data:`HUB_AUTO` (``"auto"``: use the
-        running hub, else start an embedded one), :data:`HUB_RUNNING`
+        running hub; only if there is none at start, start an embedded
+        one), :data:`HUB_RUNNING`
         (``"running"``: wait for a hub to appear) or :data:`HUB_EMBEDDED`
         (``"embedded"``: always run our own hub, in-process).
     :param str lockfile: the lockfile to use: a local path, or an ``http:``
         or ``https:`` URL (running hubs only).  By default it is found the
         standard way each time (``SAMP_HUB``, else ``~/.samp``).  An
         embedded hub writes its lockfile there.
-    :param float ping_interval: seconds between pings of the hub while
-        registered.
-    :param float ping_timeout: seconds a ping may take before the hub counts
-        as gone.
+    :param float ping_interval: seconds between the client's liveness
+        checks of the hub while registered (its ``hub_check_interval``,
+        which is used when ``None``).
+    :param float ping_timeout: seconds a liveness check may take before the
+        hub counts as gone (the client's ``hub_check_timeout`` when
+        ``None``).
     :param float lockfile_check_interval: seconds between looks at a local
         lockfile (while registered, to notice it vanishing or changing;
         while waiting, to notice a new hub at once).
@@ -150,8 +166,8 @@ class SAMPClientService(service.Service):
         client,
         hub=HUB_AUTO,
         lockfile=None,
-        ping_interval=5.0,
-        ping_timeout=5.0,
+        ping_interval=None,
+        ping_timeout=None,
         lockfile_check_interval=1.0,
         retry_policy=None,
         unregister_timeout=5.0,
@@ -170,6 +186,8 @@ class SAMPClientService(service.Service):
             ("lockfile_check_interval", lockfile_check_interval),
             ("unregister_timeout", unregister_timeout),
         ]:
+            if value is None and name.startswith("ping_"):
+                continue  # the client's own setting
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         if reactor is None:
@@ -192,23 +210,21 @@ class SAMPClientService(service.Service):
         self._has_stopped = False  # a waiter then fails rather than waits for a start
         self._loop = None
         self._failures = 0
+        self._may_embed = hub == HUB_AUTO
         self._waiters = []
         self._observers = []
-        self._pinger = None
-        self._ping_in_flight = None
         self._watcher = None
         self._pause = None
         self._pause_baseline = None
         self._registered_path = None
         self._registered_secret = None
-        self._generation = 0
 
     # -- public state and hooks --------------------------------------------
 
     @property
     def is_registered(self):
         """Whether the client is registered with a hub right now."""
-        return self._state == _REGISTERED
+        return self._state == _REGISTERED and self.client.is_connected
 
     @property
     def hub_mode(self):
@@ -261,6 +277,7 @@ class SAMPClientService(service.Service):
         super().startService()
         self._state = _CONNECTING
         self._failures = 0
+        self._may_embed = self._mode == HUB_AUTO  # an embedded hub only at first start
         self._watcher = task.LoopingCall(self._check_lockfile)
         self._watcher.clock = self._reactor
         self._watcher.start(self._check_interval, now=False).addErrback(
@@ -281,7 +298,6 @@ class SAMPClientService(service.Service):
         self._has_stopped = True
         self._stop_looping(self._watcher)
         self._watcher = None
-        self._stop_pinging()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.deferred.errback(SAMPClientError("the SAMP client service stopped"))
@@ -346,7 +362,7 @@ class SAMPClientService(service.Service):
     def _attempt(self):
         if self._mode == HUB_EMBEDDED:
             return self._use_embedded_hub()
-        if self._mode == HUB_RUNNING:
+        if self._mode == HUB_RUNNING or not self._may_embed:
             return self._use_running_hub()
         return self._use_running_or_embedded_hub()
 
@@ -356,25 +372,13 @@ class SAMPClientService(service.Service):
         return params
 
     async def _use_running_or_embedded_hub(self):
-        try:
-            path, params = await self._read_lockfile()
-        except SAMPHubError as exc:
-            self._log.info("No SAMP hub found ({why}): starting an embedded hub", why=str(exc))
-            return await self._use_embedded_hub()
-        try:
-            await self._connect(params, path)
-        except SAMPHubError as exc:
-            self._log.info(
-                "The SAMP hub in {lockfile} does not answer ({why}): starting an embedded hub",
-                lockfile=path or self._lockfile,
-                why=str(exc),
-            )
-            return await self._use_embedded_hub()
+        path, params, hub = await find_or_start_hub(self._reactor, self._read_lockfile, self._start_embedded_hub)
+        await self._connect(params, path, own=hub is not None)
         return params
 
     async def _use_embedded_hub(self):
         hub = await self._start_embedded_hub()
-        await self._connect(hub.params, hub.lockfile)
+        await self._connect(hub.params, hub.lockfile, own=True)
         return hub.params
 
     async def _read_lockfile(self):
@@ -389,17 +393,23 @@ class SAMPClientService(service.Service):
             return where, read_lockfile(where)
         return None, await get_hub_params(self._reactor, environ=self._environ)
 
-    async def _connect(self, params, path):
+    async def _connect(self, params, path, own=False):
         settings = {} if self._hub_tls is None else {"tls": self._hub_tls}
+        if self._ping_interval is not None:
+            self.client.hub_check_interval = self._ping_interval
+        if self._ping_timeout is not None:
+            self.client.hub_check_timeout = self._ping_timeout
         await self.client.connect(hub_params=params, **settings)
         self._registered_path = path
         self._registered_secret = params.get("samp.secret")
+        if not own and self._may_embed:
+            self._may_embed = False
+            self._log.info("Using a SAMP hub started elsewhere: if it goes away, waiting for a hub to come back")
 
     # -- state changes -----------------------------------------------------
 
     def _now_registered(self, params):
         self._state = _REGISTERED
-        self._generation += 1
         self._failures = 0
         public_id = self.client.get_public_id()
         self._log.info(
@@ -407,7 +417,6 @@ class SAMPClientService(service.Service):
             url=params.get("samp.hub.xmlrpc.url"),
             client_id=public_id,
         )
-        self._start_pinging()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.deferred.callback(self.client)
@@ -415,7 +424,6 @@ class SAMPClientService(service.Service):
 
     def _now_lost(self, reason):
         self._state = _WAITING
-        self._stop_pinging()
         self._log.warn("Lost the SAMP hub: {reason}; registering again when a hub is back", reason=reason)
         self._tell_observers("lost", reason)
 
@@ -446,11 +454,9 @@ class SAMPClientService(service.Service):
         """End the registration here, the hub being gone."""
         if self._state != _REGISTERED:
             return
-        self._state = _WAITING
-        self._stop_pinging()
-        # The client's own route for a lost registration: pending waits fail,
-        # the callback server stops and when_disconnected() fires.
-        self.client.client._lose_registration(reason)
+        # The client's own route for a lost hub: pending waits fail, the
+        # callback server stops and when_disconnected() fires.
+        self.client.drop_connection(reason)
 
     # -- waiting between attempts ------------------------------------------
 
@@ -481,40 +487,6 @@ class SAMPClientService(service.Service):
             d.callback(None)
 
     # -- watching the hub --------------------------------------------------
-
-    def _start_pinging(self):
-        self._pinger = task.LoopingCall(self._ping)
-        self._pinger.clock = self._reactor
-        self._pinger.start(self._ping_interval, now=False)
-
-    def _stop_pinging(self):
-        self._stop_looping(self._pinger)
-        self._pinger = None
-        ping, self._ping_in_flight = self._ping_in_flight, None
-        if ping is not None:
-            ping.cancel()
-
-    def _ping(self):
-        # Not samp.hub.ping, which any hub at that address answers, with or
-        # without a key: asking for our own metadata needs the registration.
-        d = self.client.get_metadata(self.client.get_public_id())
-        d.addTimeout(self._ping_timeout, self._reactor)
-        d.addErrback(self._ping_failed, self._generation)
-        self._ping_in_flight = d
-        return d.addBoth(self._ping_done, d)
-
-    def _ping_done(self, result, d):
-        if self._ping_in_flight is d:
-            self._ping_in_flight = None
-        return result
-
-    def _ping_failed(self, failure, generation):
-        if failure.check(defer.CancelledError) or generation != self._generation:
-            return  # pings stopped, or this pinged a hub left behind
-        if failure.check(SAMPProxyError):
-            self._end_registration(f"the hub no longer knows this client ({_why(failure)})")
-        else:
-            self._end_registration(f"the hub did not answer a ping ({_why(failure)})")
 
     def _lockfile_path(self):
         """The local lockfile to watch now, or ``None``."""
@@ -597,6 +569,6 @@ class SAMPClientService(service.Service):
         hub, self.embedded_hub = self.embedded_hub, None
         if hub is not None:
             try:
-                await hub.stop()
+                await stop_started_hub(hub)
             except Exception:
                 self._log.failure("The embedded SAMP hub did not stop cleanly")

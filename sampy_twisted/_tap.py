@@ -374,10 +374,11 @@ class ClientOptions(ClientTLSOptionsMixin, usage.Options):
             "hub",
             None,
             HUB_AUTO,
-            "auto (the running hub, else an embedded one), running (wait for a "
-            "hub), embedded (always our own), a std-lockurl: URL or a lockfile path.",
+            "auto (the running hub; an embedded one only if none runs at start), "
+            "running (wait for a hub), embedded (always our own), a std-lockurl: "
+            "URL or a lockfile path.",
         ],
-        ["ping-interval", None, 5.0, "Seconds between pings of the hub.", _positive_seconds("ping-interval")],
+        ["ping-interval", None, 5.0, "Seconds between checks that the hub is alive.", _positive_seconds("ping-interval")],
         ["listen", None, DEFAULT_LISTEN, "Endpoint of the callback server (TCP)."],
     ]
 

@@ -7,31 +7,56 @@ service-identity, as Twisted's :func:`~twisted.internet.ssl.optionsForClientTLS`
 does.
 """
 
+from __future__ import annotations
+
 import copy
 import ipaddress
 import ssl
+from typing import TYPE_CHECKING, Any, Union
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from OpenSSL import SSL, crypto
 from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
 from twisted.internet import ssl as tssl
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
+
+if TYPE_CHECKING:
+    from constantly import NamedConstant
+    from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 __all__ = ["TLSOptions", "usable_as_client_certificate", "verifying_copy"]
 
 _DEFAULT_PROTOCOLS = {ssl.PROTOCOL_TLS, ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER}
 _OBSOLETE_NAMES = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.0", "TLSv1_0", "TLSv1.1", "TLSv1_1"}
-_VERSION_NAMES = {"TLSv1.2": tssl.TLSVersion.TLSv1_2, "TLSv1_2": tssl.TLSVersion.TLSv1_2,
+_VERSION_NAMES: dict[str, NamedConstant] = {"TLSv1.2": tssl.TLSVersion.TLSv1_2, "TLSv1_2": tssl.TLSVersion.TLSv1_2,
                   "TLSv1.3": tssl.TLSVersion.TLSv1_3, "TLSv1_3": tssl.TLSVersion.TLSv1_3}
 
+# The private keys pyOpenSSL can hand to OpenSSL for TLS.
+_TLSKey = Union[
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    dsa.DSAPrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+]
+_TLS_KEY_TYPES = (
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    dsa.DSAPrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+)
 
-def minimum_tls_version(ssl_version):
+
+def minimum_tls_version(ssl_version: object) -> NamedConstant | None:
     """
     Map the seeds' ``ssl_version`` to a minimum TLS version.
 
@@ -46,11 +71,12 @@ def minimum_tls_version(ssl_version):
     if ssl_version is None or ssl_version in _DEFAULT_PROTOCOLS:
         return None
     if ssl_version == ssl.PROTOCOL_TLSv1_2:
-        return tssl.TLSVersion.TLSv1_2
+        return _VERSION_NAMES["TLSv1.2"]
     if ssl_version in (ssl.PROTOCOL_TLSv1, ssl.PROTOCOL_TLSv1_1):
-        name = ssl_version.name
+        # Given as the constant or its int value (which has no name).
+        name: object = "TLSv1" if ssl_version == ssl.PROTOCOL_TLSv1 else "TLSv1_1"
     else:
-        name = getattr(ssl_version, "name", ssl_version)
+        name = ssl_version.name if hasattr(ssl_version, "name") else ssl_version
     if isinstance(name, str):
         if name.replace("PROTOCOL_", "") in _OBSOLETE_NAMES:
             raise ValueError(
@@ -64,7 +90,7 @@ def minimum_tls_version(ssl_version):
     raise ValueError(f"ssl_version={ssl_version!r} is not a TLS version this library knows")
 
 
-def _read(path, what):
+def _read(path: str, what: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -72,7 +98,7 @@ def _read(path, what):
         raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
-def _load_certificates(data, path, what):
+def _load_certificates(data: bytes, path: str, what: str) -> list[x509.Certificate]:
     try:
         certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
@@ -82,11 +108,11 @@ def _load_certificates(data, path, what):
     return certificates
 
 
-def _load_key(data, path, passphrase):
+def _load_key(data: bytes, path: str, passphrase: str | bytes | None) -> _TLSKey:
     if isinstance(passphrase, str):
         passphrase = passphrase.encode("utf-8")
     try:
-        return serialization.load_pem_private_key(data, password=passphrase)
+        key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:
         if passphrase is None:
             raise ValueError(f"the private key in {path} is encrypted: give its passphrase") from None
@@ -95,14 +121,17 @@ def _load_key(data, path, passphrase):
         if passphrase is not None:
             raise ValueError(f"wrong passphrase for the private key in {path} (or a damaged key)") from None
         raise ValueError(f"{path} holds no usable PEM private key") from None
+    if not isinstance(key, _TLS_KEY_TYPES):
+        raise ValueError(f"the private key in {path} is of a kind TLS cannot use ({type(key).__name__})")
+    return key
 
 
-def _same_public_key(key, certificate):
+def _same_public_key(key: _TLSKey, certificate: x509.Certificate) -> bool:
     encoding, form = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     return key.public_key().public_bytes(encoding, form) == certificate.public_key().public_bytes(encoding, form)
 
 
-def _twisted_certificate(cert):
+def _twisted_certificate(cert: x509.Certificate) -> tssl.Certificate:
     return tssl.Certificate(crypto.X509.from_cryptography(cert))
 
 
@@ -122,7 +151,7 @@ class TLSVerificationError(Exception):
     """The other side's certificate was refused."""
 
 
-def _check_peer_identity(certificate, host):
+def _check_peer_identity(certificate: x509.Certificate, host: str) -> None:
     """Check the server certificate *certificate* names *host*."""
     try:
         address = ipaddress.ip_address(host)
@@ -143,19 +172,19 @@ class _StrictHostnameCheck:
     the connection for both.
     """
 
-    def __init__(self, inner, host):
+    def __init__(self, inner: IOpenSSLClientConnectionCreator, host: str) -> None:
         self._inner = inner
         self._host = host
 
-    def clientConnectionForTLS(self, tls_protocol):
+    def clientConnectionForTLS(self, tls_protocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         connection = self._inner.clientConnectionForTLS(tls_protocol)
         host = self._host
 
-        def refuse(text):
+        def refuse(text: str) -> bool:
             tls_protocol.failVerification(Failure(TLSVerificationError(f"the certificate of {host} {text}")))
             return False
 
-        def verify(conn, cert, errno, depth, ok):
+        def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
             if not ok:
                 return refuse(_VERIFY_ERRORS.get(errno, f"failed verification (OpenSSL error {errno})"))
             if depth != 0:
@@ -176,11 +205,11 @@ class _StrictHostnameCheck:
 class _ClientPolicy:
     """Gives Agent one connection creator per host from :class:`TLSOptions`."""
 
-    def __init__(self, options):
+    def __init__(self, options: TLSOptions) -> None:
         self._options = options
-        self._creators = {}
+        self._creators: dict[str, IOpenSSLClientConnectionCreator] = {}
 
-    def creatorForNetloc(self, hostname, port):
+    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
         host = hostname.decode("ascii").strip("[]")
         creator = self._creators.get(host)
         if creator is None:
@@ -217,8 +246,9 @@ class TLSOptions:
         contradict each other.
     """
 
-    def __init__(self, cert_file=None, key_file=None, ca_certs=None, cert_reqs=None,
-                 ssl_version=None, passphrase=None):
+    def __init__(self, cert_file: str | None = None, key_file: str | None = None,
+                 ca_certs: str | None = None, cert_reqs: int | None = None,
+                 ssl_version: object = None, passphrase: str | bytes | None = None) -> None:
         if cert_reqs not in (None, ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
             raise ValueError(f"cert_reqs={cert_reqs!r} is not ssl.CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED")
         if key_file and not cert_file:
@@ -228,17 +258,20 @@ class TLSOptions:
         self.ca_certs = ca_certs
         self.cert_reqs = cert_reqs
         self.minimum_version = minimum_tls_version(ssl_version)
-        self._certificate = self._key = None
+        self._certificate: x509.Certificate | None = None
+        self._key: _TLSKey | None = None
         if cert_file:
             self._load_identity(cert_file, key_file, passphrase)
-        self._authorities = []
+        self._authorities: list[x509.Certificate] = []
         if ca_certs:
             self._authorities = _load_certificates(_read(ca_certs, "CA bundle"), ca_certs, "CA bundle")
-        self._policy = None
+        self._policy: _ClientPolicy | None = None
 
     @classmethod
-    def from_arguments(cls, key_file=None, cert_file=None, cert_reqs=None, ca_certs=None, ssl_version=None,
-                       passphrase=None):
+    def from_arguments(cls, key_file: str | None = None, cert_file: str | None = None,
+                       cert_reqs: int | None = None, ca_certs: str | None = None,
+                       ssl_version: object = None,
+                       passphrase: str | bytes | None = None) -> TLSOptions | None:
         """
         Build from the seeds' keyword arguments, or ``None`` when none is
         given.  ``cert_reqs=None`` means not given; ``ssl.CERT_NONE`` is
@@ -248,7 +281,7 @@ class TLSOptions:
             return None
         return cls(cert_file, key_file, ca_certs, cert_reqs, ssl_version, passphrase)
 
-    def with_cert_reqs(self, cert_reqs):
+    def with_cert_reqs(self, cert_reqs: int | None) -> TLSOptions:
         """
         A copy of these settings with another certificate requirement, for
         example the hub's own settings made to verify the callback servers
@@ -264,7 +297,7 @@ class TLSOptions:
         other._policy = None  # its creators follow the new requirement
         return other
 
-    def _load_identity(self, cert_file, key_file, passphrase):
+    def _load_identity(self, cert_file: str, key_file: str | None, passphrase: str | bytes | None) -> None:
         cert_pem = _read(cert_file, "certificate file")
         certificate = _load_certificates(cert_pem, cert_file, "certificate file")[0]
         key_path = key_file or cert_file
@@ -277,42 +310,48 @@ class TLSOptions:
         self._certificate, self._key = certificate, key
 
     @property
-    def verifies_server(self):
+    def verifies_server(self) -> bool:
         """Whether, as a client, the server's certificate is checked."""
         return self.cert_reqs != ssl.CERT_NONE
 
     @property
-    def has_certificate(self):
+    def has_certificate(self) -> bool:
         """Whether a certificate and key were given."""
         return self._certificate is not None
 
-    def _version_options(self):
+    def _version_options(self) -> dict[str, NamedConstant]:
         if self.minimum_version is None:
             return {}
         return {"raiseMinimumTo": self.minimum_version}
 
-    def private_certificate(self):
+    def private_certificate(self) -> tssl.PrivateCertificate | None:
         """
         This side's certificate and key for Twisted, or ``None``.
 
         :rtype: twisted.internet.ssl.PrivateCertificate
         """
-        if self._certificate is None:
+        if self._certificate is None or self._key is None:
             return None
         key = tssl.KeyPair(crypto.PKey.from_cryptography_key(self._key))
-        return tssl.PrivateCertificate.fromCertificateAndKeyPair(_twisted_certificate(self._certificate), key)
+        identity: tssl.PrivateCertificate = tssl.PrivateCertificate.fromCertificateAndKeyPair(
+            _twisted_certificate(self._certificate), key
+        )
+        return identity
 
-    def trust_root(self):
+    def trust_root(self) -> IOpenSSLTrustRoot:
         """
         The CA certificates to trust, or the platform's when none were given.
 
         :rtype: twisted.internet.ssl.IOpenSSLTrustRoot
         """
+        root: IOpenSSLTrustRoot
         if not self._authorities:
-            return tssl.platformTrust()
-        return tssl.trustRootFromCertificates([_twisted_certificate(c) for c in self._authorities])
+            root = tssl.platformTrust()
+        else:
+            root = tssl.trustRootFromCertificates([_twisted_certificate(c) for c in self._authorities])
+        return root
 
-    def client_creator(self, hostname):
+    def client_creator(self, hostname: str) -> IOpenSSLClientConnectionCreator:
         """
         A connection creator for a TLS client connecting to *hostname*.
 
@@ -321,7 +360,7 @@ class TLSOptions:
         """
         identity = self.private_certificate()
         if not self.verifies_server:
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if identity is not None:
                 kwargs = {"privateKey": identity.privateKey.original, "certificate": identity.original}
             return tssl.CertificateOptions(verify=False, **kwargs, **self._version_options())
@@ -333,7 +372,7 @@ class TLSOptions:
         )
         return _StrictHostnameCheck(creator, hostname)
 
-    def client_policy(self):
+    def client_policy(self) -> IPolicyForHTTPS:
         """
         An :class:`~twisted.web.iweb.IPolicyForHTTPS` for Agent, so https
         requests use these settings (client certificate included).
@@ -342,7 +381,7 @@ class TLSOptions:
             self._policy = _ClientPolicy(self)
         return self._policy
 
-    def server_options(self):
+    def server_options(self) -> tssl.CertificateOptions:
         """
         Options for a TLS server (callback server or hub).
 
@@ -353,7 +392,7 @@ class TLSOptions:
         identity = self.private_certificate()
         if identity is None:
             raise ValueError("a TLS server needs cert_file (and key_file unless the key is in it)")
-        kwargs = {"privateKey": identity.privateKey.original, "certificate": identity.original}
+        kwargs: dict[str, Any] = {"privateKey": identity.privateKey.original, "certificate": identity.original}
         if self.cert_reqs in (ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED) and not self._authorities:
             raise ValueError("checking client certificates needs ca_certs")
         if self.cert_reqs == ssl.CERT_REQUIRED:
@@ -367,7 +406,7 @@ class TLSOptions:
         return tssl.CertificateOptions(**kwargs, **self._version_options())
 
 
-def verifying_copy(tls):
+def verifying_copy(tls: TLSOptions) -> TLSOptions:
     """
     *tls* as the hub uses it to call https callbacks: the same certificate
     (presented as a client certificate), CA bundle and minimum version, but
@@ -379,7 +418,7 @@ def verifying_copy(tls):
     return tls.with_cert_reqs(None)
 
 
-def usable_as_client_certificate(tls):
+def usable_as_client_certificate(tls: TLSOptions) -> bool:
     """
     Whether *tls*'s certificate may identify a TLS client: OpenSSL refuses a
     certificate whose extended key usage lacks ``clientAuth``.

@@ -36,13 +36,20 @@ test's own.  Example::
             ...  # connect with hub.params, or run code with hub.environ
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 from ._astropyhub import start_astropy_hub
 from ._memory import MemoryNetwork, start_memory_hub
 from ._pki import CertificateAuthority
 from ._jsamp import JSampNotFound, run_jsamp_tool, spawn_jsamp_tool, start_jsamp_hub
 from ._process import HubProcess, ProcessFailed, ProcessResult, ProcessTimedOut, ToolProcess
+
+if TYPE_CHECKING:
+    from twisted.internet import defer
+    from twisted.trial import unittest
 
 __all__ = [
     # Real hubs in child processes.
@@ -72,7 +79,7 @@ _HUB_STARTERS = {
 }
 
 
-def hub_for_test(testcase, kind="jsamp", timeout=30.0):
+def hub_for_test(testcase: unittest.TestCase, kind: str = "jsamp", timeout: float = 30.0) -> defer.Deferred[HubProcess]:
     """
     Start a hub for one trial test and stop it when the test ends.
 
@@ -99,7 +106,7 @@ def hub_for_test(testcase, kind="jsamp", timeout=30.0):
     os.makedirs(directory)
     d = start(directory=directory, timeout=timeout)
 
-    def started(hub):
+    def started(hub: HubProcess) -> HubProcess:
         testcase.addCleanup(hub.stop)
         return hub
 

@@ -110,7 +110,9 @@ class ParseTests(SynchronousTestCase):
         for argv, text in [
             ([], "no command"),
             (["launch"], "launch"),
-            (["send"], "Wrong number of arguments"),
+            (["send"], "no MType given: name one, such as table.load.votable"),
+            (["send", "--to", "x"], "no MType given"),
+            (["send", "test.ok", "url=a", "url=b"], "parameter 'url' is given twice"),
             (["send", "not an mtype"], "is not an MType"),
             (["send", "test.ok", "novalue"], "'novalue' is not KEY=VALUE"),
             (["send", "test.ok", "=x"], "is not KEY=VALUE"),
@@ -120,7 +122,10 @@ class ParseTests(SynchronousTestCase):
             (["send", "test.ok", "--wait", "soon"], "--wait"),
             (["send", "test.ok", "--to", ""], "--to"),
             (["snoop", "--mtype", "a..b"], "not an MType pattern"),
-            (["ping", "a", "b"], "Wrong number of arguments"),
+            (["ping", "a", "b"], "ping takes one client name or id, not 2"),
+            (["snoop", "--reply", "maybe"], "--reply must be ok, warning or error, not 'maybe'"),
+            (["clients", "--name", ""], "--name must not be empty"),
+            (["send", "test.ok", "--name", "caf\xe9"], "--name"),
             (["ping", "--wait", "-1"], "--wait"),
             (["hub", "--port", "x"], "--port"),
         ]:
@@ -152,6 +157,59 @@ class ParseTests(SynchronousTestCase):
                 parse(argv)
             self.assertEqual(caught.exception.code, 0)
             self.assertIn(text, out.getvalue(), argv)
+
+    def help_text(self, argv):
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        with self.assertRaises(SystemExit):
+            parse(argv)
+        return out.getvalue()
+
+    def test_help_layout(self):
+        """Each command's help opens with its synopsis, a one-line summary
+        and examples of that command; then its own options, most useful
+        first; the TLS options come last, under a heading of their own;
+        every line fits 80 columns."""
+        self.patch(os, "environ", {**os.environ, "COLUMNS": "80"})
+        for command, first in [
+            ("send", "--to NAME_OR_ID"),
+            ("snoop", "--mtype PATTERN"),
+            ("clients", "-l, --long"),
+            ("ping", "--wait SECONDS"),
+            ("hub", "--lockfile FILE"),
+        ]:
+            lines = self.help_text([command, "--help"]).splitlines()
+            self.assertTrue(lines[0].startswith(f"Usage: sampy-twisted [-v] {command}"), lines[0])
+            self.assertRegex(lines[1], r"^[A-Z].{10,}\.$", command)
+            self.assertEqual(lines[3], "Examples:", command)
+            examples = lines[4 : lines.index("", 4)]
+            self.assertTrue(examples, command)
+            for example in examples:
+                self.assertTrue(example.startswith(f"  sampy-twisted {command}"), example)
+            options = lines.index("Options:")
+            self.assertTrue(lines[options + 1].startswith(f"  {first} "), (command, lines[options + 1]))
+            tls = [i for i, line in enumerate(lines) if line.startswith("TLS options")]
+            self.assertEqual(len(tls), 1, command)
+            own = "\n".join(lines[: tls[0]])
+            for option in ("--https", "--cert-file", "--key-file", "--ca-certs", "--tls-min-version"):
+                self.assertNotRegex(own, rf"(?m)^  {option}\b", (command, option))
+                self.assertRegex("\n".join(lines[tls[0] :]), rf"(?m)^  {option}\b", (command, option))
+            for line in lines:
+                self.assertLessEqual(len(line), 80, (command, line))
+
+    def test_help_top(self):
+        """The program's help lists the commands and examples first."""
+        lines = self.help_text(["--help"]).splitlines()
+        self.assertEqual(lines[3], "Commands:")
+        self.assertLess(lines.index("Examples:"), lines.index("Options:"))
+
+    def test_names(self):
+        """Every command that registers takes --name; the default is
+        'sampy-twisted COMMAND'."""
+        for command in (["clients"], ["send", "test.ok"], ["snoop"], ["ping", "x"]):
+            self.assertEqual(parse(command).subOptions["name"], f"sampy-twisted {command[0]}")
+            self.assertEqual(parse([*command, "--name", "my tool"]).subOptions["name"], "my tool")
+            self.assertIn("[default: sampy-twisted", self.help_text([command[0], "--help"]))
 
     def test_main_usage_error(self):
         """main() reports a usage error as one line and exits 2."""
@@ -240,8 +298,34 @@ class CommandTestsMixin:
         self.assertEqual(lines[0].split(), ["ID", "NAME", "SUBSCRIPTIONS"])
         [row] = [line for line in lines if line.startswith(client.get_public_id() + " ")]
         self.assertIn("responder", row)
-        self.assertIn("test.ok, test.slow", row)
+        self.assertIn("samp.app.ping, test.fail, test.hang, test.note, ", row)
+        code, out, err = await self.cli("clients", "--long")
+        [row] = [line for line in out.splitlines() if line.startswith(client.get_public_id() + " ")]
+        self.assertIn("samp.app.ping, test.fail, test.hang, test.note, test.ok, test.slow, samp.hub.", row)
         self.assertEqual(len(lines), 3, out)  # the hub, the responder; not us
+
+    async def test_clients_width(self):
+        """Lines are cut to 80 columns (or COLUMNS), saying how many
+        subscriptions are left out; --long prints everything."""
+        wide = SAMPIntegratedClient(name="A client with a rather long name, " * 3, reactor=reactor)
+        mtypes = [f"x-test.mtype{i:02}" for i in range(30)]
+        for mtype in mtypes:
+            wide.bind_receive_notification(mtype, lambda *args: None)
+        await within(wide.connect(hub_params=self.params))
+        self.addCleanup(wide.disconnect)
+        for columns in ("", "60"):
+            self.environ["COLUMNS"] = columns
+            code, out, err = await self.cli("clients")
+            self.assertEqual((code, err), (0, ""))
+            width = int(columns or 80)
+            for line in out.splitlines():
+                self.assertLessEqual(len(line), width, line)
+            [row] = [line for line in out.splitlines() if line.startswith(wide.get_public_id() + " ")]
+            self.assertRegex(row, r" A client with a rathe\.\.\.  samp\.app\.ping, (.*, )?\.\.\. \(\+\d+\)$")
+        code, out, err = await self.cli("clients", "--long")
+        [row] = [line for line in out.splitlines() if line.startswith(wide.get_public_id() + " ")]
+        self.assertIn("A client with a rather long name, " * 3, row)
+        self.assertIn(", ".join(mtypes), row)
 
     async def test_send_call(self):
         """A call by name: the response is printed, exit 0."""
@@ -332,22 +416,58 @@ class CommandTestsMixin:
         self.assertEqual(code, 0, err)
         self.assertRegex(out, rf"^{client.get_public_id()} \(responder\): samp\.ok {{}} \(\d+ ms\)\n$")
 
+    async def snoop(self, *argv):
+        """Start snoop; return its console, its id and its run's Deferred."""
+        console = WatchedConsole(self.environ)
+        running = defer.ensureDeferred(run(reactor, parse(["snoop", *argv]), console))
+        line = await console.wait_for(r"^Receiving .* as \S+;")
+        return console, line.split(" as ")[-1].split(";")[0], running
+
     async def test_snoop(self):
-        """snoop prints what arrives, answers calls, and unregisters when
+        """snoop prints what arrives, with the msg-id of calls, answers
+        calls samp.warning (samp.app.ping samp.ok), and unregisters when
         stopped."""
         client, _ = await self.responder()
-        console = WatchedConsole(self.environ)
-        running = defer.ensureDeferred(run(reactor, parse(["snoop", "--mtype", "test.*"]), console))
-        line = await console.wait_for(r"^Receiving test\.\* as \S+;")
-        snoop_id = line.split(" as ")[1].split(";")[0]
+        console, snoop_id, running = await self.snoop("--mtype", "test.*", "--mtype", "samp.app.ping")
+        self.assertEqual((await client.get_metadata(snoop_id))["samp.name"], "sampy-twisted snoop")
         await client.enotify(snoop_id, "test.news", text="hi")
         await console.wait_for(rf'^notification test\.news from {client.get_public_id()} \(responder\): {{"text": "hi"}}$')
         response = await within(client.ecall_and_wait(snoop_id, "test.question", "10"))
+        self.assertEqual(response["samp.status"], "samp.warning")
+        self.assertEqual(response["samp.error"]["samp.errortxt"], "logged by sampy-twisted snoop, not acted on")
+        line = await console.wait_for(r"^call test\.question from ")
+        self.assertRegex(line, rf"^call test\.question from {client.get_public_id()} \(responder\) \[msg-id \S+\]: {{}}$")
+        response = await within(client.ecall_and_wait(snoop_id, "samp.app.ping", "10"))
         self.assertEqual(response["samp.status"], "samp.ok")
-        await console.wait_for(r"^call test\.question from ")
+        # send does not report success for a message nobody acted on.
+        code, out, err = await self.cli("send", "test.load", "--to", snoop_id)
+        self.assertEqual(
+            (code, out, err),
+            (1, f"{snoop_id} (sampy-twisted snoop): samp.warning: logged by sampy-twisted snoop, not acted on {{}}\n", ""),
+        )
         console.stop.callback(None)
         self.assertEqual(await within(running), 0)
         self.assertNotIn(snoop_id, await client.get_registered_clients())
+
+    async def test_snoop_reply_and_name(self):
+        """--reply chooses the answer to calls; --name the samp.name."""
+        client, _ = await self.responder()
+        for reply in ("ok", "error"):
+            console, snoop_id, running = await self.snoop("--reply", reply, "--name", f"snoop {reply}")
+            self.assertEqual((await client.get_metadata(snoop_id))["samp.name"], f"snoop {reply}")
+            response = await within(client.ecall_and_wait(snoop_id, "test.question", "10"))
+            self.assertEqual(response["samp.status"], f"samp.{reply}")
+            console.stop.callback(None)
+            self.assertEqual(await within(running), 0)
+
+    async def test_snoop_hub_events(self):
+        """Hub events are labelled as such."""
+        console, snoop_id, running = await self.snoop()
+        client, _ = await self.responder("newcomer")
+        line = await console.wait_for(r"^hub event samp\.hub\.event\.register ")
+        self.assertRegex(line, rf'^hub event samp\.hub\.event\.register from \S+.*: {{"id": "{client.get_public_id()}"}}$')
+        console.stop.callback(None)
+        self.assertEqual(await within(running), 0)
 
 
 class OurHubCommandTests(CommandTestsMixin, TestCase):

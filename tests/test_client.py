@@ -119,6 +119,35 @@ class RegistrationTests(ClientTestsMixin, SynchronousTestCase):
         self.assertEqual(self.wire.named("samp.hub.unregister"), [(KEY,)])
         self.assertFalse(self.client.is_registered)
 
+    def test_stopped_while_registering(self):
+        """A callback server stopped while the registration is declared
+        makes register() fail with a clear error, and undoes it."""
+        declared = defer.Deferred()
+        self.wire.answers["samp.hub.declareMetadata"] = declared
+        self.successResultOf(self.client.start())
+        registering = self.client.register()
+        self.successResultOf(self.client.stop())
+        declared.callback("")
+        failure = self.failureResultOf(registering, SAMPClientError)
+        self.assertIn("callback server stopped", str(failure.value))
+        self.assertEqual(self.wire.named("samp.hub.unregister"), [(KEY,)])
+        self.assertFalse(self.client.is_registered)
+
+    def test_hub_shut_down_while_registering(self):
+        """A registration ended by the hub while it is declared makes
+        register() fail with a clear error, and nothing is unregistered."""
+        declared = defer.Deferred()
+        self.wire.answers["samp.hub.declareMetadata"] = declared
+        self.successResultOf(self.client.start())
+        registering = self.client.register()
+        self.client.receive_notification(
+            KEY, "hub", {"samp.mtype": "samp.hub.event.shutdown", "samp.params": {}}
+        )
+        declared.callback("")
+        failure = self.failureResultOf(registering, SAMPClientError)
+        self.assertIn("registration ended", str(failure.value))
+        self.assertEqual(self.wire.named("samp.hub.unregister"), [])
+
     def test_bad_registration_answer(self):
         self.wire.answers["samp.hub.register"] = {"samp.self-id": ""}
         self.successResultOf(self.client.start())
@@ -618,3 +647,155 @@ class IntegratedConnectTests(SynchronousTestCase):
         self.assertFalse(client.is_connected)
         self.assertIsNone(client.client.callback_url)
         self.assertEqual(self.registered_names(), ["Hub"])
+
+
+class IntegratedLifecycleTests(SynchronousTestCase):
+    """
+    The integrated client unregistering at reactor shutdown and checking
+    that the hub is alive, with our hub on a memory network.
+    """
+
+    def setUp(self):
+        self.network = MemoryNetwork()
+        self.hub = start_memory_hub(self.network, os.path.abspath(self.mktemp()))
+        self.observer = self.connect("observer", hub_check_interval=None)
+
+    def connect(self, name, **kwargs):
+        client = SAMPIntegratedClient(name=name, reactor=self.network, **kwargs)
+        d = client.connect(hub=self.hub)
+        self.network.run()
+        self.successResultOf(d)
+        client.public_id_at_start = client.get_public_id()
+        return client
+
+    def registered(self, client):
+        """Whether the hub has *client* (by its id at connection) now."""
+        return client.public_id_at_start in self.hub.registered_clients
+
+    def shut_down(self):
+        """Fire the reactor's shutdown event; return its Deferred."""
+        d = self.network.fireSystemEvent("shutdown")
+        self.network.run()
+        return d
+
+    def count_unregisters(self, client):
+        calls = []
+        unregister = client.hub.unregister
+
+        def counting(key):
+            calls.append(key)
+            return unregister(key)
+
+        client.hub.unregister = counting
+        return calls
+
+    def test_unregisters_at_shutdown(self):
+        """A connected client unregisters when the reactor shuts down."""
+        client = self.connect("me")
+        lost = client.when_disconnected()
+        self.successResultOf(self.shut_down())
+        self.assertEqual(self.successResultOf(lost), "the client disconnected")
+        self.assertFalse(client.is_connected)
+        self.assertIsNone(client.client.callback_url)
+        self.assertFalse(self.registered(client))
+        self.assertFalse(self.registered(self.observer))
+
+    def test_shutdown_wait_bounded(self):
+        """A hub that never takes the unregistration holds shutdown up for
+        shutdown_timeout seconds at most."""
+        client = self.connect("me", shutdown_timeout=2.0)
+        client.hub.unregister = lambda key: defer.Deferred()
+        done = self.shut_down()
+        self.network.advance(1.9)
+        self.assertNoResult(done)
+        self.network.advance(0.1)
+        self.successResultOf(done)
+        self.assertFalse(client.is_connected)
+        self.assertIsNone(client.client.callback_url)
+        self.flushLoggedErrors()
+
+    def test_no_second_unregister(self):
+        """A disconnect() of the program's own running as the reactor shuts
+        down asks the hub once; shutdown and a second disconnect() wait
+        for the same clean-up."""
+        client = self.connect("me")
+        calls = self.count_unregisters(client)
+        answer = defer.Deferred()
+        unregister = client.hub.unregister
+        client.hub.unregister = lambda key: answer.addCallback(lambda _: unregister(key))
+        own = client.disconnect()
+        shutdown = self.shut_down()
+        again = client.disconnect()
+        self.assertNoResult(shutdown)
+        self.assertNoResult(again)
+        answer.callback(None)
+        self.network.run()
+        self.successResultOf(own)
+        self.successResultOf(again)
+        self.successResultOf(shutdown)
+        self.assertEqual(len(calls), 1)
+        self.assertFalse(self.registered(client))
+
+    def test_nothing_at_shutdown_once_disconnected(self):
+        """After disconnect() (or a lost hub) the shutdown trigger is gone."""
+        client = self.connect("me")
+        calls = self.count_unregisters(client)
+        d = client.disconnect()
+        self.network.run()
+        self.successResultOf(d)
+        self.assertEqual(len(calls), 1)
+        other = self.connect("other")
+        other.drop_connection("the hub went away")
+        self.network.run()
+        triggers = self.network.triggers.get("before", {}).get("shutdown", [])
+        self.assertEqual(len(triggers), 1)  # the observer's
+        self.successResultOf(self.shut_down())
+        self.assertEqual(len(calls), 1)
+
+    def test_forgotten_client_noticed(self):
+        """
+        A hub that no longer knows the client (here it was unregistered
+        behind its back, as a restarted hub would have forgotten it) is
+        noticed at the next check: when_disconnected fires with the reason
+        and a pending call_and_wait fails at once.
+        """
+        client = self.connect("me", hub_check_interval=3.0)
+        silent = self.connect("silent", hub_check_interval=None)
+        silent.bind_receive_call("test.never", lambda *args: None)
+        self.network.run()
+        pending = client.ecall_and_wait(silent.get_public_id(), "test.never", "0")
+        lost = client.when_disconnected()
+        self.network.run()
+        self.observer.hub.unregister(client.get_private_key())
+        self.network.advance(2.9)
+        self.assertNoResult(lost)
+        self.network.advance(0.1)
+        self.assertRegex(self.successResultOf(lost), "^the hub no longer knows this client: ")
+        self.failureResultOf(pending, SAMPClientError)
+        self.assertFalse(client.is_connected)
+        self.assertIsNone(client.client.callback_url)
+
+    def test_check_off(self):
+        """hub_check_interval=None asks the hub nothing while idle."""
+        client = self.connect("me", hub_check_interval=None)
+        calls = []
+        client.hub.get_metadata = lambda *args: calls.append(args) or defer.Deferred()
+        self.network.advance(60.0)
+        self.assertEqual(calls, [])
+
+    def test_bad_check_settings(self):
+        """Intervals and timeouts must be positive numbers."""
+        for kwargs in [
+            {"hub_check_interval": 0},
+            {"hub_check_timeout": None},
+            {"shutdown_timeout": -1},
+            {"hub_check_interval": "5"},
+        ]:
+            self.assertRaises(ValueError, SAMPIntegratedClient, reactor=self.network, **kwargs)
+
+    def test_drop_connection_when_not_connected(self):
+        """drop_connection() on a client that is not connected does
+        nothing."""
+        client = SAMPIntegratedClient(reactor=self.network)
+        client.drop_connection("why not")
+        self.assertFalse(client.is_connected)

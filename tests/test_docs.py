@@ -261,5 +261,16 @@ class ReadmeTests(unittest.SynchronousTestCase):
         self.assertEqual(
             commands,
             ["pip install . && twistd -n samp-client --name demo --subscribe 'table.*'",
-             "python -m twisted.trial tests"],
+             "pip install '.[test]' && python -m twisted.trial tests"],
         )
+
+    def test_ci_runs_the_test_command(self):
+        """
+        ``.ci/run`` installs and tests with the README's test command, step
+        by step (pip run as ``python -m pip``).
+        """
+        with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
+            steps = [line[len("run "):] for line in f.read().splitlines() if line.startswith("run python")]
+        self.assertIn("pip install '.[test]' && python -m twisted.trial tests", self._readme())
+        self.assertEqual(steps[0], "python -m pip install '.[test]'")
+        self.assertEqual(steps[-1], "python -m twisted.trial tests")

@@ -98,3 +98,22 @@ class ExampleTests(unittest.TestCase):
         )
         self.assertEndedCleanly(await within(process.stop()))
         self.assertNotIn(watcher_id, await sender.get_registered_clients())
+
+    async def test_receiver(self):
+        """
+        The receiver prints the tables sent to it, answers calls samp.ok,
+        and ends by itself (exit 0) when the hub shuts down.
+        """
+        hub = await hub_for_test(self, "jsamp")
+        process = self.run_example("receiver.py", hub.environ, "recipe")
+        await within(process.wait_for_line(r"^Registered as \S+; press Ctrl-C to stop"))
+        sender = await self.connect(hub.params, "sender")
+        receiver_id = await sender.find_client("recipe")
+        await sender.enotify(receiver_id, "table.load.votable", url="http://x/t.xml", name="t1")
+        await within(process.wait_for_line(r"^table\.load\.votable from \S+: t1 http://x/t\.xml$"))
+        response = await within(sender.ecall_and_wait(receiver_id, "table.load.votable", "20", url="http://x/u.xml"))
+        self.assertEqual(response["samp.status"], "samp.ok")
+        await within(hub.stop())
+        result = await within(process.ended)
+        self.assertEndedCleanly(result)
+        self.assertIn("Disconnected: the hub shut down", result.output)

@@ -88,7 +88,31 @@ class QuickstartTests(unittest.TestCase):
             ("notification", "table.load.votable", {"url": TABLE_URL, "name": "quickstart table"}),
         )
         self.assertEqual(
-            stdout.getvalue(), f"topcat ({self.peer.public_id}) answered samp.app.ping: samp.ok\n"
+            stdout.getvalue(),
+            f"Sent table.load.votable to topcat ({self.peer.public_id}), named 'topcat'\n"
+            f"topcat ({self.peer.public_id}) answered samp.app.ping: samp.ok\n",
+        )
+        await self.assert_unregistered()
+
+    async def test_main_any_loader(self):
+        """
+        Without a target, ``main`` sends the table to the first client
+        subscribed to ``table.load.votable``, and says so.
+        """
+        other = await AstropyPeer.connect(reactor, self.hub.params, name="no tables", subscribe=("test.*",))
+        self.addCleanup(other.disconnect)
+        self.use_hub()
+        stdout = io.StringIO()
+        self.patch(sys, "stdout", stdout)
+
+        await load_example().main(reactor, votable_url=TABLE_URL)
+
+        message = await self.peer.next_message(timeout=10)
+        self.assertEqual((message.mtype, message.params["url"]), ("table.load.votable", TABLE_URL))
+        self.assertEqual(
+            stdout.getvalue().splitlines()[0],
+            f"Sent table.load.votable to topcat ({self.peer.public_id}), "
+            "the first client subscribed to table.load.votable",
         )
         await self.assert_unregistered()
 
@@ -104,6 +128,35 @@ class QuickstartTests(unittest.TestCase):
             await example.main(reactor, "no-such-application")
 
         await self.assert_unregistered()
+
+    async def run_script(self, environ, *args):
+        env = dict(environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, [EXAMPLE, *args], env=env, path=ROOT, reactor=reactor
+        )
+        return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
+
+    async def test_script_nobody_loads_tables(self):
+        """
+        Run without a target where no client loads tables, the script
+        explains in one line and exits 1: no traceback.
+        """
+        await self.peer.disconnect()
+        out, err, code = await self.run_script(self.hub.environ)
+        self.assertEqual((out, code), ("", 1))
+        self.assertEqual(
+            err,
+            "quickstart: no registered application loads tables (table.load.votable): "
+            "start TOPCAT or Aladin, or name a client to send to\n",
+        )
+
+    async def test_script_no_hub(self):
+        """With no hub, the script says so in one line and exits 1."""
+        lockfile = os.path.join(os.path.abspath(self.mktemp()), ".samp")
+        out, err, code = await self.run_script({"SAMP_HUB": f"std-lockurl:file://{lockfile}"}, "topcat")
+        self.assertEqual((out, code), ("", 1))
+        self.assertRegex(err, r"^quickstart: no SAMP hub is running: .* \(start TOPCAT, Aladin or another hub first\)\n$")
 
     async def test_script(self):
         """
@@ -121,7 +174,7 @@ class QuickstartTests(unittest.TestCase):
         output = (out + err).decode("utf-8", "replace")
         self.assertEqual(code, 0, f"the example failed:\n{output}")
         self.assertEqual(
-            out.decode("utf-8"), f"topcat ({self.peer.public_id}) answered samp.app.ping: samp.ok\n"
+            out.decode("utf-8").splitlines()[-1], f"topcat ({self.peer.public_id}) answered samp.app.ping: samp.ok"
         )
         message = await self.peer.next_message(timeout=10)
         self.assertEqual((message.mtype, message.params["url"]), ("table.load.votable", example.VOTABLE_URL))

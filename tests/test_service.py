@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet import defer, reactor, task
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.server import Site
 from twisted.web.static import File
@@ -25,6 +26,7 @@ from sampy_twisted import (
     SAMPProxyError,
     read_lockfile,
 )
+from sampy_twisted import _hub_finder
 from sampy_twisted._hub import SAMPHubServer
 from sampy_twisted._service import (
     HUB_AUTO,
@@ -43,16 +45,6 @@ def write_lockfile(path, secret, url="http://127.0.0.1:9/xmlrpc"):
         f.write(f"samp.secret={secret}\nsamp.hub.xmlrpc.url={url}\nsamp.profile.version=1.3\n")
 
 
-class _FakeCallbackClient:
-    """The part of L{SAMPClient} the service touches."""
-
-    def __init__(self, owner):
-        self._owner = owner
-
-    def _lose_registration(self, reason):
-        self._owner.lose(reason)
-
-
 class FakeClient:
     """
     Stands in for L{SAMPIntegratedClient}: records what the service asks
@@ -60,10 +52,10 @@ class FakeClient:
     """
 
     def __init__(self):
-        self.client = _FakeCallbackClient(self)
         self.connects = []
         self.cancelled = []
-        self.pings = []
+        self.hub_check_interval = 5.0
+        self.hub_check_timeout = 5.0
         self.disconnects = 0
         self.hang_on_disconnect = False
         self.is_connected = False
@@ -72,7 +64,7 @@ class FakeClient:
         self._count = 0
 
     def connect(self, hub_params):
-        record = {"params": hub_params}
+        record = {"params": hub_params, "check": (self.hub_check_interval, self.hub_check_timeout)}
 
         def cancel(d):
             self.cancelled.append(hub_params)
@@ -114,12 +106,8 @@ class FakeClient:
         self.lose("the client disconnected")
         return defer.succeed(None)
 
-    def get_metadata(self, client_id):
-        """The service's liveness check: asking for our own metadata."""
-        assert client_id == self._public_id
-        d = defer.Deferred()
-        self.pings.append(d)
-        return d
+    def drop_connection(self, reason):
+        self.lose(reason)
 
     def get_public_id(self):
         return self._public_id
@@ -137,6 +125,7 @@ class FakeHub:
         self.is_running = False
         self.stops = 0
         self.secret = f"embedded-{FakeHub.made}"
+        self.registered_clients = []
 
     def start(self):
         write_lockfile(self.lockfile, self.secret)
@@ -169,6 +158,11 @@ class ServiceStateTests(SynchronousTestCase):
         os.makedirs(self.directory)
         self.lockfile = os.path.join(self.directory, ".samp")
         self.hubs = []
+        # The secrets of the hubs that answer samp.hub.ping.
+        self.alive = set()
+        self.patch(
+            _hub_finder, "ping_hub", lambda params, reactor: defer.succeed(params["samp.secret"] in self.alive)
+        )
 
     def make_service(self, hub=HUB_RUNNING, **kwargs):
         def hub_factory(lockfile):
@@ -178,7 +172,6 @@ class ServiceStateTests(SynchronousTestCase):
 
         kwargs.setdefault("lockfile", self.lockfile)
         kwargs.setdefault("retry_policy", fixed_policy)
-        kwargs.setdefault("ping_interval", 10.0)
         kwargs.setdefault("lockfile_check_interval", 0.5)
         service = SAMPClientService(
             self.client, hub=hub, reactor=self.clock, hub_factory=hub_factory, **kwargs
@@ -250,70 +243,32 @@ class ServiceStateTests(SynchronousTestCase):
         self.clock.advance(0.5)
         self.assertEqual(len(self.client.connects), 1)
 
-    def test_ping_failure_ends_registration(self):
-        """A failed ping ends the registration, observers hear why, and the
-        service registers again."""
-        service = self.make_service(ping_interval=2.0)
+    def test_liveness_check_settings(self):
+        """ping_interval and ping_timeout set the client's liveness check
+        before it connects; by default the client's own settings stay."""
+        service = self.make_service(ping_interval=2.0, ping_timeout=3.0)
+        self.register(service)
+        self.assertEqual(self.client.connects[0]["check"], (2.0, 3.0))
+        self.successResultOf(service.stopService())
+        self.client.hub_check_interval = 7.0
+        service = self.make_service()
+        service.startService()
+        self.assertEqual(self.client.connects[1]["check"], (7.0, 3.0))
+
+    def test_client_check_failure_registers_again(self):
+        """A registration ended by the client's liveness check is lost and
+        registered again after the retry delay."""
+        service = self.make_service()
         events = []
         service.add_connection_observer(lambda event, detail: events.append((event, detail)))
         self.register(service)
-        self.clock.advance(2.0)
-        self.client.pings[0].errback(SAMPHubError("Connection refused"))
+        self.client.lose("the hub does not answer: connection refused")
         self.assertFalse(service.is_registered)
-        self.assertEqual(events[-1][0], "lost")
-        self.assertIn("did not answer a ping (Connection refused)", events[-1][1])
+        self.assertEqual(events[-1], ("lost", "the hub does not answer: connection refused"))
         self.clock.advance(1.0)
         self.assertEqual(len(self.client.connects), 2)
         self.client.succeed()
         self.assertEqual(events[-1], ("registered", "c2"))
-
-    def test_ping_answered(self):
-        """A hub answering the check keeps the registration."""
-        service = self.make_service(ping_interval=2.0)
-        self.register(service)
-        self.clock.advance(2.0)
-        self.client.pings[0].callback({"samp.name": "me"})
-        self.assertTrue(service.is_registered)
-        self.clock.advance(2.0)
-        self.assertEqual(len(self.client.pings), 2)
-
-    def test_ping_fault_ends_registration(self):
-        """
-        A hub answering the check with a fault has forgotten the client
-        (a hub restarted at the same address, or one that dropped it): the
-        registration is over.
-        """
-        service = self.make_service(ping_interval=2.0)
-        events = []
-        service.add_connection_observer(lambda event, detail: events.append((event, detail)))
-        self.register(service)
-        self.clock.advance(2.0)
-        self.client.pings[0].errback(SAMPProxyError(1, "unknown private key"))
-        self.assertFalse(service.is_registered)
-        self.assertIn("no longer knows this client (unknown private key)", events[-1][1])
-
-    def test_ping_timeout(self):
-        """A ping without an answer counts as a failure after ping_timeout."""
-        service = self.make_service(ping_interval=2.0, ping_timeout=3.0)
-        self.register(service)
-        self.clock.advance(2.0)
-        self.clock.advance(2.9)
-        self.assertTrue(service.is_registered)
-        self.clock.advance(0.1)
-        self.assertFalse(service.is_registered)
-
-    def test_late_ping_of_earlier_hub_ignored(self):
-        """A ping to a hub already left behind does not end the next
-        registration."""
-        service = self.make_service(ping_interval=2.0, ping_timeout=100.0)
-        self.register(service)
-        self.clock.advance(2.0)
-        old_ping = self.client.pings[0]
-        self.client.lose("the hub shut down")
-        self.clock.advance(1.0)
-        self.client.succeed()
-        old_ping.errback(SAMPHubError("refused"))
-        self.assertTrue(service.is_registered)
 
     def test_lockfile_removed(self):
         """The hub's lockfile vanishing ends the registration."""
@@ -344,7 +299,6 @@ class ServiceStateTests(SynchronousTestCase):
         self.register(service)
         self.client.lose("the hub shut down")
         self.assertFalse(service.is_registered)
-        self.assertEqual(self.client.pings, [])
 
     def test_stop_unregisters(self):
         """stopService disconnects the client and leaves no timers."""
@@ -451,13 +405,13 @@ class ServiceStateTests(SynchronousTestCase):
         write_lockfile(self.lockfile, "stale")
         service = self.make_service(hub=HUB_AUTO)
         service.startService()
-        self.client.fail(SAMPHubError("Connection refused"))
         [hub] = self.hubs
-        self.assertEqual(self.client.connects[1]["params"]["samp.secret"], hub.secret)
+        self.assertEqual(self.client.connects[0]["params"]["samp.secret"], hub.secret)
 
     def test_auto_with_live_hub_refusing(self):
         """A hub that answers but refuses is not replaced."""
         write_lockfile(self.lockfile, "live")
+        self.alive.add("live")
         service = self.make_service(hub=HUB_AUTO)
         service.startService()
         self.client.fail(SAMPProxyError(1, "Bad password"))
@@ -475,6 +429,86 @@ class ServiceStateTests(SynchronousTestCase):
         self.clock.advance(1.0)
         self.assertEqual(len(self.hubs), 1)
         self.assertEqual(self.client.connects[1]["params"]["samp.secret"], self.hubs[0].secret)
+
+    def test_auto_waits_for_lost_hub(self):
+        """
+        auto mode, after losing a hub it did not start, never starts its
+        own: it waits, and registers with the hub that comes back.
+        """
+        write_lockfile(self.lockfile, "theirs")
+        self.alive.add("theirs")
+        service = self.make_service(hub=HUB_AUTO)
+        service.startService()
+        self.client.succeed()
+        self.alive.clear()
+        os.unlink(self.lockfile)  # the hub stopped
+        self.clock.advance(0.5)
+        self.assertFalse(service.is_registered)
+        self.clock.advance(60.0)
+        self.assertEqual((self.hubs, len(self.client.connects)), ([], 1))
+        write_lockfile(self.lockfile, "back")
+        self.clock.advance(0.5)
+        self.assertEqual(self.client.connects[1]["params"]["samp.secret"], "back")
+        self.client.succeed()
+        self.assertTrue(service.is_registered)
+        self.assertEqual(self.hubs, [])
+
+    def test_auto_waits_for_silently_dead_hub(self):
+        """A lost hub whose stale lockfile stays is not replaced either."""
+        write_lockfile(self.lockfile, "theirs")
+        self.alive.add("theirs")
+        service = self.make_service(hub=HUB_AUTO)
+        service.startService()
+        self.client.succeed()
+        self.alive.clear()
+        self.client.lose("the hub does not answer: connection refused")
+        for _ in range(5):
+            self.clock.advance(4.0)
+            self.client.fail(SAMPHubError("connection refused"))
+        self.assertEqual(self.hubs, [])
+
+    def test_auto_first_start_again_after_restart(self):
+        """Stopping and starting the service is a first start again."""
+        write_lockfile(self.lockfile, "theirs")
+        self.alive.add("theirs")
+        service = self.make_service(hub=HUB_AUTO)
+        service.startService()
+        self.client.succeed()
+        self.successResultOf(service.stopService())
+        os.unlink(self.lockfile)
+        service.startService()
+        self.assertEqual(len(self.hubs), 1)
+
+    def test_auto_lost_race_uses_other_hub(self):
+        """When another hub claims the lockfile while ours starts, ours
+        gives way and the other is used."""
+        service = self.make_service(hub=HUB_AUTO)
+
+        def factory(lockfile):
+            hub = FakeHub(lockfile)
+            hub.start = lambda: write_lockfile(lockfile, "winner") or defer.fail(SAMPHubError("already running"))
+            self.hubs.append(hub)
+            return hub
+
+        service._hub_factory = factory
+        service.startService()
+        self.assertEqual(self.client.connects[0]["params"]["samp.secret"], "winner")
+        self.client.succeed()
+        self.assertIsNone(service.embedded_hub)
+
+    def test_stopping_own_hub_used_by_others_warns(self):
+        """Stopping the service stops its embedded hub even when others use
+        it (a hub cannot outlive its process), with a warning naming them."""
+        service = self.make_service(hub=HUB_AUTO)
+        service.startService()
+        self.client.succeed()
+        [hub] = self.hubs
+        hub.registered_clients = ["c7", "c8"]
+        with capturedLogs() as events:
+            self.successResultOf(service.stopService())
+        self.assertEqual(hub.stops, 1)
+        [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertIn("2 other client(s) still use (c7, c8)", warning["log_format"].format(**warning))
 
     def test_embedded_always(self):
         """embedded mode runs its own hub even with a lockfile present; a
@@ -676,7 +710,7 @@ class JSAMPHubServiceTests(RealHubServiceMixin, TestCase):
         await within(service.when_registered())
         await hub.kill()
         reason = await self.next_event(events, "lost")
-        self.assertIn("did not answer a ping", reason)
+        self.assertIn("the hub does not answer", reason)
         self.assertTrue(os.path.exists(hub.lockfile))  # no other route told
         hub = await self.start_hub(self.directory)
         await self.next_event(events, "registered")

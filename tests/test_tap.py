@@ -25,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from sampy_twisted import SAMPIntegratedClient, read_lockfile
+from sampy_twisted._hub import SAMPHubServer
 from sampy_twisted._process import lockfile_environ, spawn
 from sampy_twisted._service import HUB_AUTO, HUB_EMBEDDED, HUB_RUNNING, SAMPClientService
 from sampy_twisted._tap import (
@@ -552,6 +553,51 @@ class TwistdTests(TestCase):
         await self.stop_cleanly(process)
         self.assertFalse(os.path.exists(lockfile))
 
+    async def test_samp_client_waits_for_hub_it_did_not_start(self):
+        """
+        Started while a hub runs, samp-client (default --hub auto) uses it;
+        when that hub stops it waits rather than starting its own, so the
+        hub can be started again; it registers with it, and stopping the
+        client leaves that hub running.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        lockfile = os.path.join(directory, ".samp")
+        hub = SAMPHubServer(reactor=reactor, lockfile=lockfile)
+        self.addCleanup(hub.stop)
+        await within(hub.start())
+        process = self.spawn_twistd(checkout_environ(directory), directory, "samp-client", "--name", "demo")
+        await process.wait_for_line(r"Registered with the SAMP hub at \S+ as \S+", timeout=30)
+        await within(hub.stop())
+        await process.wait_for_line(r"Lost the SAMP hub", timeout=30)
+        # Its first attempt after the loss finds no hub and does not start one.
+        await process.wait_for_line(r"Cannot register with a SAMP hub \(attempt 1\)", timeout=30)
+        self.assertFalse(os.path.exists(lockfile), process.output)
+        again = SAMPHubServer(reactor=reactor, lockfile=lockfile)
+        self.addCleanup(again.stop)
+        await within(again.start())
+        line = await process.wait_for_line(r"Registered with the SAMP hub at \S+ as \S+", timeout=30)
+        self.assertIn(line.rsplit(" ", 1)[-1], again.registered_clients)
+        await self.stop_cleanly(process)
+        self.assertTrue(again.is_running)
+        self.assertEqual(again.registered_clients, [])
+
+    async def test_samp_client_stopping_own_hub_warns(self):
+        """samp-client stopping the hub it started while others use it
+        warns, naming them, and they are told the hub shuts down."""
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        process = self.spawn_twistd(checkout_environ(directory), directory, "samp-client", "--name", "demo")
+        await process.wait_for_line(r"Registered with the SAMP hub", timeout=30)
+        other = SAMPIntegratedClient(name="other", reactor=reactor)
+        await within(other.connect(hub_params=read_lockfile(os.path.join(directory, ".samp"))))
+        self.addCleanup(lambda: other.disconnect() if other.is_connected else None)
+        lost = other.when_disconnected()
+        other_id = other.get_public_id()
+        result = await self.stop_cleanly(process)
+        self.assertIn(f"1 other client(s) still use ({other_id})", result.output)
+        self.assertIn("shut down", await within(lost))
+
     async def test_samp_hub(self):
         """twistd samp-hub runs a hub an astropy client can use, and removes
         its lockfile on SIGTERM."""
@@ -609,6 +655,29 @@ class TwistdTests(TestCase):
 # -- the installed package ----------------------------------------------------
 
 _SOURCES = ("setup.cfg", "setup.py", "README.md", "MANIFEST.in", "sampy_twisted", "docs")
+
+
+class TwistdLogTests(TestCase):
+    """
+    What twistd logs names things in words a user knows, not by private
+    classes.
+    """
+
+    timeout = 90
+
+    async def test_plain_words(self):
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        process = spawn(twistd_argv("samp-client", "--name", "demo", "--hub", "embedded"), checkout_environ(directory), directory,
+                        reactor, name="twistd")
+        self.addCleanup(process.stop)
+        await process.wait_for_line(r"Registered with the SAMP hub", timeout=30)
+        output = (await process.stop()).output
+        self.assertRegex(output, r"\[-\] SAMP hub starting on \d+\n")
+        self.assertRegex(output, r"\[sampy_twisted\] SAMP callback server starting on \d+\n")
+        # Such as "_QuietSite (_ConnectionTracker) starting on 45525" or a
+        # "[HTTP11ClientProtocol,client]" prefix.
+        self.assertNotRegex(output, r"\b_[A-Z]\w+|Protocol\b|Site\b")
 
 
 def _copy_sources(destination):

@@ -7,7 +7,7 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sampy_twisted import ClientTracker, SAMPClient
+from sampy_twisted import ClientTracker, SAMPClient, SAMPClientError
 
 from .test_client import KEY, connected_hub
 
@@ -81,6 +81,12 @@ class TrackerTests(SynchronousTestCase):
         self.send("samp.hub.event.register", id="c1")
         self.send("samp.hub.event.metadata", id="c7", metadata="not a map")
         self.assertEqual(len(self.tracker), 0)
+
+    def test_populate_unregistered(self):
+        """Populating the tracker of a client that is not registered fails
+        with SAMPClientError (not a TypeError raised at the caller)."""
+        self.successResultOf(self.client.unregister())
+        self.failureResultOf(self.tracker.populate(), SAMPClientError)
 
     def test_populate(self):
         self.wire.answers["samp.hub.getRegisteredClients"] = ["hub", "c2"]
