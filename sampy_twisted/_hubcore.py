@@ -30,18 +30,23 @@ sender has its msg-id before the reply can come, and a call settled meanwhile
 (its sender left) is not delivered at all.
 """
 
+from __future__ import annotations
+
 import collections
 import hashlib
 import hmac
 import itertools
 import secrets
 import xmlrpc.client
+from collections.abc import Callable
+from typing import Any, Optional
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
-from ._encoding import check_samp_value, legal_text, timeout_seconds
+from ._encoding import SAMPValue, check_samp_value, legal_text, timeout_seconds
 from ._errors import SAMP_STATUS_ERROR, SAMP_STATUS_OK
 from ._mtype import best_match, is_mtype, is_mtype_pattern
 
@@ -53,8 +58,8 @@ HUB_ID = "hub"
 #: Unanswered calls one client may have; beyond, the oldest gets samp.error.
 MAX_UNANSWERED_CALLS = 10_000
 
-_QUERY_BY_META = ("x-samp.query.by-meta", "samp.query.by-meta")
-_HUB_SUBSCRIPTIONS = {"samp.app.ping": {}, "x-samp.query.by-meta": {}, "samp.query.by-meta": {}}
+_QUERY_BY_META: tuple[str, ...] = ("x-samp.query.by-meta", "samp.query.by-meta")
+_HUB_SUBSCRIPTIONS: dict[str, dict[str, SAMPValue]] = {"samp.app.ping": {}, "x-samp.query.by-meta": {}, "samp.query.by-meta": {}}
 _FORGOTTEN_IDS_KEPT = 10_000
 _ERROR_TEXT_LIMIT = 4096  # characters of a samp.errortxt the hub composes
 
@@ -65,7 +70,7 @@ class IDelivery(Interface):
     A profile registers each client with the delivery it uses.
     """
 
-    def open_channel(client, on_drop):
+    def open_channel(client: _Client, on_drop: Callable[[str], None]) -> IChannel:
         """
         Open the channel to a newly registered client.
 
@@ -89,10 +94,10 @@ class IChannel(Interface):
 
     callable = Attribute("Whether callbacks can reach the client now.")
 
-    def notify(sender_id, message):
+    def notify(sender_id: str, message: dict[str, Any]) -> None:
         """Deliver ``receiveNotification(sender_id, message)``."""
 
-    def call(sender_id, msg_id, message, on_error):
+    def call(sender_id: str, msg_id: str, message: dict[str, Any], on_error: Callable[[str], None]) -> None:
         """
         Deliver ``receiveCall(sender_id, msg_id, message)``.
 
@@ -100,16 +105,16 @@ class IChannel(Interface):
             delivered or was refused; the core answers the sender with it.
         """
 
-    def respond(responder_id, msg_tag, response):
+    def respond(responder_id: str, msg_tag: str | None, response: dict[str, Any]) -> None:
         """Deliver ``receiveResponse(responder_id, msg_tag, response)``."""
 
-    def disconnect(message):
+    def disconnect(message: dict[str, Any]) -> None:
         """
         Like :meth:`close`, but first try to deliver the hub's notification
         *message* (``samp.hub.disconnect``) alone, with a short timeout.
         """
 
-    def send_final(message):
+    def send_final(message: dict[str, Any]) -> defer.Deferred[Any]:
         """
         Deliver the hub's notification *message* at once, bypassing the
         queue (``samp.hub.event.shutdown``).
@@ -117,35 +122,35 @@ class IChannel(Interface):
         :return: a Deferred firing when it was taken or failed.
         """
 
-    def close():
+    def close() -> None:
         """
         Stop delivering for good: drop what is queued, cancel what is in
         flight, release the connections.
         """
 
 
-def _fault(text):
+def _fault(text: str) -> xmlrpc.client.Fault:
     # SAMP gives fault codes no meaning; JSAMP always uses 1.
     return xmlrpc.client.Fault(1, text)
 
 
-def key_bytes(text):
+def key_bytes(text: str) -> bytes:
     """A key or secret as bytes for :func:`hmac.compare_digest`."""
     return text.encode("utf-8", "surrogatepass")
 
 
-def error_response(text):
+def error_response(text: str) -> dict[str, Any]:
     """A ``samp.error`` response whose text is legal SAMP data, cut short."""
     # The text may carry a peer's fault or error message.
     error = {"samp.errortxt": legal_text(text, _ERROR_TEXT_LIMIT)}
     return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
 
 
-def _ok_response(result):
+def _ok_response(result: Any) -> dict[str, Any]:
     return {"samp.status": SAMP_STATUS_OK, "samp.result": result}
 
 
-def checked(value, what):
+def checked(value: object, what: str) -> Any:
     """Check SAMP data strictly, turning a violation into a fault."""
     try:
         return check_samp_value(value, what)
@@ -153,22 +158,24 @@ def checked(value, what):
         raise _fault(f"not SAMP data: {exc}") from None
 
 
-def _check_map(value, what):
+def _check_map(value: object, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fault(f"{what} must be a map, not {kind(value)}")
-    return checked(value, what)
+    result: dict[str, Any] = checked(value, what)
+    return result
 
 
-def check_string(value, what):
+def check_string(value: object, what: str) -> str:
     """*value*, if it is a string; else a fault naming *what*."""
     if not isinstance(value, str):
         raise _fault(f"{what} must be a string, not {kind(value)}")
     return value
 
 
-def kind(value):
+def kind(value: object) -> str:
     """What *value* is, in SAMP's words, for fault texts."""
-    return {dict: "a map", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "a map", list: "a list", str: "a string"}
+    return names.get(type(value), type(value).__name__)
 
 
 class _Client:
@@ -180,31 +187,31 @@ class _Client:
     :ivar outstanding: msg-ids of calls this client made that await a reply.
     """
 
-    def __init__(self, client_id, private_key=None):
+    def __init__(self, client_id: str, private_key: str | None = None) -> None:
         self.client_id = client_id
         self.private_key = private_key
-        self.key_bytes = None if private_key is None else key_bytes(private_key)
-        self.metadata = {}
-        self.subscriptions = {}
-        self.channel = None
+        self.key_bytes = b"" if private_key is None else key_bytes(private_key)
+        self.metadata: dict[str, Any] = {}
+        self.subscriptions: dict[str, Any] = {}
+        self.channel: Any = None
         self.active = True
-        self.awaiting = set()
-        self.outstanding = set()
-        self._matches = {}
+        self.awaiting: set[str] = set()
+        self.outstanding: set[str] = set()
+        self._matches: dict[str, Optional[str]] = {}
 
     @property
-    def is_hub(self):
+    def is_hub(self) -> bool:
         return self.private_key is None
 
     @property
-    def callable(self):
-        return self.is_hub or self.channel.callable
+    def callable(self) -> bool:
+        return self.is_hub or bool(self.channel.callable)
 
-    def set_subscriptions(self, subscriptions):
+    def set_subscriptions(self, subscriptions: dict[str, Any]) -> None:
         self.subscriptions = subscriptions
         self._matches = {}
 
-    def annotation_for(self, mtype):
+    def annotation_for(self, mtype: str) -> Any:
         """The annotation of the most specific subscription to *mtype*, or None."""
         try:
             pattern = self._matches[mtype]
@@ -220,14 +227,21 @@ class _PendingCall:
 
     __slots__ = ("msg_id", "sender", "tag", "recipient", "waiter", "timer", "timeout")
 
-    def __init__(self, msg_id, sender, tag, recipient, waiter=None):
+    def __init__(
+        self,
+        msg_id: str,
+        sender: _Client,
+        tag: str | None,
+        recipient: _Client,
+        waiter: defer.Deferred[Any] | None = None,
+    ) -> None:
         self.msg_id = msg_id
         self.sender = sender
         self.tag = tag
         self.recipient = recipient
         self.waiter = waiter
-        self.timer = None
-        self.timeout = None
+        self.timer: IDelayedCall | None = None
+        self.timeout: float | None = None
 
 
 class HubCore:
@@ -250,23 +264,23 @@ class HubCore:
 
     _log = Logger()
 
-    def __init__(self, clock, hub_metadata):
+    def __init__(self, clock: IReactorTime, hub_metadata: dict[str, Any]) -> None:
         self._clock = clock
         self.running = False
         self._ids = itertools.count(1)
         self._hub = _Client(HUB_ID)
         self._hub.metadata = checked(hub_metadata, "metadata")
         self._hub.set_subscriptions({k: dict(v) for k, v in _HUB_SUBSCRIPTIONS.items()})
-        self.clients = {}
-        self._by_key = {}
-        self._pending = {}
-        self._answered = collections.OrderedDict()
-        self._outbox = []
-        self._flush_call = None
+        self.clients: dict[str, _Client] = {}
+        self._by_key: dict[bytes, _Client] = {}
+        self._pending: dict[str, _PendingCall] = {}
+        self._answered: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._outbox: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._flush_call: IDelayedCall | None = None
 
     # -- clients ---------------------------------------------------------
 
-    def register(self, delivery):
+    def register(self, delivery: Any) -> _Client:
         """
         Register a new client, whose callbacks go through *delivery*, and
         tell subscribers ``samp.hub.event.register``.
@@ -281,12 +295,12 @@ class HubCore:
         self._broadcast_event("samp.hub.event.register", {"id": client.client_id})
         return client
 
-    def check_accepting(self):
+    def check_accepting(self) -> None:
         """Fault unless the hub accepts registrations (it is running)."""
         if not self.running:
             raise _fault("the SAMP hub is not accepting registrations: it is not running")
 
-    def reg_info(self, client):
+    def reg_info(self, client: _Client) -> dict[str, Any]:
         """The ``samp.hub.register`` result for *client*."""
         return {
             "samp.hub-id": HUB_ID,
@@ -294,7 +308,7 @@ class HubCore:
             "samp.private-key": client.private_key,
         }
 
-    def client_for_key(self, private_key, stopping_ok=False):
+    def client_for_key(self, private_key: object, stopping_ok: bool = False) -> _Client:
         """
         The client whose private key this is, while the hub runs.
 
@@ -315,9 +329,9 @@ class HubCore:
             raise _fault("unknown private key: not registered, or no longer registered")
         return client
 
-    def client_by_id(self, client_id):
+    def client_by_id(self, client_id: object) -> _Client:
         """The client (or the hub) with this public id."""
-        check_string(client_id, "the client id")
+        client_id = check_string(client_id, "the client id")
         if client_id == HUB_ID:
             return self._hub
         client = self.clients.get(client_id)
@@ -325,7 +339,7 @@ class HubCore:
             raise _fault(f"no registered client has the id {client_id!r}")
         return client
 
-    def drop(self, client, reason):
+    def drop(self, client: _Client, reason: str) -> None:
         """
         Forcibly unregister a client that cannot be reached: its channel
         tries ``samp.hub.disconnect`` if it subscribed, and everyone hears
@@ -342,10 +356,10 @@ class HubCore:
         self._forget(client, "was disconnected by the hub", farewell)
         self._broadcast_event("samp.hub.event.unregister", {"id": client.client_id})
 
-    def _all_clients(self):
+    def _all_clients(self) -> list[_Client]:
         return [self._hub, *self.clients.values()]
 
-    def _new_client(self):
+    def _new_client(self) -> _Client:
         client_id = f"c{next(self._ids)}"
         while True:
             # 192 random bits never collide in practice; checking is cheap.
@@ -358,7 +372,7 @@ class HubCore:
         self._by_key[digest] = client
         return client
 
-    def _forget(self, client, why, farewell=None):
+    def _forget(self, client: _Client, why: str, farewell: dict[str, Any] | None = None) -> None:
         """
         Remove *client* from every table, close its channel (after trying
         the hub's notification *farewell*, if given) and settle the calls
@@ -383,14 +397,14 @@ class HubCore:
 
     # -- the hub operations (after the caller's key was checked) ---------
 
-    def unregister(self, client):
+    def unregister(self, client: _Client) -> str:
         """``samp.hub.unregister``: forget *client*, tell everyone."""
         self._forget(client, "unregistered")
         self._broadcast_event("samp.hub.event.unregister", {"id": client.client_id})
         self._log.info("Unregistered SAMP client {client_id}", client_id=client.client_id)
         return ""
 
-    def declare_metadata(self, client, metadata):
+    def declare_metadata(self, client: _Client, metadata: object) -> str:
         """``samp.hub.declareMetadata``."""
         client.metadata = _check_map(metadata, "metadata")
         self._broadcast_event(
@@ -398,11 +412,11 @@ class HubCore:
         )
         return ""
 
-    def get_metadata(self, caller, client_id):
+    def get_metadata(self, caller: _Client, client_id: object) -> dict[str, Any]:
         """``samp.hub.getMetadata``."""
         return self.client_by_id(client_id).metadata
 
-    def declare_subscriptions(self, client, subscriptions):
+    def declare_subscriptions(self, client: _Client, subscriptions: object) -> str:
         """``samp.hub.declareSubscriptions``."""
         if not isinstance(subscriptions, dict):
             raise _fault(f"subscriptions must be a map, not {kind(subscriptions)}")
@@ -424,29 +438,29 @@ class HubCore:
         )
         return ""
 
-    def get_subscriptions(self, caller, client_id):
+    def get_subscriptions(self, caller: _Client, client_id: object) -> dict[str, Any]:
         """``samp.hub.getSubscriptions``."""
         return self.client_by_id(client_id).subscriptions
 
-    def get_registered_clients(self, caller):
+    def get_registered_clients(self, caller: _Client) -> list[str]:
         """``samp.hub.getRegisteredClients``: everyone but *caller*."""
         return [c.client_id for c in self._all_clients() if c is not caller]
 
-    def get_subscribed_clients(self, caller, mtype):
+    def get_subscribed_clients(self, caller: _Client, mtype: object) -> dict[str, Any]:
         """``samp.hub.getSubscribedClients``: id to annotation."""
-        check_string(mtype, "the MType")
+        mtype = check_string(mtype, "the MType")
         if not is_mtype(mtype):
             raise _fault(f"{mtype!r} is not an MType")
         return {c.client_id: c.annotation_for(mtype) for c in self._recipients(mtype, caller)}
 
-    def notify(self, sender, recipient_id, message):
+    def notify(self, sender: _Client, recipient_id: object, message: object) -> str:
         """``samp.hub.notify``."""
         mtype, message = self._check_message(message)
         recipient = self._recipient(recipient_id, mtype)
         self._later(self._deliver_notification, sender, recipient, message)
         return ""
 
-    def notify_all(self, sender, message):
+    def notify_all(self, sender: _Client, message: object) -> list[str]:
         """``samp.hub.notifyAll``: the ids notified."""
         mtype, message = self._check_message(message)
         recipients = self._recipients(mtype, sender)
@@ -454,27 +468,29 @@ class HubCore:
             self._later(self._deliver_notification, sender, recipient, message)
         return [r.client_id for r in recipients]
 
-    def call(self, sender, recipient_id, msg_tag, message):
+    def call(self, sender: _Client, recipient_id: object, msg_tag: object, message: object) -> str:
         """``samp.hub.call``: the msg-id."""
         self._check_callable(sender)
-        check_string(msg_tag, "msg-tag")
-        checked(msg_tag, "msg-tag")
+        tag = check_string(msg_tag, "msg-tag")
+        checked(tag, "msg-tag")
         mtype, message = self._check_message(message)
         recipient = self._recipient(recipient_id, mtype)
-        return self._start_call(sender, msg_tag, recipient, message).msg_id
+        return self._start_call(sender, tag, recipient, message).msg_id
 
-    def call_all(self, sender, msg_tag, message):
+    def call_all(self, sender: _Client, msg_tag: object, message: object) -> dict[str, str]:
         """``samp.hub.callAll``: recipient id to msg-id."""
         self._check_callable(sender)
-        check_string(msg_tag, "msg-tag")
-        checked(msg_tag, "msg-tag")
+        tag = check_string(msg_tag, "msg-tag")
+        checked(tag, "msg-tag")
         mtype, message = self._check_message(message)
         return {
-            recipient.client_id: self._start_call(sender, msg_tag, recipient, message).msg_id
+            recipient.client_id: self._start_call(sender, tag, recipient, message).msg_id
             for recipient in self._recipients(mtype, sender)
         }
 
-    def call_and_wait(self, sender, recipient_id, message, timeout):
+    def call_and_wait(
+        self, sender: _Client, recipient_id: object, message: object, timeout: object
+    ) -> defer.Deferred[Any]:
         """
         ``samp.hub.callAndWait``.
 
@@ -483,22 +499,22 @@ class HubCore:
         """
         mtype, message = self._check_message(message)
         recipient = self._recipient(recipient_id, mtype)
-        check_string(timeout, "the timeout")
+        timeout = check_string(timeout, "the timeout")
         try:
             seconds = timeout_seconds(timeout)
         except ValueError:
             raise _fault(f"timeout {timeout!r} is not a SAMP int (seconds; 0 for none)") from None
         msg_id = self._new_msg_id()
-        waiter = defer.Deferred(lambda _: self._cancel_wait(msg_id))
+        waiter: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_wait(msg_id))
         pending = self._start_call(sender, None, recipient, message, waiter, msg_id)
         if seconds is not None:
             pending.timeout = seconds
             pending.timer = self._clock.callLater(seconds, self._expire, pending.msg_id)
         return waiter
 
-    def reply(self, replier, msg_id, response):
+    def reply(self, replier: _Client, msg_id: object, response: object) -> str:
         """``samp.hub.reply``: one reply per call, from its recipient only."""
-        check_string(msg_id, "msg-id")
+        msg_id = check_string(msg_id, "msg-id")
         pending = self._pending.get(msg_id)
         if pending is None:
             why = self._answered.get(msg_id, "no such call is awaiting a reply")
@@ -514,18 +530,18 @@ class HubCore:
 
     # -- stopping --------------------------------------------------------
 
-    def shutdown_recipients(self):
+    def shutdown_recipients(self) -> list[Any]:
         """The channels of the clients subscribed to ``samp.hub.event.shutdown``."""
         return [c.channel for c in self._recipients("samp.hub.event.shutdown", self._hub)]
 
-    def fail_waiting_calls(self):
+    def fail_waiting_calls(self) -> None:
         """Fail every pending ``callAndWait``: the hub is shutting down."""
         for pending in list(self._pending.values()):
             if pending.waiter is not None and not pending.waiter.called:
                 self._finish(pending, "the hub shut down before it was answered")
                 pending.waiter.errback(_fault("the SAMP hub is shutting down"))
 
-    def close_channels(self):
+    def close_channels(self) -> None:
         """Stop every delivery: nothing queued or in flight survives."""
         if self._flush_call is not None:
             self._flush_call.cancel()
@@ -535,7 +551,7 @@ class HubCore:
             client.active = False
             client.channel.close()
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget every client and call, as a stopped hub does."""
         self.clients = {}
         self._by_key = {}
@@ -545,7 +561,7 @@ class HubCore:
     # -- checking arguments ---------------------------------------------
 
     @staticmethod
-    def _check_callable(sender):
+    def _check_callable(sender: _Client) -> None:
         if not sender.channel.callable:
             raise _fault(
                 "call needs a callable sender to receive the response: call "
@@ -553,7 +569,7 @@ class HubCore:
             )
 
     @staticmethod
-    def _check_message(message):
+    def _check_message(message: object) -> tuple[str, dict[str, Any]]:
         if not isinstance(message, dict):
             raise _fault(f"the message must be a map, not {kind(message)}")
         mtype = message.get("samp.mtype")
@@ -566,7 +582,7 @@ class HubCore:
             raise _fault(f"samp.params must be a map, not {kind(params)}")
         return mtype, checked(message, "message")
 
-    def _recipient(self, recipient_id, mtype):
+    def _recipient(self, recipient_id: object, mtype: str) -> _Client:
         """The client *recipient_id*, if it can receive *mtype*."""
         recipient = self.client_by_id(recipient_id)
         if recipient.annotation_for(mtype) is None:
@@ -575,7 +591,7 @@ class HubCore:
             raise _fault(f"client {recipient_id} is not callable (it has set no XML-RPC callback)")
         return recipient
 
-    def _recipients(self, mtype, sender):
+    def _recipients(self, mtype: str, sender: _Client | None) -> list[_Client]:
         """Every callable client but *sender* subscribed to *mtype*."""
         return [
             client
@@ -586,11 +602,19 @@ class HubCore:
     # -- calls -----------------------------------------------------------
 
     @staticmethod
-    def _new_msg_id():
+    def _new_msg_id() -> str:
         # Unguessable, so nobody can reply to (or forge) someone else's call.
         return f"m{secrets.token_urlsafe(12)}"
 
-    def _start_call(self, sender, tag, recipient, message, waiter=None, msg_id=None):
+    def _start_call(
+        self,
+        sender: _Client,
+        tag: str | None,
+        recipient: _Client,
+        message: dict[str, Any],
+        waiter: defer.Deferred[Any] | None = None,
+        msg_id: str | None = None,
+    ) -> _PendingCall:
         if len(sender.outstanding) >= MAX_UNANSWERED_CALLS:
             self._give_up_oldest(sender)
         msg_id = msg_id or self._new_msg_id()
@@ -601,7 +625,7 @@ class HubCore:
         self._later(self._deliver_call, pending, message)
         return pending
 
-    def _give_up_oldest(self, sender):
+    def _give_up_oldest(self, sender: _Client) -> None:
         # Calls nobody answers would otherwise pile up for as long as both
         # clients stay registered; the oldest is answered with an error.
         oldest = next(p for p in self._pending.values() if p.sender is sender)
@@ -611,7 +635,7 @@ class HubCore:
             f"{sender.client_id} has {MAX_UNANSWERED_CALLS} calls unanswered",
         )
 
-    def _finish(self, pending, why_closed):
+    def _finish(self, pending: _PendingCall, why_closed: str) -> None:
         """Take *pending* out of the tables; later replies get *why_closed*."""
         msg_id = pending.msg_id
         del self._pending[msg_id]
@@ -624,7 +648,7 @@ class HubCore:
         if len(self._answered) > _FORGOTTEN_IDS_KEPT:
             self._answered.popitem(last=False)
 
-    def _answer(self, pending, response):
+    def _answer(self, pending: _PendingCall, response: dict[str, Any]) -> None:
         """Give a finished call's *response* to its sender."""
         if pending.waiter is not None:
             if not pending.waiter.called:
@@ -632,18 +656,20 @@ class HubCore:
         elif pending.sender.active:
             self._later(self._deliver_response, pending, response)
 
-    def _fail_call(self, msg_id, text):
+    def _fail_call(self, msg_id: str, text: str) -> None:
         pending = self._pending.get(msg_id)
         if pending is not None:
             self._finish(pending, "delivery failed and the sender was told")
             self._answer(pending, error_response(text))
 
-    def _expire(self, msg_id):
+    def _expire(self, msg_id: str) -> None:
         pending = self._pending.get(msg_id)
         if pending is None:
             return
         pending.timer = None
         self._finish(pending, "the callAndWait timed out")
+        if pending.waiter is None:  # only callAndWait calls have timers
+            return
         pending.waiter.errback(
             _fault(
                 f"callAndWait to {pending.recipient.client_id} timed out after "
@@ -651,12 +677,12 @@ class HubCore:
             )
         )
 
-    def _cancel_wait(self, msg_id):
+    def _cancel_wait(self, msg_id: str) -> None:
         pending = self._pending.get(msg_id)
         if pending is not None:
             self._finish(pending, "the callAndWait was cancelled")
 
-    def _hub_answer(self, message):
+    def _hub_answer(self, message: dict[str, Any]) -> dict[str, Any]:
         """The hub's own response to a call addressed to it."""
         mtype = message["samp.mtype"]
         params = message.get("samp.params") or {}
@@ -672,7 +698,7 @@ class HubCore:
 
     # -- the outbox ------------------------------------------------------
 
-    def _later(self, function, *args):
+    def _later(self, function: Callable[..., None], *args: Any) -> None:
         """
         Run *function* in a later turn, after the current request has been
         answered; one timer serves every step queued meanwhile.
@@ -681,7 +707,7 @@ class HubCore:
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self._flush)
 
-    def _flush(self):
+    def _flush(self) -> None:
         self._flush_call = None
         ready, self._outbox = self._outbox, []
         for function, args in ready:
@@ -690,17 +716,17 @@ class HubCore:
             except Exception:
                 self._log.failure("SAMP hub delivery step {step} failed", step=function.__name__)
 
-    def _broadcast_event(self, mtype, params):
+    def _broadcast_event(self, mtype: str, params: dict[str, Any]) -> None:
         message = {"samp.mtype": mtype, "samp.params": params}
         for recipient in self._recipients(mtype, self._hub):
             self._later(self._deliver_notification, self._hub, recipient, message)
 
-    def _deliver_notification(self, sender, recipient, message):
+    def _deliver_notification(self, sender: _Client, recipient: _Client, message: dict[str, Any]) -> None:
         if recipient.is_hub or not recipient.active:
             return  # the hub acts on no notification
         recipient.channel.notify(sender.client_id, message)
 
-    def _deliver_call(self, pending, message):
+    def _deliver_call(self, pending: _PendingCall, message: dict[str, Any]) -> None:
         if pending.msg_id not in self._pending:
             return  # settled meanwhile (a party left)
         if pending.recipient.is_hub:
@@ -712,7 +738,7 @@ class HubCore:
             pending.sender.client_id, msg_id, message, lambda text: self._fail_call(msg_id, text)
         )
 
-    def _deliver_response(self, pending, response):
+    def _deliver_response(self, pending: _PendingCall, response: dict[str, Any]) -> None:
         sender = pending.sender
         if sender.active:
             sender.channel.respond(pending.recipient.client_id, pending.tag, response)
