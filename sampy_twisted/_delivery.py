@@ -16,14 +16,19 @@ unreachable, timed out; a fault shows the client is alive and does not
 count) the channel asks the core to drop the client (``on_drop``).
 """
 
+from __future__ import annotations
+
 import collections
 import xmlrpc.client
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._hubcore import HUB_ID, IChannel, IDelivery
+from ._hubcore import HUB_ID, IChannel, IDelivery, _Client
 from ._xmlrpc import XMLRPCProxy
 
 __all__ = ["CLOSING_SERVER_DELIVERIES", "PushDelivery"]
@@ -52,8 +57,16 @@ class PushDelivery:
 
     _log = Logger()
 
-    def __init__(self, reactor, timeout, max_failures, max_concurrent, max_queued, final_timeout,
-                 tls_policy=None):
+    def __init__(
+        self,
+        reactor: Any,
+        timeout: float,
+        max_failures: int,
+        max_concurrent: int,
+        max_queued: int,
+        final_timeout: float,
+        tls_policy: Any = None,
+    ) -> None:
         self._reactor = reactor
         self.timeout = timeout
         self.max_failures = max_failures
@@ -61,10 +74,10 @@ class PushDelivery:
         self.max_queued = max_queued
         self.final_timeout = final_timeout
         self._tls_policy = tls_policy
-        self._closing = set()
-        self._side_calls = set()
+        self._closing: set[defer.Deferred[Any]] = set()
+        self._side_calls: set[defer.Deferred[Any]] = set()
 
-    def open_channel(self, client, on_drop):
+    def open_channel(self, client: _Client, on_drop: Callable[[str], None]) -> PushChannel:
         """
         A channel to *client*, not callable until :meth:`PushChannel.set_url`.
 
@@ -72,7 +85,7 @@ class PushDelivery:
         """
         return PushChannel(self, client, on_drop)
 
-    def make_proxy(self, url):
+    def make_proxy(self, url: str) -> Any:
         """A proxy to the callback server at *url*."""
         return XMLRPCProxy(
             url,
@@ -85,21 +98,26 @@ class PushDelivery:
             tls_policy=self._tls_policy,
         )
 
-    def close_proxy(self, proxy):
+    def close_proxy(self, proxy: Any) -> None:
         """Close *proxy*; :meth:`stop` waits for it."""
-        d = proxy.close()
+        d: defer.Deferred[Any] = proxy.close()
         if d.called:
             return
         self._closing.add(d)
         d.addBoth(lambda _: self._closing.discard(d))
 
-    def side_call(self, d):
+    def side_call(self, d: defer.Deferred[Any]) -> defer.Deferred[Any]:
         """Keep *d*, a call outside any queue, for :meth:`stop` to cancel."""
         self._side_calls.add(d)
-        d.addBoth(lambda result: (self._side_calls.discard(d), result)[1])
+
+        def forget(result: object) -> object:
+            self._side_calls.discard(d)
+            return result
+
+        d.addBoth(forget)
         return d
 
-    def stop(self):
+    def stop(self) -> defer.Deferred[Any]:
         """
         Cancel the side calls still under way and wait for every proxy to
         close (channels are closed first, by the core).
@@ -124,27 +142,27 @@ class PushChannel:
 
     _log = Logger()
 
-    def __init__(self, delivery, client, on_drop):
+    def __init__(self, delivery: PushDelivery, client: _Client, on_drop: Callable[[str], None]) -> None:
         self._delivery = delivery
         self._client = client
         self._on_drop = on_drop
-        self.proxy = None
+        self.proxy: Any = None
         self.active = True
         self.failures = 0
-        self.in_flight = {}
-        self.queue = collections.deque()
+        self.in_flight: dict[defer.Deferred[Any], Any] = {}
+        self.queue: collections.deque[tuple[str, tuple[Any, ...], Callable[[str], None] | None]] = collections.deque()
 
     @property
-    def callable(self):
+    def callable(self) -> bool:
         """Whether the client has set a callback URL."""
         return self.proxy is not None
 
     @property
-    def url(self):
+    def url(self) -> str | None:
         """The callback URL, or ``None``."""
-        return None if self.proxy is None else self.proxy.url
+        return None if self.proxy is None else str(self.proxy.url)
 
-    def set_url(self, url):
+    def set_url(self, url: str) -> None:
         """
         Deliver to *url* from now on (a URL already checked by the profile).
         Callbacks in flight to the old one finish there.
@@ -159,25 +177,28 @@ class PushChannel:
 
     # -- IChannel --------------------------------------------------------
 
-    def notify(self, sender_id, message):
+    def notify(self, sender_id: str, message: dict[str, Any]) -> None:
         self._deliver("samp.client.receiveNotification", (sender_id, message))
 
-    def call(self, sender_id, msg_id, message, on_error):
+    def call(
+        self, sender_id: str, msg_id: str, message: dict[str, Any], on_error: Callable[[str], None]
+    ) -> None:
         self._deliver("samp.client.receiveCall", (sender_id, msg_id, message), on_error)
 
-    def respond(self, responder_id, msg_tag, response):
+    def respond(self, responder_id: str, msg_tag: str | None, response: dict[str, Any]) -> None:
         self._deliver("samp.client.receiveResponse", (responder_id, msg_tag, response))
 
-    def send_final(self, message):
-        return self.proxy.call(
+    def send_final(self, message: dict[str, Any]) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = self.proxy.call(
             "samp.client.receiveNotification",
             self._client.private_key,
             HUB_ID,
             message,
             timeout=self._delivery.final_timeout,
         )
+        return d
 
-    def disconnect(self, message):
+    def disconnect(self, message: dict[str, Any]) -> None:
         proxy = self.proxy
         self._stop()
         if proxy is None:
@@ -186,20 +207,20 @@ class PushChannel:
         d.addErrback(lambda _: None)
         d.addBoth(lambda _: self._delivery.close_proxy(proxy))
 
-    def close(self):
+    def close(self) -> None:
         self._stop()
         if self.proxy is not None:
             self._delivery.close_proxy(self.proxy)
 
     # -- queue and failures ----------------------------------------------
 
-    def _stop(self):
+    def _stop(self) -> None:
         self.active = False
         self.queue.clear()
         for d in list(self.in_flight):
             d.cancel()
 
-    def _deliver(self, method, args, on_error=None):
+    def _deliver(self, method: str, args: tuple[Any, ...], on_error: Callable[[str], None] | None = None) -> None:
         """Send one callback now, or queue it behind others."""
         if not self.active:
             return
@@ -217,7 +238,7 @@ class PushChannel:
             if on_error is not None:
                 on_error(text)
 
-    def _limit(self):
+    def _limit(self) -> int:
         # A callback server that closes every connection (astropy's, JSAMP's)
         # gets a few at a time: astropy listens with a queue of 5, and an
         # overflowing queue costs a one-second retry per dropped connection.
@@ -225,9 +246,9 @@ class PushChannel:
             return self._delivery.max_concurrent
         return min(self._delivery.max_concurrent, CLOSING_SERVER_DELIVERIES)
 
-    def _send(self, method, args, on_error):
+    def _send(self, method: str, args: tuple[Any, ...], on_error: Callable[[str], None] | None) -> None:
         proxy = self.proxy
-        d = proxy.call(method, self._client.private_key, *args)
+        d: defer.Deferred[Any] = proxy.call(method, self._client.private_key, *args)
         self.in_flight[d] = proxy
         d.addCallbacks(
             self._delivered,
@@ -237,11 +258,13 @@ class PushChannel:
         )
         d.addBoth(self._done, d)
 
-    def _delivered(self, result, proxy):
+    def _delivered(self, result: object, proxy: Any) -> None:
         if proxy is self.proxy:
             self.failures = 0
 
-    def _failed(self, failure, proxy, method, on_error):
+    def _failed(
+        self, failure: Failure, proxy: Any, method: str, on_error: Callable[[str], None] | None
+    ) -> None:
         if failure.check(defer.CancelledError) or not self.active:
             return  # the client left or the hub is stopping
         # A delivery to a callback URL the client has since replaced says
@@ -254,7 +277,8 @@ class PushChannel:
         if transport_failure:
             text = f"{method} to {client_id} failed: {failure.getErrorMessage()}"
         else:
-            text = f"{client_id} refused {method}: {failure.value.faultString}"
+            fault: Any = failure.value
+            text = f"{client_id} refused {method}: {fault.faultString}"
         self._log.warn(
             "SAMP delivery problem ({failures} in a row): {text}", failures=self.failures, text=text
         )
@@ -263,7 +287,7 @@ class PushChannel:
         if transport_failure and current and self.failures >= self._delivery.max_failures:
             self._on_drop(f"{self.failures} deliveries in a row failed; last: {text}")
 
-    def _done(self, result, d):
+    def _done(self, result: object, d: defer.Deferred[Any]) -> None:
         proxy = self.in_flight.pop(d, None)
         if proxy is not None and proxy is not self.proxy and proxy not in self.in_flight.values():
             self._delivery.close_proxy(proxy)  # replaced by set_url, now idle

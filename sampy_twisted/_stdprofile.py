@@ -11,20 +11,25 @@ delivered to by push (:class:`~._delivery.PushDelivery`): ``register``
 opens their channel, ``setXmlrpcCallback`` points it at a URL.
 """
 
+from __future__ import annotations
+
 import hmac
 import inspect
 import secrets
 import xmlrpc.client
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
-from ._hubcore import check_string, checked, key_bytes
+from ._delivery import PushDelivery
+from ._hubcore import HubCore, _Client, check_string, checked, key_bytes
 from ._lockfile import claim_lockfile, lockfile_path, new_lockfile_params, remove_lockfile_if_ours
 from ._xmlrpc import XMLRPCResource
 
 __all__ = ["StandardProfile"]
 
 
-def _fault(text):
+def _fault(text: str) -> xmlrpc.client.Fault:
     return xmlrpc.client.Fault(1, text)
 
 
@@ -50,8 +55,18 @@ class StandardProfile:
     :ivar params: the lockfile entries, once published.
     """
 
-    def __init__(self, core, delivery, reactor, lockfile=None, multi=False, label="", tls=None,
-                 ping_timeout=5.0, https_callbacks=False):
+    def __init__(
+        self,
+        core: HubCore,
+        delivery: PushDelivery,
+        reactor: Any,
+        lockfile: str | None = None,
+        multi: bool = False,
+        label: str = "",
+        tls: Any = None,
+        ping_timeout: float = 5.0,
+        https_callbacks: bool = False,
+    ) -> None:
         self._core = core
         self._delivery = delivery
         self._reactor = reactor
@@ -61,40 +76,41 @@ class StandardProfile:
         self._tls = tls
         self._ping_timeout = ping_timeout
         self._https_callbacks = https_callbacks
-        self.secret = None
-        self.lockfile = None
-        self.params = None
+        self.secret: str | None = None
+        self.lockfile: str | None = None
+        self.params: dict[str, str] | None = None
         self.resource = XMLRPCResource(self._procedures(), strict=True)
 
     # -- the lockfile ------------------------------------------------------
 
-    def lockfile_path(self):
+    def lockfile_path(self) -> str:
         """Where the lockfile goes; a new secret is drawn for it."""
         self.secret = secrets.token_urlsafe(32)
         return lockfile_path(self._lockfile_option, self._multi)
 
-    async def publish(self, path, url):
+    async def publish(self, path: str, url: str) -> None:
         """
         Claim the lockfile at *path* for the hub at *url*.
 
         :raises SAMPHubError: a live hub owns it, or it cannot be written.
         """
+        assert self.secret is not None  # drawn by lockfile_path
         params = new_lockfile_params(url, self.secret, self._label, tls=self._tls)
         await claim_lockfile(path, params, self._reactor, self._ping_timeout)
         self.lockfile = path
         self.params = params
 
-    def withdraw(self):
+    def withdraw(self) -> None:
         """Remove the lockfile if it is still ours."""
         if self.lockfile is not None and self.secret is not None:
             remove_lockfile_if_ours(self.lockfile, self.secret)
 
     # -- samp.hub.* ----------------------------------------------------------
 
-    def _procedures(self):
+    def _procedures(self) -> dict[str, Callable[..., Any]]:
         core = self._core
         caller = core.client_for_key
-        keyed = {
+        keyed: dict[str, Callable[..., Any]] = {
             "declareMetadata": core.declare_metadata,
             "getMetadata": core.get_metadata,
             "declareSubscriptions": core.declare_subscriptions,
@@ -108,7 +124,7 @@ class StandardProfile:
             "callAndWait": core.call_and_wait,
             "reply": core.reply,
         }
-        methods = {name: _with_caller(caller, operation) for name, operation in keyed.items()}
+        methods: dict[str, Callable[..., Any]] = {name: _with_caller(caller, operation) for name, operation in keyed.items()}
         methods.update(
             ping=self._ping,
             register=self._register,
@@ -117,26 +133,26 @@ class StandardProfile:
         )
         return {f"samp.hub.{name}": method for name, method in methods.items()}
 
-    def _ping(self, private_key=None):
+    def _ping(self, private_key: object = None) -> str:
         # Accepted with or without a key, valid or not, as JSAMP does:
         # ping only says the hub is alive.
         return "1"
 
-    def _register(self, secret):
+    def _register(self, secret: object) -> dict[str, Any]:
         self._core.check_accepting()
-        if not isinstance(secret, str) or not hmac.compare_digest(
+        if not isinstance(secret, str) or self.secret is None or not hmac.compare_digest(
             key_bytes(secret), key_bytes(self.secret)
         ):
             raise _fault("registration refused: wrong samp.secret")
         return self._core.reg_info(self._core.register(self._delivery))
 
-    def _unregister(self, private_key):
+    def _unregister(self, private_key: object) -> str:
         client = self._core.client_for_key(private_key, stopping_ok=True)
         return self._core.unregister(client)
 
-    def _set_xmlrpc_callback(self, private_key, url):
+    def _set_xmlrpc_callback(self, private_key: object, url: object) -> str:
         client = self._core.client_for_key(private_key)
-        check_string(url, "the callback URL")
+        url = check_string(url, "the callback URL")
         checked(url, "the callback URL")
         try:
             parts = urlsplit(url)
@@ -154,18 +170,18 @@ class StandardProfile:
         return ""
 
 
-def _with_caller(caller, operation):
+def _with_caller(caller: Callable[[object], _Client], operation: Callable[..., Any]) -> Callable[..., Any]:
     """``operation(caller(private_key), *args)``, as an XML-RPC method."""
 
-    def method(private_key, *args):
+    def method(private_key: object, *args: object) -> Any:
         return operation(caller(private_key), *args)
 
     # The resource checks argument counts against the operation's own.
-    method.__signature__ = _keyed_signature(operation)
+    method.__signature__ = _keyed_signature(operation)  # type: ignore[attr-defined]
     return method
 
 
-def _keyed_signature(operation):
+def _keyed_signature(operation: Callable[..., Any]) -> inspect.Signature:
     parameters = list(inspect.signature(operation).parameters.values())
     key = inspect.Parameter("private_key", inspect.Parameter.POSITIONAL_ONLY)
     return inspect.Signature([key, *parameters[1:]])
