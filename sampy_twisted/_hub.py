@@ -27,8 +27,13 @@ random and unguessable, and one reply per call is accepted, only from its
 recipient.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from twisted.application import service
 from twisted.internet import defer
+from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -38,7 +43,7 @@ from ._hubcore import HUB_ID, HubCore
 from ._listening import ConnectionTracker, listening_url, server_endpoint
 from ._reactor import default_reactor
 from ._stdprofile import StandardProfile
-from ._tls import usable_as_client_certificate, verifying_copy
+from ._tls import TLSOptions, usable_as_client_certificate, verifying_copy
 from ._xmlrpc import make_site
 
 __all__ = ["HUB_ID", "SAMPHubServer", "start_hub"]
@@ -102,25 +107,25 @@ class SAMPHubServer(service.Service):
 
     def __init__(
         self,
-        reactor=None,
-        lockfile=None,
-        addr="127.0.0.1",
-        port=0,
-        label="",
-        client_timeout=30.0,
-        multi=False,
-        endpoint=None,
-        max_delivery_failures=3,
-        max_concurrent_deliveries=20,
-        max_queued_deliveries=10_000,
-        shutdown_timeout=5.0,
-        ping_timeout=5.0,
-        tls=None,
-        callback_tls=None,
-    ):
+        reactor: Any = None,
+        lockfile: str | None = None,
+        addr: str = "127.0.0.1",
+        port: int = 0,
+        label: str = "",
+        client_timeout: float = 30.0,
+        multi: bool = False,
+        endpoint: IStreamServerEndpoint | None = None,
+        max_delivery_failures: int = 3,
+        max_concurrent_deliveries: int = 20,
+        max_queued_deliveries: int = 10_000,
+        shutdown_timeout: float = 5.0,
+        ping_timeout: float = 5.0,
+        tls: TLSOptions | None = None,
+        callback_tls: TLSOptions | None = None,
+    ) -> None:
         self._reactor = reactor = default_reactor(reactor)
         self._tls = tls
-        self._server_options = None
+        self._server_options: Any = None
         if tls is not None:
             # Checked now: a TLS hub without a certificate, or checking
             # client certificates without CAs, is a mistake to report early.
@@ -133,15 +138,15 @@ class SAMPHubServer(service.Service):
         self._endpoint = endpoint
         self._shutdown_timeout = min(client_timeout, shutdown_timeout)
 
-        self.params = None
-        self.lockfile = None
-        self.url = None
+        self.params: dict[str, str] | None = None
+        self.lockfile: str | None = None
+        self.url: str | None = None
         self.hub_id = HUB_ID
         self._state = "stopped"
-        self._listening = None
-        self._connections = None
-        self._start_waiters = []
-        self._stop_waiters = []
+        self._listening: IListeningPort | None = None
+        self._connections: ConnectionTracker | None = None
+        self._start_waiters: list[defer.Deferred[Any]] = []
+        self._stop_waiters: list[defer.Deferred[Any]] = []
 
         self._core = HubCore(reactor, _hub_metadata(label))
         self._delivery = PushDelivery(
@@ -168,12 +173,12 @@ class SAMPHubServer(service.Service):
     # -- lifecycle -----------------------------------------------------
 
     @property
-    def is_running(self):
+    def is_running(self) -> bool:
         """Whether the hub is listening and its lockfile is written."""
         return self._state == "running"
 
     @property
-    def registered_clients(self):
+    def registered_clients(self) -> list[str]:
         """
         The ids of the registered clients, the hub's own excluded.
 
@@ -181,25 +186,25 @@ class SAMPHubServer(service.Service):
         """
         return list(self._core.clients)
 
-    def startService(self):
+    def startService(self) -> None:
         """
         Start the hub as part of a service hierarchy; failures are logged.
         """
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         self.start().addErrback(
             lambda failure: self._log.failure("The SAMP hub could not start", failure)
         )
 
-    def stopService(self):
+    def stopService(self) -> defer.Deferred[None]:
         """
         Stop the hub as part of a service hierarchy.
 
         :return: a Deferred firing when the hub has stopped.
         """
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         return self.stop()
 
-    def start(self):
+    def start(self) -> defer.Deferred[SAMPHubServer]:
         """
         Start listening and publish the lockfile.
 
@@ -211,7 +216,7 @@ class SAMPHubServer(service.Service):
             return defer.succeed(self)
         if self._state == "stopping":
             return defer.fail(SAMPHubError("the SAMP hub is stopping"))
-        waiter = defer.Deferred()
+        waiter: defer.Deferred[SAMPHubServer] = defer.Deferred()
         self._start_waiters.append(waiter)
         if self._state == "stopped":
             self._state = "starting"
@@ -219,7 +224,7 @@ class SAMPHubServer(service.Service):
             d.addBoth(self._started)
         return waiter
 
-    async def _start(self):
+    async def _start(self) -> SAMPHubServer:
         path = self._profile.lockfile_path()
         site = make_site(self._profile.resource, reactor=self._reactor)
         self._connections = ConnectionTracker(site, "SAMP hub")
@@ -236,7 +241,7 @@ class SAMPHubServer(service.Service):
         self._core.running = True
         return self
 
-    def _started(self, result):
+    def _started(self, result: object) -> None:
         if isinstance(result, Failure):
             self._state = "stopped"
             self._profile.secret = None
@@ -249,7 +254,7 @@ class SAMPHubServer(service.Service):
         waiters, self._start_waiters = self._start_waiters, []
         _fire_all(waiters, result)
 
-    def _check_callback_identity(self):
+    def _check_callback_identity(self) -> None:
         tls = self._callback_tls
         if tls is not None and tls.has_certificate and not usable_as_client_certificate(tls):
             self._log.warn(
@@ -259,19 +264,19 @@ class SAMPHubServer(service.Service):
                 cert_file=tls.cert_file,
             )
 
-    def _server_endpoint(self):
+    def _server_endpoint(self) -> IStreamServerEndpoint:
         if self._endpoint is not None:
             return self._endpoint
         return server_endpoint(self._reactor, self._addr, self._port_number, self._server_options)
 
     @staticmethod
-    def _url_for(address, scheme="http"):
+    def _url_for(address: IAddress, scheme: str = "http") -> str:
         try:
             return listening_url(address, scheme, "/xmlrpc")
         except ValueError:
             raise SAMPHubError(f"the hub must listen on TCP, not {address}") from None
 
-    def stop(self):
+    def stop(self) -> defer.Deferred[None]:
         """
         Stop the hub: tell subscribed clients ``samp.hub.event.shutdown``
         (waiting at most ``shutdown_timeout``), fail pending ``callAndWait``
@@ -283,17 +288,17 @@ class SAMPHubServer(service.Service):
         if self._state == "stopped":
             return defer.succeed(None)
         if self._state == "starting":
-            waiter = defer.Deferred()
-            self._start_waiters.append(waiter)
-            return waiter.addBoth(lambda _: self.stop())
-        waiter = defer.Deferred()
+            started: defer.Deferred[Any] = defer.Deferred()
+            self._start_waiters.append(started)
+            return started.addBoth(lambda _: self.stop())
+        waiter: defer.Deferred[None] = defer.Deferred()
         self._stop_waiters.append(waiter)
         if self._state == "running":
             self._state = "stopping"
             defer.ensureDeferred(self._stop()).addBoth(self._stopped)
         return waiter
 
-    async def _stop(self):
+    async def _stop(self) -> None:
         self._log.info("SAMP hub at {url} shutting down", url=self.url)
         self._core.running = False
         try:
@@ -306,7 +311,7 @@ class SAMPHubServer(service.Service):
             await self._delivery.stop()
             self._core.fail_waiting_calls()  # any made while the listener closed
 
-    def _stopped(self, result):
+    def _stopped(self, result: object) -> None:
         self._state = "stopped"
         self._profile.secret = None
         self.url = None
@@ -314,7 +319,7 @@ class SAMPHubServer(service.Service):
         waiters, self._stop_waiters = self._stop_waiters, []
         _fire_all(waiters, None if not isinstance(result, Failure) else result)
 
-    async def _broadcast_shutdown(self):
+    async def _broadcast_shutdown(self) -> None:
         message = {"samp.mtype": "samp.hub.event.shutdown", "samp.params": {}}
         calls = [channel.send_final(message) for channel in self._core.shutdown_recipients()]
         # Each call has its own timeout once sent, but may first wait behind
@@ -326,7 +331,7 @@ class SAMPHubServer(service.Service):
         except defer.TimeoutError:
             self._log.info("Some SAMP clients did not take the shutdown notification in time")
 
-    async def _close_listener(self):
+    async def _close_listener(self) -> None:
         listening, self._listening = self._listening, None
         if listening is not None:
             await defer.maybeDeferred(listening.stopListening)
@@ -335,14 +340,14 @@ class SAMPHubServer(service.Service):
             await connections.close_all(self._reactor, _CLOSE_CONNECTIONS_TIMEOUT)
 
 
-def _hub_metadata(label):
+def _hub_metadata(label: str) -> dict[str, str]:
     description = "SAMP hub (sampy_twisted, Standard Profile)"
     if label:
         description = f"{description}: {label}"
     return {"samp.name": "Hub", "samp.description.text": description, "hub.impl": "sampy_twisted"}
 
 
-def _fire_all(waiters, result):
+def _fire_all(waiters: list[defer.Deferred[Any]], result: object) -> None:
     for waiter in waiters:
         if isinstance(result, Failure):
             waiter.errback(result)
@@ -350,7 +355,7 @@ def _fire_all(waiters, result):
             waiter.callback(result)
 
 
-def start_hub(reactor=None, **kwargs):
+def start_hub(reactor: Any = None, **kwargs: Any) -> defer.Deferred[SAMPHubServer]:
     """
     Create a :class:`SAMPHubServer` and start it.
 
