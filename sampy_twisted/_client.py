@@ -13,12 +13,10 @@ import secrets
 import traceback
 import xmlrpc.client
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Generic, Optional, Protocol, TypeVar, Union, cast
+from typing import Any, Generic, Optional, Protocol, TypeVar, Union
 
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime, IStreamServerEndpoint
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
@@ -31,7 +29,9 @@ from ._errors import (
     SAMPClientError,
 )
 from ._hub_proxy import SAMPHubProxy
+from ._listening import listening_url, server_endpoint
 from ._mtype import best_match, check_mtype_pattern
+from ._reactor import default_reactor
 from ._tls import TLSOptions
 from ._limits import raise_fd_limit
 from ._xmlrpc import XMLRPCResource, make_site
@@ -220,12 +220,8 @@ class SAMPClient:
         if https and (tls is None or not tls.has_certificate):
             raise ValueError("https callbacks need cert_file (and key_file unless the key is in it)")
         self._tls = tls if https else None
-        if reactor is None:
-            from twisted.internet import reactor as _global
-
-            reactor = _global
         self.hub = hub
-        self._reactor = reactor
+        self._reactor = default_reactor(reactor)
         self._metadata = self._initial_metadata(name, description, metadata)
         self._callable = callable
         self._addr = addr or "127.0.0.1"
@@ -330,23 +326,14 @@ class SAMPClient:
         return d.addCallback(self._listening)
 
     def _default_endpoint(self) -> IStreamServerEndpoint:
-        if self._tls is not None:
-            return SSL4ServerEndpoint(
-                self._reactor, self._port_number, self._tls.server_options(), backlog=1024, interface=self._addr
-            )
-        kind = TCP6ServerEndpoint if ":" in self._addr else TCP4ServerEndpoint
+        tls_options = None if self._tls is None else self._tls.server_options()
         # A deep accept queue: hubs open a connection per delivery, in bursts.
-        return kind(self._reactor, self._port_number, backlog=1024, interface=self._addr)
+        return server_endpoint(self._reactor, self._addr, self._port_number, tls_options, backlog=1024)
 
     def _listening(self, port: IListeningPort) -> None:
         self._port = port
-        # The endpoints this client listens on are TCP ones.
-        address = cast(Union[IPv4Address, IPv6Address], port.getHost())
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)
-        if ":" in host:
-            host = f"[{host}]"
         scheme = "https" if self._tls is not None else "http"
-        self._url = f"{scheme}://{host}:{address.port}/"
+        self._url = listening_url(port.getHost(), scheme)
         self._log.debug("Callback server listening at {url}", url=self._url)
 
     def stop(self) -> defer.Deferred[None]:

@@ -15,6 +15,7 @@ import ssl
 from typing import TYPE_CHECKING, Any, Union
 
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from OpenSSL import SSL, crypto
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from constantly import NamedConstant
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
-__all__ = ["TLSOptions"]
+__all__ = ["TLSOptions", "usable_as_client_certificate", "verifying_copy"]
 
 _DEFAULT_PROTOCOLS = {ssl.PROTOCOL_TLS, ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER}
 _OBSOLETE_NAMES = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.0", "TLSv1_0", "TLSv1.1", "TLSv1_1"}
@@ -403,3 +404,31 @@ class TLSOptions:
                 caCerts=[crypto.X509.from_cryptography(c) for c in self._authorities],
             )
         return tssl.CertificateOptions(**kwargs, **self._version_options())
+
+
+def verifying_copy(tls: TLSOptions) -> TLSOptions:
+    """
+    *tls* as the hub uses it to call https callbacks: the same certificate
+    (presented as a client certificate), CA bundle and minimum version, but
+    always verifying the callback server, whatever *tls* asks of the hub's
+    own clients.
+    """
+    if tls.cert_reqs is None:
+        return tls
+    return tls.with_cert_reqs(None)
+
+
+def usable_as_client_certificate(tls: TLSOptions) -> bool:
+    """
+    Whether *tls*'s certificate may identify a TLS client: OpenSSL refuses a
+    certificate whose extended key usage lacks ``clientAuth``.
+    """
+    identity = tls.private_certificate()
+    if identity is None:
+        return False
+    certificate = identity.original.to_cryptography()
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ExtendedKeyUsageOID.CLIENT_AUTH in usage or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usage

@@ -1,7 +1,11 @@
 # -*- test-case-name: tests.test_hub -*-
 """
-Tests for :mod:`sampy_twisted._hub`: the hub runs on loopback port 0 and is
-driven over XML-RPC by test clients with real callback servers.
+Tests for :mod:`sampy_twisted._hub` and :mod:`sampy_twisted._stdprofile`
+over the wire: the hub runs on loopback port 0 and is driven over XML-RPC by
+test clients with real callback servers.  Only what needs the wire is here
+(starting and stopping, the secret and keys, argument decoding, real
+deliveries and their failures); the hub's rules are tested on the core, in
+milliseconds, by :mod:`tests.test_hub_core`.
 """
 
 import os
@@ -10,8 +14,8 @@ import xmlrpc.client
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from sampy_twisted import _hub
-from sampy_twisted._hub import HUB_ID, SAMPHubServer, _ConnectionTracker, start_hub
+from sampy_twisted._hub import HUB_ID, SAMPHubServer, start_hub
+from sampy_twisted._listening import ConnectionTracker
 from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, make_site
 
 WAIT = 10.0
@@ -84,7 +88,7 @@ class TestClient:
             "samp.client.receiveCall": self._receive_call,
             "samp.client.receiveResponse": self._receive_response,
         }
-        tracker = _ConnectionTracker(make_site(XMLRPCResource(procedures)))
+        tracker = ConnectionTracker(make_site(XMLRPCResource(procedures)))
         port = reactor.listenTCP(0, tracker, interface="127.0.0.1")
         self._testcase.addCleanup(tracker.close_all, reactor, 2.0)
         self._testcase.addCleanup(port.stopListening)
@@ -307,9 +311,9 @@ class LifecycleTests(HubTestCase):
         """Nobody can register once the hub has stopped."""
         hub = await self.start_hub()
         secret = hub.params["samp.secret"]
-        self.assertEqual(hub._register(secret)["samp.hub-id"], HUB_ID)
+        self.assertEqual(hub._profile._register(secret)["samp.hub-id"], HUB_ID)
         await hub.stop()
-        self.assertRaises(xmlrpc.client.Fault, hub._register, secret)
+        self.assertRaises(xmlrpc.client.Fault, hub._profile._register, secret)
 
 
 class RegistrationTests(HubTestCase):
@@ -340,18 +344,6 @@ class RegistrationTests(HubTestCase):
         self.addCleanup(proxy.close)
         for value in (3, True, 1.5, {"samp.mtype": "a.b", "samp.params": {"n": 3}}):
             await self.assertFault(proxy.call("samp.hub.register", value), "not SAMP data")
-
-    async def test_ids_and_keys_never_reused(self):
-        """Ids and private keys are unique, even after clients leave."""
-        ids, keys = set(), set()
-        for _ in range(5):
-            client = await self.client(callable=False)
-            self.assertNotIn(client.id, ids)
-            self.assertNotIn(client.key, keys)
-            ids.add(client.id)
-            keys.add(client.key)
-            await client.hub_call("unregister")
-        self.assertEqual(ids, {"c1", "c2", "c3", "c4", "c5"})
 
     async def test_unknown_private_key(self):
         """Every keyed method refuses an unknown or expired private key."""
@@ -386,38 +378,24 @@ class RegistrationTests(HubTestCase):
         await self.assertFault(client.hub_call("notify", "c1"), "bad arguments")
         await self.assertFault(client.hub_call("getMetadata", "a", "b"), "bad arguments")
 
-    async def test_registered_clients(self):
-        """getRegisteredClients lists the hub and the others, not the caller."""
-        first = await self.client(callable=False)
-        second = await self.client(callable=False)
-        self.assertEqual(await first.hub_call("getRegisteredClients"), [HUB_ID, second.id])
-        self.assertEqual(await second.hub_call("getRegisteredClients"), [HUB_ID, first.id])
-        await second.hub_call("unregister")
-        self.assertEqual(await first.hub_call("getRegisteredClients"), [HUB_ID])
+    async def test_callback_url_checked(self):
+        """setXmlrpcCallback needs an http URL."""
+        client = await self.client(callable=False)
+        await self.assertFault(client.hub_call("setXmlrpcCallback", "ftp://x/"), "http")
+        await self.assertFault(client.hub_call("setXmlrpcCallback", ["x"]), "string")
 
-    async def test_hub_client(self):
-        """The hub has metadata and answers samp.app.ping and query.by-meta."""
-        client = await self.client(callable=False, metadata={"samp.name": "finder"})
-        meta = await client.hub_call("getMetadata", HUB_ID)
-        self.assertEqual(meta["samp.name"], "Hub")
-        subs = await client.hub_call("getSubscriptions", HUB_ID)
-        self.assertIn("samp.app.ping", subs)
-        self.assertIn("x-samp.query.by-meta", subs)
-        self.assertEqual(
-            await client.hub_call("getSubscribedClients", "samp.app.ping"), {HUB_ID: {}}
-        )
-        self.assertEqual(
-            await client.hub_call("callAndWait", HUB_ID, message("samp.app.ping"), "5"), ok()
-        )
-        for mtype in ("x-samp.query.by-meta", "samp.query.by-meta"):
-            query = message(mtype, {"key": "samp.name", "value": "finder"})
-            response = await client.hub_call("callAndWait", HUB_ID, query, "5")
-            self.assertEqual(response, ok({"ids": [client.id]}))
-        bad = message("x-samp.query.by-meta", {"key": "samp.name"})
-        response = await client.hub_call("callAndWait", HUB_ID, bad, "5")
-        self.assertEqual(response["samp.status"], "samp.error")
-        # notifications to the hub are accepted and ignored
-        self.assertEqual(await client.hub_call("notify", HUB_ID, message("samp.app.ping")), "")
+    async def test_every_method_reaches_the_core(self):
+        """The keyed samp.hub.* methods not used elsewhere here answer with
+        the core's results."""
+        caller = await self.client(subscriptions={"test.*": {}})
+        other = await self.client(subscriptions={"test.echo": {"x": "y"}})
+        self.assertEqual(await caller.hub_call("getSubscriptions", other.id), {"test.echo": {"x": "y"}})
+        self.assertEqual(await caller.hub_call("getSubscribedClients", "test.echo"), {other.id: {"x": "y"}})
+        self.assertEqual(await caller.hub_call("notifyAll", message("test.echo")), [other.id])
+        ids = await caller.hub_call("callAll", "t", message("test.echo"))
+        self.assertEqual(list(ids), [other.id])
+        _, msg_id, _ = await other.call_received("test.echo")
+        self.assertEqual(msg_id, ids[other.id])
 
     async def test_async_call_to_hub(self):
         """An asynchronous ping to the hub is answered through receiveResponse."""
@@ -427,97 +405,6 @@ class RegistrationTests(HubTestCase):
         responder, tag, response = await client.response("t1")
         self.assertEqual((responder, response), (HUB_ID, ok()))
         self.assertEqual(client.keys_seen, [client.key])
-
-
-class MetadataSubscriptionTests(HubTestCase):
-    """declare/get metadata and subscriptions, and matching."""
-
-    async def test_metadata(self):
-        """Metadata is returned exactly as declared, and replaced by redeclaring."""
-        client = await self.client(callable=False)
-        other = await self.client(callable=False)
-        meta = {"samp.name": "T", "x.list": ["a", {"b": "c"}], "x.empty": ""}
-        await client.hub_call("declareMetadata", meta)
-        self.assertEqual(await other.hub_call("getMetadata", client.id), meta)
-        await client.hub_call("declareMetadata", {"samp.name": "U"})
-        self.assertEqual(await other.hub_call("getMetadata", client.id), {"samp.name": "U"})
-
-    async def test_unknown_client_id(self):
-        """getMetadata and getSubscriptions fault for an unknown id."""
-        client = await self.client(callable=False)
-        await self.assertFault(client.hub_call("getMetadata", "c99"), "c99")
-        await self.assertFault(client.hub_call("getSubscriptions", "nobody"), "nobody")
-        await self.assertFault(client.hub_call("getMetadata", ["c1"]), "string")
-
-    async def test_subscriptions_exactly_as_declared(self):
-        """Annotations survive; redeclaring replaces the whole set."""
-        client = await self.client()
-        subs = {"a.b": {}, "c.*": {"size": "big", "x": ["1"]}, "*": {}}
-        await client.hub_call("declareSubscriptions", subs)
-        self.assertEqual(await client.hub_call("getSubscriptions", client.id), subs)
-        await client.hub_call("declareSubscriptions", {"d.e": {}})
-        self.assertEqual(await client.hub_call("getSubscriptions", client.id), {"d.e": {}})
-
-    async def test_bad_subscriptions(self):
-        """Bad patterns, non-map annotations and non-maps are refused."""
-        client = await self.client()
-        for subs, text in [
-            ({"a.*.b": {}}, "not an MType pattern"),
-            ({"a.b*": {}}, "not an MType pattern"),
-            ({"": {}}, "not an MType pattern"),
-            ({"a.b": "yes"}, "annotation map"),
-            (["a.b"], "must be a map"),
-        ]:
-            await self.assertFault(client.hub_call("declareSubscriptions", subs), text)
-        self.assertEqual(await client.hub_call("getSubscriptions", client.id), {})
-
-    async def test_non_samp_data(self):
-        """Strings with characters SAMP forbids are refused."""
-        client = await self.client(callable=False)
-        await self.assertFault(
-            client.hub_call("declareMetadata", {"samp.name": "snow\u2603"}), "not SAMP data"
-        )
-        await self.assertFault(
-            client.hub_call("declareMetadata", {"samp.name": "caf\u00e9"}), "not SAMP data"
-        )
-        await self.assertFault(client.hub_call("declareMetadata", "name"), "must be a map")
-
-    async def test_subscribed_clients(self):
-        """getSubscribedClients gives the most specific annotation, not the caller."""
-        caller = await self.client(subscriptions={"*": {}})
-        a = await self.client(subscriptions={"*": {"w": "all"}, "a.b.*": {"w": "ab"}, "a.b.c": {"w": "abc"}})
-        b = await self.client(subscriptions={"a.*": {"w": "a"}})
-        got = await caller.hub_call("getSubscribedClients", "a.b.c")
-        self.assertEqual(got, {a.id: {"w": "abc"}, b.id: {"w": "a"}})
-        got = await caller.hub_call("getSubscribedClients", "a.b.d")
-        self.assertEqual(got, {a.id: {"w": "ab"}, b.id: {"w": "a"}})
-        got = await caller.hub_call("getSubscribedClients", "a.b")
-        self.assertEqual(got, {a.id: {"w": "all"}, b.id: {"w": "a"}})
-        await self.assertFault(caller.hub_call("getSubscribedClients", "a.*"), "not an MType")
-
-    async def test_wildcard_prefix_needs_dot(self):
-        """a.b.* matches a.b.c but neither a.b nor a.bx."""
-        caller = await self.client(callable=False)
-        await self.client(subscriptions={"a.b.*": {}})
-        self.assertEqual(len(await caller.hub_call("getSubscribedClients", "a.b.c")), 1)
-        self.assertEqual(len(await caller.hub_call("getSubscribedClients", "a.b.c.d")), 1)
-        self.assertEqual(await caller.hub_call("getSubscribedClients", "a.b"), {})
-        self.assertEqual(await caller.hub_call("getSubscribedClients", "a.bx"), {})
-
-    async def test_not_callable_not_subscribed(self):
-        """A client without a callback is never listed as a recipient."""
-        caller = await self.client(callable=False)
-        silent = await self.client(callable=False, subscriptions={"x.y": {}})
-        self.assertEqual(await caller.hub_call("getSubscribedClients", "x.y"), {})
-        await self.assertFault(
-            caller.hub_call("notify", silent.id, message("x.y")), "not callable"
-        )
-
-    async def test_callback_url_checked(self):
-        """setXmlrpcCallback needs an http URL."""
-        client = await self.client(callable=False)
-        await self.assertFault(client.hub_call("setXmlrpcCallback", "ftp://x/"), "http")
-        await self.assertFault(client.hub_call("setXmlrpcCallback", ["x"]), "string")
 
 
 class EventTests(HubTestCase):
@@ -559,46 +446,6 @@ class RoutingTests(HubTestCase):
         self.assertEqual(await recipient.notification("test.note"), (sender.id, msg))
         self.assertEqual(recipient.keys_seen, [recipient.key])
 
-    async def test_notify_faults(self):
-        """Unknown or unsubscribed recipients and bad messages are faults."""
-        sender = await self.client(callable=False)
-        recipient = await self.client(subscriptions={"test.a": {}})
-        await self.assertFault(sender.hub_call("notify", "c99", message("test.a")), "c99")
-        await self.assertFault(
-            sender.hub_call("notify", recipient.id, message("test.b")), "not subscribed"
-        )
-        await self.assertFault(
-            sender.hub_call("notify", recipient.id, {"samp.params": {}}), "no samp.mtype"
-        )
-        await self.assertFault(
-            sender.hub_call("notify", recipient.id, {"samp.mtype": "bad mtype"}), "not an MType"
-        )
-        await self.assertFault(
-            sender.hub_call("notify", recipient.id, {"samp.mtype": "test.a", "samp.params": "x"}),
-            "samp.params must be a map",
-        )
-        await self.assertFault(
-            sender.hub_call("notify", recipient.id, message("test.a", {"t": "\x85"})),
-            "not SAMP data",
-        )
-        await self.assertFault(sender.hub_call("notify", recipient.id, "test.a"), "must be a map")
-        await self.assertFault(recipient.hub_call("callAll", "tag", {"x": "y"}), "no samp.mtype")
-        await self.assertFault(sender.hub_call("notifyAll", {"x": "y"}), "no samp.mtype")
-
-    async def test_notify_all(self):
-        """notifyAll goes to every subscribed client but the sender."""
-        sender = await self.client(subscriptions={"test.*": {}})
-        first = await self.client(subscriptions={"test.note": {}})
-        second = await self.client(subscriptions={"*": {}})
-        third = await self.client(subscriptions={"other.*": {}})
-        recipients = await sender.hub_call("notifyAll", message("test.note"))
-        self.assertEqual(sorted(recipients), sorted([first.id, second.id]))
-        await first.notification("test.note")
-        await second.notification("test.note")
-        self.assertEqual(await sender.hub_call("notifyAll", message("other.x")), [second.id, third.id])
-        self.assertEqual(await first.hub_call("notifyAll", message("nobody.listens")), [second.id])
-        self.assertEqual(sender.count("notification"), 0)
-
     async def test_call_and_reply(self):
         """A call reaches the recipient; the reply reaches the sender's
         receiveResponse with the sender's tag."""
@@ -612,88 +459,6 @@ class RoutingTests(HubTestCase):
         self.assertEqual(await recipient.hub_call("reply", msg_id, response), "")
         self.assertEqual(await sender.response("my-tag"), (recipient.id, "my-tag", response))
 
-    async def test_unanswered_calls_bounded(self):
-        """Past MAX_UNANSWERED_CALLS unanswered calls, the oldest is answered
-        with samp.error, and a late reply to it is refused."""
-        self.patch(_hub, "MAX_UNANSWERED_CALLS", 2)
-        sender = await self.client()
-        recipient = await self.client(subscriptions={"test.echo": {}})
-        ids = [await sender.hub_call("call", recipient.id, f"tag{n}", message("test.echo")) for n in range(3)]
-        responder, tag, response = await sender.response("tag0")
-        self.assertEqual((responder, tag, response["samp.status"]), (recipient.id, "tag0", "samp.error"))
-        self.assertIn("2 calls unanswered", response["samp.error"]["samp.errortxt"])
-        await self.assertFault(recipient.hub_call("reply", ids[0], ok()), "sender was told")
-        self.assertEqual(await recipient.hub_call("reply", ids[2], ok()), "")
-        self.assertEqual((await sender.response("tag2"))[2]["samp.status"], "samp.ok")
-
-    async def test_msg_ids_unguessable(self):
-        """msg-ids are long random strings, different for every call."""
-        sender = await self.client()
-        recipient = await self.client(subscriptions={"test.echo": {}})
-        ids = {await sender.hub_call("call", recipient.id, "t", message("test.echo")) for _ in range(20)}
-        self.assertEqual(len(ids), 20)
-        for msg_id in ids:
-            self.assertGreaterEqual(len(msg_id), 16)
-            self.assertNotIn(sender.id, msg_id)
-
-    async def test_call_all(self):
-        """callAll sends one msg-id per recipient; each reply comes back."""
-        sender = await self.client(subscriptions={"test.echo": {}})
-        first = await self.client(subscriptions={"test.echo": {}})
-        second = await self.client(subscriptions={"test.*": {}})
-        ids = await sender.hub_call("callAll", "all", message("test.echo"))
-        self.assertEqual(set(ids), {first.id, second.id})
-        self.assertNotEqual(ids[first.id], ids[second.id])
-        for client in (first, second):
-            _, msg_id, _ = await client.call_received("test.echo")
-            self.assertEqual(msg_id, ids[client.id])
-            await client.hub_call("reply", msg_id, ok({"who": client.id}))
-        for client in (first, second):
-            await sender.wait_for(lambda e, c=client: e[0] == "response" and e[1][0] == c.id)
-        self.assertEqual(await sender.hub_call("callAll", "none", message("nobody.listens")), {})
-
-    async def test_call_needs_callable_sender(self):
-        """call and callAll fault for a sender without a callback."""
-        sender = await self.client(callable=False)
-        recipient = await self.client(subscriptions={"test.echo": {}})
-        await self.assertFault(
-            sender.hub_call("call", recipient.id, "t", message("test.echo")), "callable"
-        )
-        await self.assertFault(sender.hub_call("callAll", "t", message("test.echo")), "callable")
-
-    async def test_call_faults(self):
-        """call and callAndWait fault like notify for undeliverable messages."""
-        sender = await self.client()
-        recipient = await self.client(subscriptions={"test.a": {}})
-        await self.assertFault(sender.hub_call("call", recipient.id, "t", message("test.b")), "not subscribed")
-        await self.assertFault(sender.hub_call("call", "c99", "t", message("test.a")), "c99")
-        await self.assertFault(sender.hub_call("call", recipient.id, ["t"], message("test.a")), "msg-tag")
-        await self.assertFault(
-            sender.hub_call("callAndWait", recipient.id, message("test.b"), "0"), "not subscribed"
-        )
-        await self.assertFault(
-            sender.hub_call("callAndWait", recipient.id, message("test.a"), "soon"), "timeout"
-        )
-        await self.assertFault(
-            sender.hub_call("callAndWait", recipient.id, {"samp.params": {}}, "0"), "samp.mtype"
-        )
-
-    async def test_reply_rules(self):
-        """One reply per call, only from the recipient, only as a response map."""
-        sender = await self.client()
-        recipient = await self.client(subscriptions={"test.echo": {}})
-        bystander = await self.client(subscriptions={"test.echo": {}})
-        msg_id = await sender.hub_call("call", recipient.id, "t", message("test.echo"))
-        await recipient.call_received("test.echo")
-        await self.assertFault(bystander.hub_call("reply", msg_id, ok()), "not sent to you")
-        await self.assertFault(recipient.hub_call("reply", msg_id, "ok"), "must be a map")
-        await self.assertFault(recipient.hub_call("reply", msg_id, {"samp.result": {}}), "samp.status")
-        await recipient.hub_call("reply", msg_id, ok())
-        await self.assertFault(recipient.hub_call("reply", msg_id, ok()), "already been answered")
-        await self.assertFault(recipient.hub_call("reply", "m-nonsense", ok()), "no such call")
-        await sender.response("t")
-        self.assertEqual(sender.count("response"), 1)
-
     async def test_call_and_wait(self):
         """callAndWait returns the recipient's response; "0" waits without limit."""
         sender = await self.client(callable=False)
@@ -706,15 +471,6 @@ class RoutingTests(HubTestCase):
         await recipient.hub_call("reply", msg_id, response)
         self.assertEqual(await waiting, response)
 
-    async def test_call_and_wait_timeout(self):
-        """callAndWait faults when its timeout runs out; a late reply is a fault."""
-        sender = await self.client(callable=False)
-        recipient = await self.client(subscriptions={"test.echo": {}})
-        waiting = sender.hub_call("callAndWait", recipient.id, message("test.echo"), "1")
-        _, msg_id, _ = await recipient.call_received("test.echo")
-        await self.assertFault(waiting, "timed out after 1 s")
-        await self.assertFault(recipient.hub_call("reply", msg_id, ok()), "timed out")
-
     async def test_answered_before_delivery(self):
         """notify and call answer at once even if the recipient never returns."""
         sender = await self.client()
@@ -725,54 +481,12 @@ class RoutingTests(HubTestCase):
             await sender.hub_call("call", recipient.id, "t", message("test.hang"))
         await recipient.wait_for(lambda e: e[0] == "call")
 
-    async def test_self_messaging(self):
-        """A client may message itself explicitly, but not through the *All methods."""
-        client = await self.client(subscriptions={"test.echo": {}})
-        await client.hub_call("notify", client.id, message("test.echo"))
-        await client.notification("test.echo")
-        self.assertEqual(await client.hub_call("notifyAll", message("test.echo")), [])
-
-    async def test_recipient_leaves(self):
-        """A recipient that unregisters with calls unanswered: their senders
-        get samp.error responses."""
-        sender = await self.client()
-        waiter = await self.client(callable=False)
-        recipient = await self.client(subscriptions={"test.echo": {}})
-        await sender.hub_call("call", recipient.id, "t", message("test.echo"))
-        waiting = waiter.hub_call("callAndWait", recipient.id, message("test.echo"), "0")
-        await recipient.wait_for(lambda e: recipient.count("call") == 2)
-        await recipient.hub_call("unregister")
-        _, _, response = await sender.response("t")
-        self.assertEqual(response["samp.status"], "samp.error")
-        self.assertIn("unregistered", response["samp.error"]["samp.errortxt"])
-        response = await waiting
-        self.assertEqual(response["samp.status"], "samp.error")
-
-    async def test_sender_leaves(self):
-        """A reply to a call whose sender has gone is refused."""
-        sender = await self.client()
-        recipient = await self.client(subscriptions={"test.echo": {}})
-        msg_id = await sender.hub_call("call", recipient.id, "t", message("test.echo"))
-        await recipient.call_received("test.echo")
-        await sender.hub_call("unregister")
-        await self.assertFault(recipient.hub_call("reply", msg_id, ok()), "sender")
-
-    async def test_tags_may_repeat(self):
-        """Reusing a msg-tag is legal; each reply comes back with it."""
-        sender = await self.client()
-        recipient = await self.client(subscriptions={"test.echo": {}})
-        for _ in range(2):
-            await sender.hub_call("call", recipient.id, "same", message("test.echo"))
-        await recipient.wait_for(lambda e: recipient.count("call") == 2)
-        for kind, (_, msg_id, _) in list(recipient.events):
-            await recipient.hub_call("reply", msg_id, ok())
-        await sender.wait_for(lambda e: sender.count("response") == 2)
-
-
 class DeliveryFailureTests(HubTestCase):
     """Slow, hanging, refusing and vanished clients."""
 
-    hub_options = {"client_timeout": 1.0, "max_delivery_failures": 2}
+    # Deliveries that should succeed get WAIT seconds, as on a busy machine
+    # they may need; the tests of hanging clients start a hub with 1 s.
+    hub_options = {"client_timeout": WAIT, "max_delivery_failures": 2}
 
     async def dead_client(self, subscriptions):
         """A registered client whose callback URL refuses connections."""
@@ -815,8 +529,9 @@ class DeliveryFailureTests(HubTestCase):
         Deliveries failing at a callback URL the client has since replaced
         do not count against it: it is not dropped, and its new URL is used.
         """
-        sender = await self.client()
-        moving = await self.client(subscriptions={"test.*": {}})
+        hub = await self.start_hub(client_timeout=1.0)
+        sender = await self.client(hub=hub)
+        moving = await self.client(subscriptions={"test.*": {}}, hub=hub)
         moving.hang_mtypes.add("test.hang")
         for tag in ("a", "b"):
             await sender.hub_call("call", moving.id, tag, message("test.hang"))
@@ -826,37 +541,39 @@ class DeliveryFailureTests(HubTestCase):
         for tag in ("a", "b"):
             _, _, response = await sender.response(tag)
             self.assertIn("timed out", response["samp.error"]["samp.errortxt"])
-        self.assertIn(moving.id, self.hub.registered_clients)
+        self.assertIn(moving.id, hub.registered_clients)
         await sender.hub_call("notify", moving.id, message("test.after"))
         await moving.notification("test.after")
 
     async def test_hanging_client_does_not_stall_others(self):
-        """A callback that never returns times out without delaying anyone else."""
-        sender = await self.client()
-        hanging = await self.client(subscriptions={"test.*": {}})
+        """A callback that does not return delays nobody else: on a hub that
+        would wait a minute for it, another client gets its notification at
+        once, while the hung call is still unanswered.  (That it then times
+        out: test_failures_at_replaced_callback_not_counted.)"""
+        hub = await self.start_hub(client_timeout=60.0)
+        sender = await self.client(hub=hub)
+        hanging = await self.client(subscriptions={"test.*": {}}, hub=hub)
         hanging.hang_mtypes.update({"test.hang"})
-        healthy = await self.client(subscriptions={"test.*": {}})
+        healthy = await self.client(subscriptions={"test.*": {}}, hub=hub)
         await sender.hub_call("call", hanging.id, "h", message("test.hang"))
         await hanging.call_received("test.hang")
         await sender.hub_call("notify", healthy.id, message("test.quick"))
-        await healthy.notification("test.quick", timeout=0.5)
+        await healthy.notification("test.quick")
         self.assertEqual(sender.count("response"), 0)
-        _, _, response = await sender.response("h")
-        self.assertEqual(response["samp.status"], "samp.error")
-        self.assertIn("timed out", response["samp.error"]["samp.errortxt"])
-        self.assertIn(hanging.id, self.hub.registered_clients)
+        self.assertIn(hanging.id, hub.registered_clients)
 
     async def test_disconnect_sent_when_dropped(self):
         """A client dropped for timing out is told samp.hub.disconnect."""
-        sender = await self.client()
-        slow = await self.client(subscriptions={"test.*": {}, "samp.hub.disconnect": {}})
+        hub = await self.start_hub(client_timeout=1.0)
+        sender = await self.client(hub=hub)
+        slow = await self.client(subscriptions={"test.*": {}, "samp.hub.disconnect": {}}, hub=hub)
         slow.hang_mtypes.add("test.hang")
         await sender.hub_call("notify", slow.id, message("test.hang"))
         await sender.hub_call("notify", slow.id, message("test.hang"))
         hub_id, msg = await slow.notification("samp.hub.disconnect")
         self.assertEqual(hub_id, HUB_ID)
         self.assertIn("reason", msg["samp.params"])
-        self.assertNotIn(slow.id, self.hub.registered_clients)
+        self.assertNotIn(slow.id, hub.registered_clients)
 
     async def test_refusal_text_made_legal(self):
         """A recipient's fault text that SAMP could not carry (non-ASCII,
