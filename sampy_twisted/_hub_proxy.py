@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import xmlrpc.client
 from collections.abc import Mapping
+from types import EllipsisType
 from typing import Any, Protocol
 
 from twisted.internet import defer
@@ -178,7 +179,9 @@ class SAMPHubProxy:
         closed: defer.Deferred[None] = proxy.close()
         return closed
 
-    def _call(self, method: str, *args: SAMPValue, timeout: object = ...) -> defer.Deferred[Any]:
+    def _call(
+        self, method: str, *args: SAMPValue, timeout: float | None | EllipsisType = ...
+    ) -> defer.Deferred[Any]:
         if self._proxy is None:
             return defer.fail(SAMPHubError(f"cannot call {method}: not connected to a hub"))
         d: defer.Deferred[Any] = self._proxy.call(method, *args, timeout=timeout)

@@ -10,11 +10,16 @@ full dotted method names to callables, refuses DTDs and oversized bodies, and
 never answers ``nil``.
 """
 
+from __future__ import annotations
+
 import inspect
 import ipaddress
 import math
 import re
 import xmlrpc.client
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from types import EllipsisType
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from xml.etree import ElementTree
 from urllib.parse import urlsplit
 
@@ -27,24 +32,40 @@ from twisted.internet.endpoints import (
     wrapClientTLS,
 )
 from OpenSSL.SSL import Error as SSLError
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IProtocol,
+    IPushProducer,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web._newclient import (
+    HTTP11ClientProtocol,
+    HTTPClientParser,
+    Request as ClientRequest,
     RequestNotSent,
     RequestTransmissionFailed,
     ResponseFailed,
     ResponseNeverReceived,
 )
-from twisted.web.client import Agent, HTTP11ClientProtocol, HTTPConnectionPool, ResponseDone
+from twisted.web.client import (
+    URI,
+    Agent,
+    HTTPConnectionPool,
+    ResponseDone,
+)
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS, IResponse
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
-from ._encoding import check_samp_value, from_xmlrpc
+from ._encoding import SAMPValue, check_samp_value, from_xmlrpc
 from . import _limits
 from ._limits import (
     MAX_ELEMENT_DEPTH,
@@ -68,7 +89,7 @@ class XMLRPCError(Exception):
     :ivar url: the server's URL.
     """
 
-    def __init__(self, message, url=None):
+    def __init__(self, message: str, url: str | None = None) -> None:
         super().__init__(message)
         self.url = url
 
@@ -81,11 +102,11 @@ class _TooDeep(ValueError):
     pass
 
 
-def _refuse_dtd(*args):
+def _refuse_dtd(*args: object) -> NoReturn:
     raise _DTDRefused("XML-RPC payloads may not contain a DTD or entities")
 
 
-def _too_deep():
+def _too_deep() -> _TooDeep:
     return _TooDeep(f"XML-RPC values may not nest more than {MAX_NESTING} deep")
 
 
@@ -96,7 +117,7 @@ _DECLARED_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*
 _CHUNK = 16 * 1024
 
 
-def safe_loads(data):
+def safe_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
     """
     Parse an XML-RPC request or response, refusing DTDs, entities and
     values nested deeper than :data:`~sampy_twisted._limits.MAX_NESTING`
@@ -120,14 +141,14 @@ def safe_loads(data):
     return _strict_loads(data)
 
 
-def _plain_bytes(data):
+def _plain_bytes(data: bytes) -> bool:
     if b"<!DOCTYPE" in data or b"\x00" in data:
         return False
     declared = _DECLARED_ENCODING.match(data)
     return declared is None or declared.group(1).lower() in _PLAIN_ENCODINGS
 
 
-def _strict_loads(data):
+def _strict_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
     parser, unmarshaller = xmlrpc.client.getparser()
     expat = getattr(parser, "_parser", None)
     if expat is None:  # pragma: no cover - the stdlib always uses expat
@@ -145,20 +166,20 @@ def _strict_loads(data):
         raise ValueError(f"not an XML-RPC document: {exc}") from None
 
 
-def _count_depth(expat):
+def _count_depth(expat: Any) -> None:
     """Make *expat* raise :class:`_TooDeep` at the first element nested
     deeper than MAX_ELEMENT_DEPTH."""
     start, end = expat.StartElementHandler, expat.EndElementHandler
     depth = 0
 
-    def counting_start(tag, attrs):
+    def counting_start(tag: str, attrs: Any) -> None:
         nonlocal depth
         depth += 1
         if depth > MAX_ELEMENT_DEPTH:
             raise _too_deep()
         start(tag, attrs)
 
-    def counting_end(tag):
+    def counting_end(tag: str) -> None:
         nonlocal depth
         depth -= 1
         end(tag)
@@ -171,7 +192,7 @@ class _Unusual(Exception):
     """Something only the stdlib unmarshaller should judge."""
 
 
-def _parse_tree(data):
+def _parse_tree(data: bytes) -> ElementTree.Element:
     """
     The root element of *data*, parsed by ElementTree's C parser and tree
     builder, in chunks: the elements' depth is followed from the parser's
@@ -183,12 +204,16 @@ def _parse_tree(data):
         parser = ElementTree.XMLParser()
         parser.feed(data)
         return parser.close()
-    parser = ElementTree.XMLPullParser(("start", "end"))
-    root = None
+    pull: ElementTree.XMLPullParser[ElementTree.Element] = ElementTree.XMLPullParser(
+        ("start", "end")
+    )
+    root: ElementTree.Element | None = None
     depth = 0
     for offset in range(0, len(data), _CHUNK):
-        parser.feed(data[offset : offset + _CHUNK])
-        for event, element in parser.read_events():
+        pull.feed(data[offset : offset + _CHUNK])
+        # Only "start" and "end" events were asked for: each with an element.
+        events = cast("Iterator[tuple[str, ElementTree.Element]]", pull.read_events())
+        for event, element in events:
             if event == "start":
                 depth += 1
                 if depth > MAX_ELEMENT_DEPTH:
@@ -197,13 +222,13 @@ def _parse_tree(data):
                     root = element
             else:
                 depth -= 1
-    parser.close()
+    pull.close()
     if root is None:
         raise _Unusual()
     return root
 
 
-def _fast_loads(data):
+def _fast_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
     """
     The common XML-RPC documents, parsed by ElementTree's C parser and tree
     builder: several times faster than :mod:`xmlrpc.client`'s unmarshaller,
@@ -214,6 +239,7 @@ def _fast_loads(data):
     :func:`_plain_bytes`).
     """
     root = _parse_tree(data)
+    method: str | None
     if root.tag == "methodCall":
         if len(root) != 2:
             raise _Unusual()
@@ -243,7 +269,7 @@ def _fast_loads(data):
     return tuple(values), method
 
 
-def _fast_value(value):
+def _fast_value(value: ElementTree.Element) -> Any:
     """A ``<value>`` element as xmlrpc.client's unmarshaller decodes it."""
     if not len(value):
         return value.text or ""
@@ -252,7 +278,7 @@ def _fast_value(value):
     node = value[0]
     tag = node.tag
     if tag == "struct":
-        result = {}
+        result: dict[str, Any] = {}
         for member in node:
             if member.tag != "member" or len(member) != 2:
                 raise _Unusual()
@@ -264,7 +290,7 @@ def _fast_value(value):
     if tag == "array":
         if len(node) != 1 or node[0].tag != "data":
             raise _Unusual()
-        items = []
+        items: list[Any] = []
         for item in node[0]:
             if item.tag != "value":
                 raise _Unusual()
@@ -286,7 +312,7 @@ def _fast_value(value):
     raise _Unusual()
 
 
-def dumps_call(method, args):
+def dumps_call(method: str, args: Iterable[SAMPValue]) -> bytes:
     """Encode a method call; values must already be SAMP-checked."""
     return xmlrpc.client.dumps(
         tuple(args), methodname=method, allow_none=False, encoding="utf-8"
@@ -297,49 +323,50 @@ def dumps_call(method, args):
 class _BytesProducer:
     """A request body of known length (never chunked: HTTP/1.0 hubs)."""
 
-    def __init__(self, body):
+    def __init__(self, body: bytes) -> None:
         self._body = body
         self.length = len(body)
 
-    def startProducing(self, consumer):
+    def startProducing(self, consumer: IConsumer) -> defer.Deferred[None]:
         consumer.write(self._body)
         return defer.succeed(None)
 
-    def pauseProducing(self):
+    def pauseProducing(self) -> None:
         pass
 
-    def resumeProducing(self):
+    def resumeProducing(self) -> None:
         pass
 
-    def stopProducing(self):
+    def stopProducing(self) -> None:
         pass
 
 
 class _BoundedBody(Protocol):
     """Collects a response body, dropping the connection past a limit."""
 
-    def __init__(self, limit, url):
+    def __init__(self, limit: int, url: str) -> None:
         self._limit = limit
         self._url = url
-        self._parts = []
+        self._parts: list[bytes] = []
         self._size = 0
-        self.done = defer.Deferred(self._cancel)
+        self.done: defer.Deferred[bytes] = defer.Deferred(self._cancel)
 
-    def _cancel(self, _):
+    def _cancel(self, _: object) -> None:
         if self.transport is not None:
-            self.transport.stopProducing()
+            # Agent's body transport is also a producer.
+            cast(IPushProducer, self.transport).stopProducing()
 
-    def dataReceived(self, data):
+    def dataReceived(self, data: bytes) -> None:
         if self._size > self._limit:
             return
         self._size += len(data)
         if self._size > self._limit:
             self._parts = []
-            self.transport.stopProducing()
+            cast(IPushProducer, self.transport).stopProducing()
         else:
             self._parts.append(data)
 
-    def connectionLost(self, reason=None):
+    def connectionLost(self, reason: Failure | None = None) -> None:
         # Results are given only here, once the connection is settled (back
         # in the pool or closed), so that closing the pool finds it.
         if self.done.called:
@@ -353,7 +380,7 @@ class _BoundedBody(Protocol):
         else:
             self.done.errback(reason)
 
-    def received(self):
+    def received(self) -> bytes:
         """The body received so far (nothing once past the limit)."""
         return b"".join(self._parts)
 
@@ -370,27 +397,29 @@ class _NamedHostEndpoint:
     fails, so a hub that moved is looked up again.
     """
 
-    def __init__(self, reactor, host, port, timeout, ttl=60.0):
+    def __init__(
+        self, reactor: IReactorTime, host: str, port: int, timeout: float, ttl: float = 60.0
+    ) -> None:
         self._reactor = reactor
         self._by_name = HostnameEndpoint(reactor, host, port, timeout=timeout)
         self._timeout = timeout
         self._ttl = ttl
-        self._by_address = None
+        self._by_address: IStreamClientEndpoint | None = None
         self._expires = 0.0
 
-    def connect(self, protocolFactory):
+    def connect(self, protocolFactory: IProtocolFactory) -> defer.Deferred[IProtocol]:
         if self._by_address is not None and self._reactor.seconds() < self._expires:
             return self._by_address.connect(protocolFactory).addErrback(self._forget)
         return self._by_name.connect(protocolFactory).addCallback(self._remember)
 
-    def _remember(self, protocol):
-        peer = protocol.transport.getPeer()
+    def _remember(self, protocol: IProtocol) -> IProtocol:
+        peer = cast(Any, protocol).transport.getPeer()
         kind = TCP6ClientEndpoint if isinstance(peer, IPv6Address) else TCP4ClientEndpoint
         self._by_address = kind(self._reactor, peer.host, peer.port, timeout=self._timeout)
         self._expires = self._reactor.seconds() + self._ttl
         return protocol
 
-    def _forget(self, failure):
+    def _forget(self, failure: Failure) -> Failure:
         self._by_address = None
         return failure
 
@@ -403,13 +432,18 @@ class _EndpointFactory:
     last resolved to (see :class:`_NamedHostEndpoint`).
     """
 
-    def __init__(self, reactor, connect_timeout, tls_policy=None):
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        connect_timeout: float,
+        tls_policy: IPolicyForHTTPS | None = None,
+    ) -> None:
         self._reactor = reactor
         self._timeout = connect_timeout
         self._tls_policy = tls_policy
-        self._tcp = {}
+        self._tcp: dict[tuple[bytes, int], IStreamClientEndpoint] = {}
 
-    def endpointForURI(self, uri):
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
         # A proxy calls one URL: its TCP endpoint is built once, not per call.
         key = (uri.host, uri.port)
         endpoint = self._tcp.get(key)
@@ -425,7 +459,7 @@ class _EndpointFactory:
             endpoint = wrapClientTLS(creator, endpoint)
         return endpoint
 
-    def _tcp_endpoint(self, host, port):
+    def _tcp_endpoint(self, host: str, port: int) -> IStreamClientEndpoint:
         try:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
@@ -434,7 +468,7 @@ class _EndpointFactory:
         return kind(self._reactor, str(address), port, timeout=self._timeout)
 
 
-def _reason(failure):
+def _reason(failure: Failure) -> str:
     """A short human text for a transport failure."""
     value = failure.value
     if isinstance(value, (ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed)):
@@ -460,7 +494,7 @@ class _ClientProtocol(HTTP11ClientProtocol):
     headers, with the other hop-by-hop ones.
     """
 
-    def request(self, request):
+    def request(self, request: ClientRequest) -> defer.Deferred[IResponse]:
         d = super().request(request)
         parser = getattr(self, "_parser", None)
         if parser is not None:
@@ -470,12 +504,13 @@ class _ClientProtocol(HTTP11ClientProtocol):
         return d
 
 
-def _note_connection_header(response, parser):
-    response.sampy_connection = parser.connHeaders.getRawHeaders(b"connection", ())
+def _note_connection_header(response: IResponse, parser: HTTPClientParser) -> IResponse:
+    # Agent's Response takes new attributes; IResponse does not declare one.
+    cast(Any, response).sampy_connection = parser.connHeaders.getRawHeaders(b"connection", ())
     return response
 
 
-def _keeps_alive(response):
+def _keeps_alive(response: IResponse) -> bool:
     """Whether *response* says its connection stays open for another
     request: HTTP/1.1 with a ``Connection: keep-alive`` header."""
     if response.version < (b"HTTP", 1, 1):
@@ -485,13 +520,20 @@ def _keeps_alive(response):
     return b"keep-alive" in (token.strip() for token in tokens)
 
 
-class _QuietClientFactory(getattr(HTTPConnectionPool, "_factory", object)):
+if TYPE_CHECKING:
+    from twisted.web.client import _HTTP11ClientFactory as _ClientFactoryBase
+else:
+    _ClientFactoryBase = getattr(HTTPConnectionPool, "_factory", object)
+
+
+class _QuietClientFactory(_ClientFactoryBase):
     # Not "Starting factory" and "Stopping factory" log events for every
     # request: HTTP/1.0 hubs make every request a new connection.
     noisy = False
 
-    def buildProtocol(self, addr):
-        return _ClientProtocol(self._quiescentCallback)
+    def buildProtocol(self, addr: object) -> _ClientProtocol:
+        # (HTTP11ClientProtocol's __init__ is not annotated.)
+        return _ClientProtocol(self._quiescentCallback)  # type: ignore[no-untyped-call]
 
 
 class _QuietPool(HTTPConnectionPool):
@@ -515,15 +557,15 @@ class XMLRPCProxy:
 
     def __init__(
         self,
-        url,
-        reactor,
-        max_concurrent=20,
-        timeout=60.0,
-        connect_timeout=10.0,
-        max_bytes=DEFAULT_MAX_BYTES,
-        tls_policy=None,
-        error_class=XMLRPCError,
-    ):
+        url: str,
+        reactor: IReactorTime,
+        max_concurrent: int = 20,
+        timeout: float | None = 60.0,
+        connect_timeout: float = 10.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        tls_policy: IPolicyForHTTPS | None = None,
+        error_class: type[Exception] = XMLRPCError,
+    ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("http", "https"):
             raise ValueError(f"XML-RPC URL {url!r} is not http or https")
@@ -531,19 +573,24 @@ class XMLRPCProxy:
         self._url_bytes = url.encode("ascii")
         self._reactor = reactor
         self._endpoints = _EndpointFactory(reactor, connect_timeout, tls_policy)
-        self._pool = _QuietPool(reactor, persistent=True)
+        # (HTTPConnectionPool's __init__ is not annotated.)
+        self._pool: HTTPConnectionPool = _QuietPool(  # type: ignore[no-untyped-call]
+            reactor, persistent=True
+        )
         self._pool.maxPersistentPerHost = max_concurrent
         self._pool.cachedConnectionTimeout = 30
         self._pool.retryAutomatically = False
         self._agent = Agent.usingEndpointFactory(reactor, self._endpoints, pool=self._pool)
-        self._retired_pools = []
+        self._retired_pools: list[HTTPConnectionPool] = []
         self._closed = False
         self._semaphore = defer.DeferredSemaphore(max_concurrent)
         self.timeout = timeout
         self._max_bytes = max_bytes
         self._error_class = error_class
 
-    def call(self, method, *args, timeout=...):
+    def call(
+        self, method: str, *args: SAMPValue, timeout: float | None | EllipsisType = ...
+    ) -> defer.Deferred[Any]:
         """
         Call *method* with *args* (already SAMP-checked).
 
@@ -556,15 +603,17 @@ class XMLRPCProxy:
         body = dumps_call(method, args)
         if timeout is ...:
             timeout = self.timeout
-        d = self._semaphore.run(self._request, method, body)
+        d: defer.Deferred[Any] = self._semaphore.run(self._request, method, body)
         d.addBoth(self._settle)
         if timeout is not None:
             # The time counts from the call, waiting for a free slot included.
             d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         return d.addErrback(self._translate, method)
 
-    def _request(self, method, body, retry=True):
-        d = self._agent.request(b"POST", self._url_bytes, _CONTENT_TYPE, _BytesProducer(body))
+    def _request(self, method: str, body: bytes, retry: bool = True) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = self._agent.request(
+            b"POST", self._url_bytes, _CONTENT_TYPE, _BytesProducer(body)
+        )
         d.addCallback(self._got_response)
         d.addCallback(self._parse)
         if retry:
@@ -572,11 +621,11 @@ class XMLRPCProxy:
             d.addErrback(self._retry_unsent, method, body)
         return d
 
-    def _retry_unsent(self, failure, method, body):
+    def _retry_unsent(self, failure: Failure, method: str, body: bytes) -> defer.Deferred[Any]:
         failure.trap(RequestNotSent)
         return self._request(method, body, retry=False)
 
-    def _got_response(self, response):
+    def _got_response(self, response: IResponse) -> defer.Deferred[bytes]:
         # Decided on the headers, before the connection can go back to the
         # pool: no later request can be sent down a connection this peer
         # may be closing.
@@ -591,17 +640,18 @@ class XMLRPCProxy:
                 f"{self.url} answered HTTP {response.code} "
                 f"{response.phrase.decode('latin-1')}, not an XML-RPC response"
             )
-            done = reader.done.addBoth(lambda _: Failure(error))
+            done: defer.Deferred[bytes] = reader.done.addBoth(lambda _: Failure(error))
         else:
             reader = _BoundedBody(self._max_bytes, self.url)
             response.deliverBody(reader)
-            done = reader.done.addErrback(self._cut_short, reader)
+            # (A Failure _cut_short returns is the Deferred's failure, not its result.)
+            done = cast("defer.Deferred[bytes]", reader.done.addErrback(self._cut_short, reader))
         if self._retired_pools:
             # This connection may have gone back to a retired pool: close it.
             done.addBoth(self._close_retired)
         return done
 
-    def _stop_reusing(self):
+    def _stop_reusing(self) -> None:
         # Reuse a connection only when the peer said it keeps it: HTTP/1.1
         # with "Connection: keep-alive", as our own servers answer (see
         # make_site).  HTTP/1.0 servers (JSAMP's and astropy's hubs) and
@@ -611,13 +661,13 @@ class XMLRPCProxy:
         # cannot be retried without risking a double delivery.  From now on
         # every request of this proxy has its own connection.
         old = self._pool
-        self._pool = _QuietPool(self._reactor, persistent=False)
+        self._pool = _QuietPool(self._reactor, persistent=False)  # type: ignore[no-untyped-call]
         self._agent = Agent.usingEndpointFactory(self._reactor, self._endpoints, pool=self._pool)
         # Requests still in flight on the old pool return their connections
         # to it later: keep it, to close those too.
         self._retired_pools.append(old)
 
-    def _cut_short(self, failure, reader):
+    def _cut_short(self, failure: Failure, reader: _BoundedBody) -> Failure | bytes:
         # DS9's xmlrpc.tcl measures a fault response, then trims its last
         # newline and closes: the body ends one byte short of its
         # Content-Length.  What arrived is the whole answer when it is a
@@ -633,12 +683,12 @@ class XMLRPCProxy:
             return failure
         return body
 
-    def _close_retired(self, result):
+    def _close_retired(self, result: object) -> object:
         for pool in self._retired_pools:
             pool.closeCachedConnections()
         return result
 
-    def _parse(self, data):
+    def _parse(self, data: bytes) -> SAMPValue:
         try:
             params, _ = safe_loads(data)
         except ValueError as exc:
@@ -647,13 +697,13 @@ class XMLRPCProxy:
             raise self._error_class(f"bad XML-RPC response from {self.url}: no value")
         return from_xmlrpc(params[0])
 
-    def _timed_out(self, method):
-        def timed_out(result, timeout):
+    def _timed_out(self, method: str) -> Callable[[object, float], NoReturn]:
+        def timed_out(result: object, timeout: float) -> NoReturn:
             raise self._error_class(f"{method} at {self.url} timed out after {timeout:g} s")
 
         return timed_out
 
-    def _translate(self, failure, method):
+    def _translate(self, failure: Failure, method: str) -> Failure:
         if failure.check(xmlrpc.client.Fault, self._error_class, defer.CancelledError):
             return failure
         if failure.check(ierror.ConnectingCancelledError):
@@ -663,20 +713,21 @@ class XMLRPCProxy:
         raise self._error_class(f"{method} at {self.url} failed: {_reason(failure)}")
 
     @property
-    def keeps_connections(self):
+    def keeps_connections(self) -> bool:
         """Whether the server keeps connections open between calls (false
         once it answered without HTTP/1.1's ``Connection: keep-alive``, as
         JSAMP's, astropy's and DS9's servers do)."""
-        return self._pool.persistent
+        persistent: bool = self._pool.persistent
+        return persistent
 
-    def _settle(self, result):
+    def _settle(self, result: object) -> object:
         # A request still in flight when close() was called returns its
         # connection to the pool afterwards: close that one too.
         if self._closed:
             self._close_pools()
         return result
 
-    def close(self):
+    def close(self) -> defer.Deferred[None]:
         """
         Close the idle connections this proxy keeps open, and those of
         requests still in flight as they finish.
@@ -686,7 +737,7 @@ class XMLRPCProxy:
         self._closed = True
         return self._close_pools()
 
-    def _close_pools(self):
+    def _close_pools(self) -> defer.Deferred[None]:
         pools = [self._pool] + self._retired_pools
         closing = [pool.closeCachedConnections() for pool in pools]
         return defer.gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
