@@ -17,7 +17,7 @@ import ipaddress
 import math
 import re
 import xmlrpc.client
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from types import EllipsisType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from xml.etree import ElementTree
@@ -33,15 +33,17 @@ from twisted.internet.endpoints import (
 )
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet.interfaces import (
+    IAddress,
     IConsumer,
     IDelayedCall,
     IProtocol,
-    IPushProducer,
     IProtocolFactory,
+    IPushProducer,
     IReactorTime,
     IStreamClientEndpoint,
+    ITCPTransport,
 )
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
@@ -62,7 +64,7 @@ from twisted.web.client import (
 )
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS, IResponse
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
 from ._encoding import SAMPValue, check_samp_value, from_xmlrpc
@@ -413,7 +415,7 @@ class _NamedHostEndpoint:
         return self._by_name.connect(protocolFactory).addCallback(self._remember)
 
     def _remember(self, protocol: IProtocol) -> IProtocol:
-        peer = cast(Any, protocol).transport.getPeer()
+        peer = cast(Any, protocol).transport.getPeer()  # connected: has a transport
         kind = TCP6ClientEndpoint if isinstance(peer, IPv6Address) else TCP4ClientEndpoint
         self._by_address = kind(self._reactor, peer.host, peer.port, timeout=self._timeout)
         self._expires = self._reactor.seconds() + self._ttl
@@ -743,7 +745,7 @@ class XMLRPCProxy:
         return defer.gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
 
 
-def _peer(channel):
+def _peer(channel: object) -> str:
     """The peer of *channel* as short text, for log lines."""
     transport = getattr(channel, "transport", None)
     peer = transport.getPeer() if transport is not None else None
@@ -751,21 +753,23 @@ def _peer(channel):
     return f"{host}:{port}" if host is not None else str(peer)
 
 
-def _rejections(channel):
+def _rejections(channel: object) -> RejectionLog:
     """The site's rate-limited log of refused requests."""
     site = getattr(channel, "site", None)
-    log = getattr(site, "rejections", None)
+    log: RejectionLog | None = getattr(site, "rejections", None)
     return log if log is not None else _FALLBACK_REJECTIONS
 
 
 class _FallbackClock:
-    def seconds(self):
+    def seconds(self) -> float:
         from twisted.internet import reactor
 
-        return reactor.seconds()
+        seconds: float = cast(IReactorTime, reactor).seconds()
+        return seconds
 
 
-_FALLBACK_REJECTIONS = RejectionLog(_FallbackClock())
+# (RejectionLog reads only the clock's seconds().)
+_FALLBACK_REJECTIONS = RejectionLog(cast(IReactorTime, _FallbackClock()))
 
 
 class _BoundedRequest(server.Request):
@@ -776,29 +780,31 @@ class _BoundedRequest(server.Request):
     """
 
     _refused = False
+    channel: _LenientChannel  # a _QuietSite's, as make_site pairs them
 
-    def _limit(self):
-        return getattr(self.channel.site, "max_body_bytes", DEFAULT_MAX_BYTES)
+    def _limit(self) -> int:
+        limit: int = getattr(self.channel.site, "max_body_bytes", DEFAULT_MAX_BYTES)
+        return limit
 
-    def gotLength(self, length):
+    def gotLength(self, length: int | None) -> None:
         if length is not None and length > self._limit():
             self._refuse(length)
             return
-        super().gotLength(length)
+        super().gotLength(length)  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def handleContentChunk(self, data):
+    def handleContentChunk(self, data: bytes) -> None:
         if self._refused:
             return
-        if self.content.tell() + len(data) > self._limit():
+        if cast(IO[bytes], self.content).tell() + len(data) > self._limit():
             self._refuse(None)
             return
-        super().handleContentChunk(data)
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def requestReceived(self, command, path, version):
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if not self._refused:  # the rest of a refused body arrived with its head
-            super().requestReceived(command, path, version)
+            super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def _refuse(self, length):
+    def _refuse(self, length: int | None) -> None:
         self._refused = True
         self.content = None
         size = "" if length is None else f" of {length} bytes"
@@ -837,77 +843,80 @@ class _LenientChannel(http.HTTPChannel):
     """
 
     delimiter = b"\n"
-    _deadline = None
+    _deadline: IDelayedCall | None = None
+    site: _QuietSite  # set by the site's buildProtocol
 
     turn_away = False  # set by the site when it is full of busy connections
 
-    def connectionMade(self):
-        super().connectionMade()
+    def connectionMade(self) -> None:
+        super().connectionMade()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         if self.turn_away:
             self.refuse(b"503 Service Unavailable", f"{self.site.max_connections} connections open, all busy")
             return
         self._start_deadline()
 
-    def dataReceived(self, data):
+    def dataReceived(self, data: bytes) -> None:
         if self._deadline is None and not self._handlingRequest:
             self._start_deadline()  # the first byte of the next request
-        super().dataReceived(data)
+        super().dataReceived(data)  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def lineReceived(self, line):
+    def lineReceived(self, line: bytes) -> None:
         if line.endswith(b"\r"):
             line = line[:-1]
         if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
             self._refuse_head("header section")
             return
-        return super().lineReceived(line)
+        super().lineReceived(line)  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def lineLengthExceeded(self, line):
+    def lineLengthExceeded(self, line: bytes) -> None:
         self._refuse_head("header line")
 
-    def headerReceived(self, line):
+    def headerReceived(self, line: bytes) -> bool:
         if self._receivedHeaderCount >= self.maxHeaders:
             self._refuse_head("header count")
             return False
-        return super().headerReceived(line)
+        received: bool = super().headerReceived(line)  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        return received
 
-    def allContentReceived(self):
+    def allContentReceived(self) -> None:
         self._stop_deadline()
-        super().allContentReceived()
+        super().allContentReceived()  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def checkPersistence(self, request, version):
+    def checkPersistence(self, request: http.Request, version: bytes) -> bool:
         # Our XML-RPC client reuses a connection only when the response
         # says "Connection: keep-alive" (see XMLRPCProxy._stop_reusing).
-        keep = super().checkPersistence(request, version)
+        keep: bool = super().checkPersistence(request, version)  # type: ignore[no-untyped-call]  # not annotated in Twisted
         if keep:
             request.responseHeaders.setRawHeaders(b"connection", [b"keep-alive"])
         return keep
 
-    def timeoutConnection(self):
+    def timeoutConnection(self) -> None:
         # Silent for the whole idle timeout between requests: nothing to
         # log (Twisted's line for each would be one per idle connection).
         if self.abortTimeout is not None:
-            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
-        self.loseConnection()
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        self.loseConnection()  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stop_deadline()
         site = getattr(self, "site", None)
         if site is not None:
             site.channel_closed(self)
-        super().connectionLost(reason)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
     @property
-    def busy(self):
+    def busy(self) -> bool:
         """Whether a request of this channel is being answered."""
-        return self._handlingRequest
+        handling: bool = self._handlingRequest
+        return handling
 
     @property
-    def waiting_for_request(self):
+    def waiting_for_request(self) -> bool:
         """Whether this channel is receiving a request, or has not sent one
         yet: the first to go when the site is full."""
         return self._deadline is not None
 
-    def refuse(self, status, reason=None):
+    def refuse(self, status: bytes, reason: str | None = None) -> None:
         """
         Answer *status* (``b"413 Content Too Large"``) and close, reading
         nothing more.
@@ -915,37 +924,41 @@ class _LenientChannel(http.HTTPChannel):
         if reason is not None:
             _rejections(self).refused(_peer(self), reason)
         self._stop_deadline()
-        self.setTimeout(None)
-        if self.transport is None or self.transport.disconnecting:
+        self.setTimeout(None)  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        # (Twisted's transports have "disconnecting"; no interface says so.)
+        if self.transport is None or self.transport.disconnecting:  # type: ignore[attr-defined]
             return
         self.transport.write(
             b"HTTP/1.1 %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % status
         )
-        self.dataReceived = self.lineReceived = self.rawDataReceived = lambda *args: None
+        # Replaced on this instance: whatever else arrives is dropped.
+        self.dataReceived = self.lineReceived = self.rawDataReceived = (  # type: ignore[method-assign,assignment]
+            lambda *args: None
+        )
         self.transport.loseConnection()
 
-    def _refuse_head(self, what):
+    def _refuse_head(self, what: str) -> None:
         self.refuse(
             b"431 Request Header Fields Too Large", f"{what} over the limit"
         )
 
-    def _start_deadline(self):
+    def _start_deadline(self) -> None:
         timeout = getattr(getattr(self, "site", None), "request_timeout", None)
         if timeout is not None and self._deadline is None:
-            self._deadline = self.callLater(timeout, self._too_slow)
+            self._deadline = self.callLater(timeout, self._too_slow)  # type: ignore[no-untyped-call]  # not annotated in Twisted
 
-    def _stop_deadline(self):
+    def _stop_deadline(self) -> None:
         if self._deadline is not None:
             if self._deadline.active():
                 self._deadline.cancel()
             self._deadline = None
 
-    def _too_slow(self):
+    def _too_slow(self) -> None:
         self._deadline = None
         timeout = getattr(self.site, "request_timeout", None)
         _rejections(self).refused(_peer(self), f"no complete request within {timeout:g} s")
         if self.transport is not None:
-            self.transport.abortConnection()
+            cast(ITCPTransport, self.transport).abortConnection()
 
 
 class _QuietSite(server.Site):
@@ -961,17 +974,20 @@ class _QuietSite(server.Site):
 
     # The channel itself rather than Twisted's wrapper choosing between
     # HTTP/1.1 and HTTP/2 by TLS negotiation: SAMP peers speak HTTP/1.x.
-    protocol = _LenientChannel
+    # (HTTPFactory declares its HTTP/1.1-or-2 wrapper; buildProtocol only
+    # calls this.)
+    protocol = _LenientChannel  # type: ignore[assignment]
     max_connections = _limits.DEFAULT_MAX_CONNECTIONS
-    request_timeout = _limits.DEFAULT_REQUEST_TIMEOUT
+    request_timeout: float = _limits.DEFAULT_REQUEST_TIMEOUT
+    max_body_bytes: int  # set by make_site
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._channels = {}  # oldest first
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        self._channels: dict[_LenientChannel, None] = {}  # oldest first
         self.rejections = RejectionLog(self.reactor)
 
-    def buildProtocol(self, addr):
-        channel = super().buildProtocol(addr)
+    def buildProtocol(self, addr: IAddress | None) -> _LenientChannel:  # type: ignore[override]  # see protocol
+        channel = cast(_LenientChannel, super().buildProtocol(addr))  # type: ignore[no-untyped-call]  # not annotated in Twisted
         if len(self._channels) >= self.max_connections and not self._make_room():
             # Answered 503 and closed at once, rather than refused with no
             # protocol: a wrapping factory (the hub's) expects one.
@@ -980,7 +996,7 @@ class _QuietSite(server.Site):
             self._channels[channel] = None
         return channel
 
-    def _make_room(self):
+    def _make_room(self) -> bool:
         victim = next((c for c in self._channels if c.waiting_for_request), None)
         if victim is None:
             victim = next((c for c in self._channels if not c.busy), None)
@@ -988,27 +1004,27 @@ class _QuietSite(server.Site):
             return False
         del self._channels[victim]
         self.rejections.refused(_peer(victim), "closed to make room for a new connection")
-        victim.transport.abortConnection()
+        cast(ITCPTransport, victim.transport).abortConnection()
         return True
 
-    def channel_closed(self, channel):
+    def channel_closed(self, channel: _LenientChannel) -> None:
         """Forget *channel*, which is closed."""
         self._channels.pop(channel, None)
 
     @property
-    def connections(self):
+    def connections(self) -> int:
         """How many connections are open."""
         return len(self._channels)
 
     label = "SAMP XML-RPC server"
     """What the log calls this server, as in "SAMP hub starting on 41017"."""
 
-    def logPrefix(self):
+    def logPrefix(self) -> str:
         # Twisted's log lines about the port name the factory by this, or
         # else by its class name, meaningless to users.
         return self.label
 
-    def log(self, request):
+    def log(self, request: http.Request) -> None:
         # Formatting one access-log line per call, for the legacy log, is
         # a sizeable part of answering a small XML-RPC request; SAMP
         # traffic is logged, if at all, by the application.
@@ -1016,13 +1032,13 @@ class _QuietSite(server.Site):
 
 
 def make_site(
-    resource,
-    max_body_bytes=DEFAULT_MAX_BYTES,
-    reactor=None,
-    max_connections=None,
-    request_timeout=None,
-    idle_timeout=None,
-):
+    resource: IResource,
+    max_body_bytes: int = DEFAULT_MAX_BYTES,
+    reactor: IReactorTime | None = None,
+    max_connections: int | None = None,
+    request_timeout: float | None = None,
+    idle_timeout: float | None = None,
+) -> _QuietSite:
     """
     A quiet :class:`~twisted.web.server.Site` with the limits of
     :mod:`sampy_twisted._limits` and no access log, which also reads
@@ -1060,13 +1076,14 @@ def make_site(
     return site
 
 
-def _arity(function):
+def _arity(function: Callable[..., object]) -> tuple[float, float]:
     """
     The fewest and most positional arguments *function* binds, as
     ``inspect.signature(function).bind(*args)`` judges, computed once
     instead of binding on every call.
     """
-    fewest, most = 0, 0
+    fewest: float = 0
+    most: float = 0
     for parameter in inspect.signature(function).parameters.values():
         if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
             most += 1
@@ -1079,7 +1096,7 @@ def _arity(function):
     return fewest, most
 
 
-def _fault_body(code, text):
+def _fault_body(code: int, text: str) -> bytes:
     return xmlrpc.client.dumps(
         xmlrpc.client.Fault(code, text), methodresponse=True, allow_none=False
     ).encode("utf-8")
@@ -1104,22 +1121,25 @@ class XMLRPCResource(Resource):
     isLeaf = True
     _log = Logger()
 
-    def __init__(self, procedures, strict=False):
-        super().__init__()
+    def __init__(
+        self, procedures: Mapping[str, Callable[..., object]], strict: bool = False
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._procedures = dict(procedures)
-        self._signatures = {}
+        self._signatures: dict[str, tuple[float, float]] = {}
         self._strict = strict
 
-    def render_GET(self, request):
+    def render_GET(self, request: server.Request) -> bytes:
         request.setResponseCode(405)
         request.setHeader(b"allow", b"POST")
         return b"XML-RPC endpoint: POST only\n"
 
-    def render_POST(self, request):
+    def render_POST(self, request: server.Request) -> bytes | int:
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
-        request.content.seek(0, 0)
+        content = cast(IO[bytes], request.content)  # a _BoundedRequest's, whole
+        content.seek(0, 0)
         try:
-            args, method = safe_loads(request.content.read())
+            args, method = safe_loads(content.read())
         except (ValueError, xmlrpc.client.Fault) as exc:
             # Expected from hostile or broken peers: one short line (rate
             # limited by the site), no traceback, nothing of the request kept.
@@ -1134,9 +1154,9 @@ class XMLRPCResource(Resource):
                 return self._encode_result(result)
         except Exception:
             return self._encode_failure(Failure(), method)
-        gone = []
+        gone: list[Failure] = []
 
-        def hung_up(reason):
+        def hung_up(reason: Failure) -> None:
             gone.append(reason)
             result.cancel()  # stop work nobody waits for, such as a callAndWait
 
@@ -1146,9 +1166,9 @@ class XMLRPCResource(Resource):
         result.addCallback(self._write, request, gone)
         return server.NOT_DONE_YET
 
-    def _invoke(self, method, args):
-        function = self._procedures.get(method)
-        if function is None:
+    def _invoke(self, method: str | None, args: Sequence[Any]) -> object:
+        function = self._procedures.get(method) if method is not None else None
+        if method is None or function is None:
             raise xmlrpc.client.Fault(1, f"unknown method {method!r}")
         if self._strict:
             for number, arg in enumerate(args, 1):
@@ -1161,10 +1181,13 @@ class XMLRPCResource(Resource):
         self._check_arguments(method, function, args)
         result = function(*args)
         if inspect.isawaitable(result):
-            return defer.ensureDeferred(result)
+            # A coroutine, or a Deferred: the kinds of awaitable documented.
+            return defer.ensureDeferred(cast("Coroutine[Any, Any, Any]", result))
         return result
 
-    def _check_arguments(self, method, function, args):
+    def _check_arguments(
+        self, method: str, function: Callable[..., object], args: Sequence[Any]
+    ) -> None:
         arity = self._signatures.get(method)
         if arity is None:
             arity = self._signatures[method] = _arity(function)
@@ -1174,16 +1197,17 @@ class XMLRPCResource(Resource):
                 1, f"bad arguments for {method}: got {len(args)} argument(s)"
             )
 
-    def _encode_result(self, result):
+    def _encode_result(self, result: Any) -> bytes:
         if result is None:
             result = ""
         return xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False).encode(
             "utf-8"
         )
 
-    def _encode_failure(self, failure, method):
+    def _encode_failure(self, failure: Failure, method: str | None) -> bytes:
         if failure.check(xmlrpc.client.Fault):
-            return _fault_body(failure.value.faultCode, failure.value.faultString)
+            fault = cast(xmlrpc.client.Fault, failure.value)
+            return _fault_body(fault.faultCode, fault.faultString)
         if failure.check(defer.CancelledError):
             return _fault_body(1, f"{method} was cancelled")
         # Unexpected: logged with its traceback as text, but without the
@@ -1193,7 +1217,7 @@ class XMLRPCResource(Resource):
         self._log.failure("XML-RPC method {method} failed", failure, method=method)
         return _fault_body(1, f"{method} failed: {failure.getErrorMessage()}")
 
-    def _write(self, body, request, gone):
+    def _write(self, body: bytes, request: server.Request, gone: list[Failure]) -> None:
         if gone:  # the caller hung up; nobody to answer
             return
         request.setHeader(b"content-length", b"%d" % len(body))
