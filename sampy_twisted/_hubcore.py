@@ -485,7 +485,7 @@ class HubCore:
         full = self._no_room(recipient, size)
         if full is not None:
             raise _fault(f"notification of {mtype} to {recipient.client_id} refused: {full}")
-        self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message)
+        self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message, size)
         return ""
 
     def notify_all(self, sender: _Client, message: object) -> list[str]:
@@ -498,7 +498,7 @@ class HubCore:
         notified = []
         for recipient in self._recipients(mtype, sender):
             if self._no_room(recipient, size) is None:
-                self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message)
+                self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message, size)
                 notified.append(recipient.client_id)
         return notified
 
