@@ -424,3 +424,18 @@ class StuckRecipientTests(HubTestCase):
         # A call to the stuck client is answered with samp.error.
         result = await sender.hub_call("callAndWait", stuck.id, big_message("test.big"), "10")
         self.assertEqual(result["samp.status"], "samp.error")
+
+
+class OptionTests(unittest.SynchronousTestCase):
+    """``--callback-hosts`` reaches the hub."""
+
+    def test_callback_hosts_option(self):
+        from sampy_twisted._tap import HubOptions, make_hub
+
+        options = HubOptions()
+        options.parseOptions(["--callback-hosts", "any"])
+        hub = make_hub(options, reactor)
+        self.assertTrue(hub._profile._callback_policy.any)
+        options = HubOptions()
+        options.parseOptions([])
+        self.assertFalse(make_hub(options, reactor)._profile._callback_policy.any)
