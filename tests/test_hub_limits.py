@@ -133,6 +133,12 @@ class PolicyTests(unittest.SynchronousTestCase):
         self.reactor.advance(11)
         self.assertIn("could not be resolved", str(self.failureResultOf(d, CallbackURLRefused).value))
 
+    def test_no_resolver(self):
+        """A reactor without a resolver refuses names, clearly."""
+        policy = CallbackHostPolicy("local", task.Clock())
+        failure = self.failureResultOf(policy.check("http://x:1/", "x"), CallbackURLRefused)
+        self.assertIn("cannot be resolved", str(failure.value))
+
     def test_any(self):
         """``any`` accepts every host without resolving it."""
         self.assertAccepted("any", "http://10.255.255.1:1/", "10.255.255.1")
@@ -194,6 +200,7 @@ class CallbackURLTests(HubTestCase):
             "http://[::1]:1/",
             "http://localhost:1/",
             f"http://{socket.gethostname()}:1/",
+            f"http://{socket.gethostname()}:1",  # as DS9 gives it
         ]
         own = own_network_address()
         if own is not None:
