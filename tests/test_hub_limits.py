@@ -446,3 +446,44 @@ class OptionTests(unittest.SynchronousTestCase):
         options = HubOptions()
         options.parseOptions([])
         self.assertFalse(make_hub(options, reactor)._profile._callback_policy.any)
+
+
+def rss_bytes():
+    """This process's resident memory, from /proc (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise unittest.SkipTest("no VmRSS in /proc/self/status")
+
+
+class StuckRecipientMemoryTests(HubTestCase):
+    """
+    The hub's memory with a stuck recipient and 60 MB sent to it: what it
+    holds stays near its 8 MB bound (unbounded, it would hold all 60).
+    """
+
+    timeout = 120
+    bound = 8 * MB
+    sent = 60
+
+    async def setUp(self):
+        self.hub = await self.start_hub(max_queued_bytes=self.bound, max_concurrent_deliveries=2)
+
+    async def test_memory_stays_bounded(self):
+        sender = await self.client()
+        stuck = await self.client(subscriptions={"test.*": {}})
+        stuck.hang_mtypes.add("test.big")
+        payload = big_message("test.big")
+        # One message through first, so buffers that are reused exist.
+        await sender.hub_call("notify", stuck.id, payload)
+        before = rss_bytes()
+        refused = 0
+        for _ in range(self.sent - 1):
+            try:
+                await sender.hub_call("notify", stuck.id, payload)
+            except xmlrpc.client.Fault:
+                refused += 1
+        grown = rss_bytes() - before
+        self.assertGreater(refused, self.sent - 10)
+        self.assertLess(grown, 30 * MB, f"RSS grew by {grown / MB:.1f} MB")
