@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import inspect
 import secrets
+import weakref
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
@@ -85,6 +86,7 @@ class StandardProfile:
         self._ping_timeout = ping_timeout
         self._https_callbacks = https_callbacks
         self._callback_policy = CallbackHostPolicy(callback_hosts, reactor)
+        self._callback_turns: weakref.WeakKeyDictionary[_Client, int] = weakref.WeakKeyDictionary()
         self.secret: str | None = None
         self.lockfile: str | None = None
         self.params: dict[str, str] | None = None
@@ -176,14 +178,17 @@ class StandardProfile:
                 f"it with: use an http:// callback URL, or a hub run with TLS"
             )
         checked_url = url
+        # Names resolve in their own time: of two URLs set in a row, the
+        # later one wins even if the earlier one is checked last.
+        turn = self._callback_turns[client] = self._callback_turns.get(client, 0) + 1
         d = self._callback_policy.check(url, hostname)
 
         def accepted(_: None) -> str:
-            # The name may have taken a while to resolve: the client may be
-            # gone, or the hub stopping.
+            # The client may have left meanwhile, or the hub be stopping.
             if not client.active:
                 raise _fault("the callback URL was not set: the client is no longer registered")
-            client.channel.set_url(checked_url)
+            if self._callback_turns.get(client) == turn:
+                client.channel.set_url(checked_url)
             return ""
 
         def refused(failure: Any) -> str:

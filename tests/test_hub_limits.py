@@ -25,6 +25,7 @@ from sampy_twisted._callback_policy import (
     is_local_address,
 )
 from sampy_twisted._hubcore import HubCore
+from sampy_twisted._stdprofile import StandardProfile
 from sampy_twisted._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
 from sampy_twisted._xmlrpc import dumps_call
 
@@ -63,15 +64,24 @@ class FakeResolver:
     def __init__(self, table):
         self.table = table
         self.asked = []
+        self.slow = []
 
     def resolveHostName(self, receiver, hostname, portNumber=0):
         self.asked.append(hostname)
         receiver.resolutionBegan(None)
+        if hostname.startswith("slow"):  # answered by finish_slow, or never
+            self.slow.append((receiver, hostname))
+            return receiver
         for address in self.table.get(hostname, []):
             receiver.addressResolved(IPv4Address("TCP", address, portNumber))
-        if hostname != "slow.example":
-            receiver.resolutionComplete()
+        receiver.resolutionComplete()
         return receiver
+
+    def finish_slow(self):
+        for receiver, hostname in self.slow:
+            for address in self.table.get(hostname, []):
+                receiver.addressResolved(IPv4Address("TCP", address, 0))
+            receiver.resolutionComplete()
 
 
 class FakeReactor(task.Clock):
@@ -128,7 +138,7 @@ class PolicyTests(unittest.SynchronousTestCase):
     def test_unresolvable(self):
         """A name without addresses, or taking too long, is refused."""
         self.assertRefused("local", "http://nowhere:1/", "nowhere", "no address")
-        d = self.check("local", "http://slow.example:1/", "slow.example")
+        d = self.check("local", "http://slow.example:1/", "slow.example")  # never answered
         self.assertNoResult(d)
         self.reactor.advance(11)
         self.assertIn("could not be resolved", str(self.failureResultOf(d, CallbackURLRefused).value))
@@ -170,6 +180,38 @@ class PolicyTests(unittest.SynchronousTestCase):
         own = own_network_address()
         if own is not None:
             self.assertTrue(is_local_address(ipaddress.ip_address(own)))
+
+
+class ProfileOrderTests(unittest.SynchronousTestCase):
+    """setXmlrpcCallback with names that take their time to resolve."""
+
+    def setUp(self):
+        self.reactor = FakeReactor({"slow.local": ["127.0.0.1"]})
+        self.core = HubCore(self.reactor, {})
+        self.core.running = True
+        delivery = FakeProxyDelivery(
+            self.reactor, timeout=1.0, max_failures=2, max_concurrent=2, max_queued=10, final_timeout=0.5
+        )
+        self.profile = StandardProfile(self.core, delivery, self.reactor)
+        self.client = self.core.register(delivery)
+
+    def test_later_url_wins(self):
+        """A URL set after one still resolving is the one kept."""
+        first = self.profile._set_xmlrpc_callback(self.client.private_key, "http://slow.local:1/")
+        self.assertNoResult(first)
+        second = self.profile._set_xmlrpc_callback(self.client.private_key, "http://127.0.0.1:2/")
+        self.assertEqual(self.successResultOf(second), "")
+        self.reactor.nameResolver.finish_slow()
+        self.assertEqual(self.successResultOf(first), "")
+        self.assertEqual(self.client.channel.url, "http://127.0.0.1:2/")
+
+    def test_client_gone_meanwhile(self):
+        """A client that left while its URL resolved gets a fault, no channel."""
+        d = self.profile._set_xmlrpc_callback(self.client.private_key, "http://slow.local:1/")
+        self.core.unregister(self.client)
+        self.reactor.nameResolver.finish_slow()
+        self.assertIn("no longer registered", self.failureResultOf(d, xmlrpc.client.Fault).value.faultString)
+        self.assertIsNone(self.client.channel.proxy)
 
 
 class CallbackURLTests(HubTestCase):
