@@ -121,6 +121,7 @@ with https hubs or callbacks."""
 
 _METAVARS = {
     "ca-certs": "FILE",
+    "callback-hosts": "local|any|HOSTS",
     "callback-cert-reqs": "required|none",
     "cert-file": "FILE",
     "cert-reqs": "none|optional|required",

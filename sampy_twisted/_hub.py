@@ -44,7 +44,8 @@ from ._listening import ConnectionTracker, listening_url, server_endpoint
 from ._reactor import default_reactor
 from ._stdprofile import StandardProfile
 from ._tls import TLSOptions, usable_as_client_certificate, verifying_copy
-from ._limits import raise_fd_limit
+from ._callback_policy import DEFAULT_CALLBACK_HOSTS, CallbackHosts
+from ._limits import DEFAULT_MAX_QUEUED_BYTES, raise_fd_limit
 from ._xmlrpc import make_site
 
 __all__ = ["HUB_ID", "SAMPHubServer", "start_hub"]
@@ -95,8 +96,18 @@ class SAMPHubServer(service.Service):
         *tls*'s *cert_reqs* says.  ``TLSOptions(cert_reqs=ssl.CERT_NONE)``
         is the explicit opt-out of that verification.  A hub with neither
         refuses ``https://`` callback URLs.
+    :param callback_hosts: the hosts callback URLs may name.  By default
+        (``"local"``) this machine's own addresses: loopback, or an address
+        of one of its interfaces, or a host name resolving only to such
+        addresses (``localhost``, the machine's host name).  ``"any"``
+        accepts every host; a list of host names, addresses and networks
+        (``["10.1.0.0/16", "ws7.example.org"]``) accepts those besides.
+    :param int max_queued_bytes: bytes of messages (as their encoded size)
+        waiting to be delivered to one client, queued or in flight; a
+        message that would go past it is refused: a fault for a
+        notification, ``samp.error`` for a call.
     :raises ValueError: *tls* has no certificate, or asks for client
-        certificates without *ca_certs*.
+        certificates without *ca_certs*; *callback_hosts* is malformed.
 
     :ivar params: the lockfile entries (``None`` until started).
     :ivar lockfile: the lockfile path (``None`` until started).
@@ -123,6 +134,8 @@ class SAMPHubServer(service.Service):
         ping_timeout: float = 5.0,
         tls: TLSOptions | None = None,
         callback_tls: TLSOptions | None = None,
+        callback_hosts: CallbackHosts = DEFAULT_CALLBACK_HOSTS,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
     ) -> None:
         self._reactor = reactor = default_reactor(reactor)
         self._tls = tls
@@ -149,7 +162,7 @@ class SAMPHubServer(service.Service):
         self._start_waiters: list[defer.Deferred[Any]] = []
         self._stop_waiters: list[defer.Deferred[Any]] = []
 
-        self._core = HubCore(reactor, _hub_metadata(label))
+        self._core = HubCore(reactor, _hub_metadata(label), max_queued_bytes=max_queued_bytes)
         self._delivery = PushDelivery(
             reactor,
             timeout=client_timeout,
@@ -169,6 +182,7 @@ class SAMPHubServer(service.Service):
             tls=tls,
             ping_timeout=ping_timeout,
             https_callbacks=callback_tls is not None,
+            callback_hosts=callback_hosts,
         )
 
     # -- lifecycle -----------------------------------------------------

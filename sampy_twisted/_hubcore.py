@@ -48,6 +48,7 @@ from zope.interface import Attribute, Interface
 
 from ._encoding import SAMPValue, check_samp_value, legal_text, timeout_seconds
 from ._errors import SAMP_STATUS_ERROR, SAMP_STATUS_OK
+from ._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
 from ._mtype import best_match, is_mtype, is_mtype_pattern
 
 __all__ = ["HUB_ID", "MAX_UNANSWERED_CALLS", "HubCore", "IChannel", "IDelivery"]
@@ -93,20 +94,32 @@ class IChannel(Interface):
     """
 
     callable = Attribute("Whether callbacks can reach the client now.")
+    queued_bytes = Attribute(
+        "Bytes (the *size* given with each) of the callbacks taken and not yet "
+        "delivered or failed; the core refuses messages past its bound."
+    )
 
-    def notify(sender_id: str, message: dict[str, Any]) -> None:
-        """Deliver ``receiveNotification(sender_id, message)``."""
+    def notify(sender_id: str, message: dict[str, Any], size: int = 0) -> None:
+        """
+        Deliver ``receiveNotification(sender_id, message)``.
 
-    def call(sender_id: str, msg_id: str, message: dict[str, Any], on_error: Callable[[str], None]) -> None:
+        :param size: the message's size (:func:`~._limits.message_size`),
+            counted in :attr:`queued_bytes` until it is delivered or failed.
+        """
+
+    def call(
+        sender_id: str, msg_id: str, message: dict[str, Any], on_error: Callable[[str], None], size: int = 0
+    ) -> None:
         """
         Deliver ``receiveCall(sender_id, msg_id, message)``.
 
         :param on_error: called with a text if the call could not be
             delivered or was refused; the core answers the sender with it.
+        :param size: as for :meth:`notify`.
         """
 
-    def respond(responder_id: str, msg_tag: str | None, response: dict[str, Any]) -> None:
-        """Deliver ``receiveResponse(responder_id, msg_tag, response)``."""
+    def respond(responder_id: str, msg_tag: str | None, response: dict[str, Any], size: int = 0) -> None:
+        """Deliver ``receiveResponse(responder_id, msg_tag, response)``; *size* as for :meth:`notify`."""
 
     def disconnect(message: dict[str, Any]) -> None:
         """
@@ -185,6 +198,7 @@ class _Client:
     :ivar channel: its :class:`IChannel` (``None`` for the hub itself).
     :ivar awaiting: msg-ids of calls this client has received and must answer.
     :ivar outstanding: msg-ids of calls this client made that await a reply.
+    :ivar outbox_bytes: bytes of the messages to it in the core's outbox.
     """
 
     def __init__(self, client_id: str, private_key: str | None = None) -> None:
@@ -197,6 +211,7 @@ class _Client:
         self.active = True
         self.awaiting: set[str] = set()
         self.outstanding: set[str] = set()
+        self.outbox_bytes = 0
         self._matches: dict[str, Optional[str]] = {}
 
     @property
@@ -256,6 +271,9 @@ class HubCore:
 
     :param clock: an ``IReactorTime`` for the outbox and call timeouts.
     :param dict hub_metadata: the hub's own metadata (SAMP data).
+    :param int max_queued_bytes: bytes of messages held for one client (in
+        the outbox, queued or in flight in its channel); a message past it
+        is refused (see :meth:`notify`, :meth:`call`, :meth:`reply`).
 
     :ivar running: whether the hub accepts registrations and operations;
         set by the service that runs the core.
@@ -264,8 +282,11 @@ class HubCore:
 
     _log = Logger()
 
-    def __init__(self, clock: IReactorTime, hub_metadata: dict[str, Any]) -> None:
+    def __init__(
+        self, clock: IReactorTime, hub_metadata: dict[str, Any], max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    ) -> None:
         self._clock = clock
+        self.max_queued_bytes = max_queued_bytes
         self.running = False
         self._ids = itertools.count(1)
         self._hub = _Client(HUB_ID)
@@ -275,7 +296,7 @@ class HubCore:
         self._by_key: dict[bytes, _Client] = {}
         self._pending: dict[str, _PendingCall] = {}
         self._answered: collections.OrderedDict[str, str] = collections.OrderedDict()
-        self._outbox: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._outbox: list[tuple[Callable[..., None], tuple[Any, ...], _Client | None, int]] = []
         self._flush_call: IDelayedCall | None = None
 
     # -- clients ---------------------------------------------------------
@@ -454,19 +475,32 @@ class HubCore:
         return {c.client_id: c.annotation_for(mtype) for c in self._recipients(mtype, caller)}
 
     def notify(self, sender: _Client, recipient_id: object, message: object) -> str:
-        """``samp.hub.notify``."""
+        """
+        ``samp.hub.notify``; a fault if the recipient has
+        ``max_queued_bytes`` of messages waiting already.
+        """
         mtype, message = self._check_message(message)
         recipient = self._recipient(recipient_id, mtype)
-        self._later(self._deliver_notification, sender, recipient, message)
+        size = message_size(message)
+        full = self._no_room(recipient, size)
+        if full is not None:
+            raise _fault(f"notification of {mtype} to {recipient.client_id} refused: {full}")
+        self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message, size)
         return ""
 
     def notify_all(self, sender: _Client, message: object) -> list[str]:
-        """``samp.hub.notifyAll``: the ids notified."""
+        """
+        ``samp.hub.notifyAll``: the ids notified, leaving out those with
+        ``max_queued_bytes`` of messages waiting already.
+        """
         mtype, message = self._check_message(message)
-        recipients = self._recipients(mtype, sender)
-        for recipient in recipients:
-            self._later(self._deliver_notification, sender, recipient, message)
-        return [r.client_id for r in recipients]
+        size = message_size(message)
+        notified = []
+        for recipient in self._recipients(mtype, sender):
+            if self._no_room(recipient, size) is None:
+                self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message, size)
+                notified.append(recipient.client_id)
+        return notified
 
     def call(self, sender: _Client, recipient_id: object, msg_tag: object, message: object) -> str:
         """``samp.hub.call``: the msg-id."""
@@ -507,7 +541,7 @@ class HubCore:
         msg_id = self._new_msg_id()
         waiter: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_wait(msg_id))
         pending = self._start_call(sender, None, recipient, message, waiter, msg_id)
-        if seconds is not None:
+        if seconds is not None and msg_id in self._pending:  # not refused at once
             pending.timeout = seconds
             pending.timer = self._clock.callLater(seconds, self._expire, pending.msg_id)
         return waiter
@@ -524,8 +558,14 @@ class HubCore:
         response = _check_map(response, "response")
         if not isinstance(response.get("samp.status"), str):
             raise _fault("the response has no samp.status string")
+        size = message_size(response)
+        if pending.waiter is None and pending.sender.active:
+            full = self._no_room(pending.sender, size)
+            if full is not None:
+                # Still pending: the replier may try again later.
+                raise _fault(f"reply to {msg_id!r} refused for now: {full}")
         self._finish(pending, "it has already been answered")
-        self._answer(pending, response)
+        self._answer(pending, response, size)
         return ""
 
     # -- stopping --------------------------------------------------------
@@ -549,6 +589,7 @@ class HubCore:
         self._outbox = []
         for client in self.clients.values():
             client.active = False
+            client.outbox_bytes = 0
             client.channel.close()
 
     def reset(self) -> None:
@@ -622,7 +663,12 @@ class HubCore:
         self._pending[msg_id] = pending
         sender.outstanding.add(msg_id)
         recipient.awaiting.add(msg_id)
-        self._later(self._deliver_call, pending, message)
+        size = message_size(message)
+        full = self._no_room(recipient, size)
+        if full is None:
+            self._deliver_later(recipient, size, self._deliver_call, pending, message, size)
+        else:
+            self._fail_call(msg_id, f"call of {message['samp.mtype']} to {recipient.client_id} refused: {full}")
         return pending
 
     def _give_up_oldest(self, sender: _Client) -> None:
@@ -648,13 +694,17 @@ class HubCore:
         if len(self._answered) > _FORGOTTEN_IDS_KEPT:
             self._answered.popitem(last=False)
 
-    def _answer(self, pending: _PendingCall, response: dict[str, Any]) -> None:
+    def _answer(self, pending: _PendingCall, response: dict[str, Any], size: int | None = None) -> None:
         """Give a finished call's *response* to its sender."""
         if pending.waiter is not None:
             if not pending.waiter.called:
                 pending.waiter.callback(response)
         elif pending.sender.active:
-            self._later(self._deliver_response, pending, response)
+            if size is None:
+                size = message_size(response)
+            # Not refused when full: only the hub's own samp.error responses
+            # come here unchecked, small and one per call the sender made.
+            self._deliver_later(pending.sender, size, self._deliver_response, pending, response, size)
 
     def _fail_call(self, msg_id: str, text: str) -> None:
         pending = self._pending.get(msg_id)
@@ -698,19 +748,49 @@ class HubCore:
 
     # -- the outbox ------------------------------------------------------
 
+    def _no_room(self, recipient: _Client, size: int) -> str | None:
+        """
+        Why a message of *size* bytes cannot be taken for *recipient*, or
+        ``None`` if it can.  A message larger than the bound on its own is
+        taken when nothing else waits (bodies are bounded anyway).
+        """
+        if recipient.is_hub:
+            return None
+        held = recipient.outbox_bytes + recipient.channel.queued_bytes
+        if held == 0 or held + size <= self.max_queued_bytes:
+            return None
+        return (
+            f"{recipient.client_id} already has {held} bytes of messages waiting for "
+            f"delivery, and this one ({size} bytes) would pass the hub's bound of "
+            f"{self.max_queued_bytes} bytes (max_queued_bytes); try again later"
+        )
+
+    def _deliver_later(
+        self, recipient: _Client, size: int, function: Callable[..., None], *args: Any
+    ) -> None:
+        """:meth:`_later`, counting *size* bytes for *recipient* meanwhile."""
+        recipient.outbox_bytes += size
+        self._outbox.append((function, args, recipient, size))
+        self._schedule_flush()
+
     def _later(self, function: Callable[..., None], *args: Any) -> None:
         """
         Run *function* in a later turn, after the current request has been
         answered; one timer serves every step queued meanwhile.
         """
-        self._outbox.append((function, args))
+        self._outbox.append((function, args, None, 0))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self._flush)
 
     def _flush(self) -> None:
         self._flush_call = None
         ready, self._outbox = self._outbox, []
-        for function, args in ready:
+        for function, args, recipient, size in ready:
+            if recipient is not None:
+                recipient.outbox_bytes -= size
             try:
                 function(*args)
             except Exception:
@@ -718,15 +798,22 @@ class HubCore:
 
     def _broadcast_event(self, mtype: str, params: dict[str, Any]) -> None:
         message = {"samp.mtype": mtype, "samp.params": params}
+        size = message_size(message)
         for recipient in self._recipients(mtype, self._hub):
-            self._later(self._deliver_notification, self._hub, recipient, message)
+            full = self._no_room(recipient, size)
+            if full is None:
+                self._deliver_later(recipient, size, self._deliver_notification, self._hub, recipient, message, size)
+            else:
+                self._log.warn("SAMP hub event {mtype} not sent: {full}", mtype=mtype, full=full)
 
-    def _deliver_notification(self, sender: _Client, recipient: _Client, message: dict[str, Any]) -> None:
+    def _deliver_notification(
+        self, sender: _Client, recipient: _Client, message: dict[str, Any], size: int = 0
+    ) -> None:
         if recipient.is_hub or not recipient.active:
             return  # the hub acts on no notification
-        recipient.channel.notify(sender.client_id, message)
+        recipient.channel.notify(sender.client_id, message, size)
 
-    def _deliver_call(self, pending: _PendingCall, message: dict[str, Any]) -> None:
+    def _deliver_call(self, pending: _PendingCall, message: dict[str, Any], size: int = 0) -> None:
         if pending.msg_id not in self._pending:
             return  # settled meanwhile (a party left)
         if pending.recipient.is_hub:
@@ -735,10 +822,10 @@ class HubCore:
             return
         msg_id = pending.msg_id
         pending.recipient.channel.call(
-            pending.sender.client_id, msg_id, message, lambda text: self._fail_call(msg_id, text)
+            pending.sender.client_id, msg_id, message, lambda text: self._fail_call(msg_id, text), size
         )
 
-    def _deliver_response(self, pending: _PendingCall, response: dict[str, Any]) -> None:
+    def _deliver_response(self, pending: _PendingCall, response: dict[str, Any], size: int = 0) -> None:
         sender = pending.sender
         if sender.active:
-            sender.channel.respond(pending.recipient.client_id, pending.tag, response)
+            sender.channel.respond(pending.recipient.client_id, pending.tag, response, size)

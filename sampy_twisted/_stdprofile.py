@@ -16,11 +16,15 @@ from __future__ import annotations
 import hmac
 import inspect
 import secrets
+import weakref
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from twisted.internet import defer
+
+from ._callback_policy import DEFAULT_CALLBACK_HOSTS, CallbackHostPolicy, CallbackHosts, CallbackURLRefused
 from ._delivery import PushDelivery
 from ._hubcore import HubCore, _Client, check_string, checked, key_bytes
 from ._lockfile import claim_lockfile, lockfile_path, new_lockfile_params, remove_lockfile_if_ours
@@ -48,6 +52,10 @@ class StandardProfile:
     :param float ping_timeout: seconds to wait for an older hub's ping.
     :param bool https_callbacks: whether ``https://`` callback URLs can be
         called.
+    :param callback_hosts: the hosts callback URLs may name: ``"local"``
+        (this machine's addresses), ``"any"``, or a list of host names,
+        addresses and networks accepted besides (see
+        :class:`~._callback_policy.CallbackHostPolicy`).
 
     :ivar resource: the ``samp.hub.*`` XML-RPC resource to serve.
     :ivar secret: the ``samp.secret`` while published, else ``None``.
@@ -66,6 +74,7 @@ class StandardProfile:
         tls: Any = None,
         ping_timeout: float = 5.0,
         https_callbacks: bool = False,
+        callback_hosts: CallbackHosts = DEFAULT_CALLBACK_HOSTS,
     ) -> None:
         self._core = core
         self._delivery = delivery
@@ -76,6 +85,8 @@ class StandardProfile:
         self._tls = tls
         self._ping_timeout = ping_timeout
         self._https_callbacks = https_callbacks
+        self._callback_policy = CallbackHostPolicy(callback_hosts, reactor)
+        self._callback_turns: weakref.WeakKeyDictionary[_Client, int] = weakref.WeakKeyDictionary()
         self.secret: str | None = None
         self.lockfile: str | None = None
         self.params: dict[str, str] | None = None
@@ -150,7 +161,7 @@ class StandardProfile:
         client = self._core.client_for_key(private_key, stopping_ok=True)
         return self._core.unregister(client)
 
-    def _set_xmlrpc_callback(self, private_key: object, url: object) -> str:
+    def _set_xmlrpc_callback(self, private_key: object, url: object) -> defer.Deferred[str]:
         client = self._core.client_for_key(private_key)
         url = check_string(url, "the callback URL")
         checked(url, "the callback URL")
@@ -166,8 +177,26 @@ class StandardProfile:
                 f"callback URL {url!r} is https, but this hub has no TLS settings to call "
                 f"it with: use an http:// callback URL, or a hub run with TLS"
             )
-        client.channel.set_url(url)
-        return ""
+        checked_url = url
+        # Names resolve in their own time: of two URLs set in a row, the
+        # later one wins even if the earlier one is checked last.
+        turn = self._callback_turns[client] = self._callback_turns.get(client, 0) + 1
+        d = self._callback_policy.check(url, hostname)
+
+        def accepted(_: None) -> str:
+            # The client may have left meanwhile, or the hub be stopping.
+            if not client.active:
+                raise _fault("the callback URL was not set: the client is no longer registered")
+            if self._callback_turns.get(client) == turn:
+                client.channel.set_url(checked_url)
+            return ""
+
+        def refused(failure: Any) -> str:
+            failure.trap(CallbackURLRefused)
+            raise _fault(str(failure.value))
+
+        result: defer.Deferred[str] = d.addCallbacks(accepted, refused)
+        return result
 
 
 def _with_caller(caller: Callable[[object], _Client], operation: Callable[..., Any]) -> Callable[..., Any]:

@@ -537,6 +537,15 @@ def makeService(options: usage.Options) -> SAMPClientService:
     return make_client_service(options, cast(IReactorTime, reactor))
 
 
+def _callback_hosts(value: str) -> Any:
+    from ._callback_policy import callback_hosts_option
+
+    try:
+        return callback_hosts_option(value)
+    except ValueError as exc:
+        raise usage.UsageError(f"--callback-hosts: {exc}") from None
+
+
 class HubOptions(usage.Options):
     """
     The options of ``twistd samp-hub`` (and ``sampy-twisted hub``): a SAMP
@@ -564,6 +573,15 @@ class HubOptions(usage.Options):
             30.0,
             "Seconds each delivery to a client may take.",
             _positive_seconds("client-timeout"),
+        ],
+        [
+            "callback-hosts",
+            None,
+            "local",
+            "Hosts callback URLs may name: local (this machine's own addresses; the default), any, "
+            "or host names, addresses and networks (10.1.0.0/16) separated by commas, accepted "
+            "besides this machine's.",
+            _callback_hosts,
         ],
         [
             "cert-file",
@@ -662,6 +680,7 @@ def make_hub(options: usage.Options, reactor: IReactorTime) -> SAMPHubServer:
         multi=options["multi"],
         tls=options["tls"],
         callback_tls=options["callback_tls"],
+        callback_hosts=options["callback-hosts"],
     )
 
 
