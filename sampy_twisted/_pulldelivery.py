@@ -154,6 +154,9 @@ class PullChannel:
         """
         self.seen()
         self.callable = allow
+        if self._idle_timer is not None and self._idle_timer.active():
+            self._idle_timer.cancel()  # its limit depends on callable
+            self._schedule_idle_check()
         if not allow:
             self.queue.clear()
             self.queued_bytes = 0
