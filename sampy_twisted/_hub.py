@@ -94,7 +94,7 @@ class SAMPHubServer(service.Service):
     :param int web_port: the Web Profile's port (21012, its standard one;
         0 for any free one).
     :param web_consent: asked whether each web page may register: a
-        function of a :class:`~._webprofile.ConsentRequest` (the declared
+        function of a :class:`WebConsentRequest` (the declared
         name, the page's origin, its referer, the request's address)
         returning a bool or a Deferred of one.  ``None`` refuses every
         page.

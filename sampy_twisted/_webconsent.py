@@ -21,7 +21,7 @@ from typing import Any, Union
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ._webprofile import ConsentRequest
+from ._webprofile import WebConsentRequest
 
 __all__ = ["CONSENT_CHOICES", "consent_for", "terminal_consent"]
 
@@ -30,7 +30,7 @@ DEFAULT_PROMPT_TIMEOUT = 120.0
 
 _log = Logger()
 
-Consent = Callable[[ConsentRequest], Union[bool, "defer.Deferred[bool]"]]
+Consent = Callable[[WebConsentRequest], Union[bool, "defer.Deferred[bool]"]]
 
 
 def _clean(text: str | None, limit: int = 200) -> str:
@@ -40,7 +40,7 @@ def _clean(text: str | None, limit: int = 200) -> str:
     return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
-def prompt_text(request: ConsentRequest) -> str:
+def prompt_text(request: WebConsentRequest) -> str:
     """The question the terminal shows for *request*."""
     origin = request.origin
     if origin == "null":
@@ -100,7 +100,7 @@ def terminal_consent(
     :param str tty: the terminal device.
     """
 
-    def consent(request: ConsentRequest) -> defer.Deferred[bool]:
+    def consent(request: WebConsentRequest) -> defer.Deferred[bool]:
         answer: defer.Deferred[bool] = defer.Deferred()
 
         def ask() -> None:
@@ -118,11 +118,11 @@ def terminal_consent(
     return consent
 
 
-def _accept(request: ConsentRequest) -> bool:
+def _accept(request: WebConsentRequest) -> bool:
     return True
 
 
-def _deny(request: ConsentRequest) -> bool:
+def _deny(request: WebConsentRequest) -> bool:
     return False
 
 

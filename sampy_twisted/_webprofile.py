@@ -49,7 +49,7 @@ __all__ = [
     "DEFAULT_WEB_PORT",
     "WEB_SAFE_MTYPES",
     "ConsentGate",
-    "ConsentRequest",
+    "WebConsentRequest",
     "URLControl",
     "WebProfile",
     "WebResource",
@@ -84,7 +84,7 @@ _ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+")
 _URL = re.compile(r"(?:https?|file):[^\s\"'<>]+")
 _TRANSLATABLE = ("http", "https", "file")
 
-Consent = Callable[["ConsentRequest"], Union[bool, "defer.Deferred[bool]"]]
+Consent = Callable[["WebConsentRequest"], Union[bool, "defer.Deferred[bool]"]]
 
 
 def _fault(text: str) -> xmlrpc.client.Fault:
@@ -92,7 +92,7 @@ def _fault(text: str) -> xmlrpc.client.Fault:
 
 
 @dataclass(frozen=True)
-class ConsentRequest:
+class WebConsentRequest:
     """
     What the user is asked about when a web page registers.
 
@@ -162,7 +162,7 @@ class ConsentGate:
     *max_waiting* more wait their turn, and further ones are refused at
     once, so a flood of requests does not become a flood of prompts.
 
-    :param consent: a function of a :class:`ConsentRequest` returning a
+    :param consent: a function of a :class:`WebConsentRequest` returning a
         bool or a Deferred of one; ``None`` refuses everyone.
     :param int max_waiting: requests waiting behind the one asked.
     """
@@ -173,9 +173,9 @@ class ConsentGate:
         self._consent = consent
         self._max_waiting = max_waiting
         self._asking = False
-        self._waiting: collections.deque[tuple[ConsentRequest, defer.Deferred[bool]]] = collections.deque()
+        self._waiting: collections.deque[tuple[WebConsentRequest, defer.Deferred[bool]]] = collections.deque()
 
-    def ask(self, request: ConsentRequest) -> defer.Deferred[bool]:
+    def ask(self, request: WebConsentRequest) -> defer.Deferred[bool]:
         """
         :return: a Deferred firing with whether the user said yes (a
             failing or absent consent function says no); failing with a
@@ -213,7 +213,7 @@ class ConsentGate:
         self._log.failure("The Web Profile consent function failed; registration refused", failure)
         return False
 
-    def _decided(self, yes: bool, request: ConsentRequest, answer: defer.Deferred[bool]) -> None:
+    def _decided(self, yes: bool, request: WebConsentRequest, answer: defer.Deferred[bool]) -> None:
         self._asking = False
         self._log.info(
             "Web Profile consent {decision} for {name!r} from origin {origin}",
@@ -321,7 +321,7 @@ class WebProfile:
         self.base_url = "http://127.0.0.1:21012/"
         self.xmlrpc = XMLRPCResource(self._procedures(), strict=True)
         self.resource = WebResource(self)
-        self.current: ConsentRequest | None = None
+        self.current: WebConsentRequest | None = None
 
     # -- who is calling ------------------------------------------------------
 
@@ -393,8 +393,8 @@ class WebProfile:
         if not isinstance(name, str) or not name.strip():
             raise _fault("register needs samp.name, the application's name, in its identity map")
         checked(identity, "the identity map")
-        request = self.current or ConsentRequest(name, None, None, "unknown")
-        request = ConsentRequest(name, request.origin, request.referer, request.address)
+        request = self.current or WebConsentRequest(name, None, None, "unknown")
+        request = WebConsentRequest(name, request.origin, request.referer, request.address)
         self._log.info(
             "Web Profile registration requested by {name!r} from origin {origin} (referer {referer})",
             name=name,
@@ -404,7 +404,7 @@ class WebProfile:
         answer = self.gate.ask(request)
         return answer.addCallback(self._consented, request)
 
-    def _consented(self, yes: bool, request: ConsentRequest) -> dict[str, Any]:
+    def _consented(self, yes: bool, request: WebConsentRequest) -> dict[str, Any]:
         if not yes:
             self._log.info("Web Profile registration of {name!r} refused", name=request.name)
             raise _fault(f"registration refused: the user did not allow {request.name!r} to register")
@@ -638,7 +638,7 @@ class WebResource(Resource):
             request.setHeader(b"allow", b"POST, OPTIONS")
             return b"SAMP Web Profile XML-RPC endpoint: POST only\n"
         address = getattr(request.getClientAddress(), "host", "unknown")
-        self._profile.current = ConsentRequest("", _header(request, b"origin"), _header(request, b"referer"), address)
+        self._profile.current = WebConsentRequest("", _header(request, b"origin"), _header(request, b"referer"), address)
         try:
             result: bytes | int = self._profile.xmlrpc.render_POST(request)
         finally:

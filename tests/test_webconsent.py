@@ -11,9 +11,9 @@ from twisted.trial import unittest
 
 from sampy_twisted._tap import HubOptions, make_hub
 from sampy_twisted._webconsent import ask_terminal, consent_for, prompt_text, terminal_consent
-from sampy_twisted._webprofile import ConsentRequest
+from sampy_twisted._webprofile import WebConsentRequest
 
-REQUEST = ConsentRequest("Evil\x1b[2JPage", "https://example.org", None, "127.0.0.1")
+REQUEST = WebConsentRequest("Evil\x1b[2JPage", "https://example.org", None, "127.0.0.1")
 
 
 class TerminalTests(unittest.TestCase):
@@ -46,7 +46,7 @@ class TerminalTests(unittest.TestCase):
         self.assertIn("https://example.org", text)
         self.assertIn("Evil?[2JPage", text)
         self.assertNotIn("\x1b", text)
-        self.assertIn("local file", prompt_text(ConsentRequest("p", "null", None, "::1")))
+        self.assertIn("local file", prompt_text(WebConsentRequest("p", "null", None, "::1")))
 
     def test_threaded_consent_does_not_block(self):
         master, name = self.pty(None)

@@ -20,7 +20,7 @@ from sampy_twisted._hubcore import HubCore, IChannel
 from sampy_twisted._pulldelivery import PullChannel
 from sampy_twisted._webprofile import (
     WEB_SAFE_MTYPES,
-    ConsentRequest,
+    WebConsentRequest,
     WebProfile,
     is_loopback_host,
     mtype_allowed,
@@ -473,7 +473,7 @@ class BrowserCheckTests(WebTestCase):
         self.assertEqual(self.header(request, b"access-control-allow-private-network"), b"true")
         with self.assertRaises(xmlrpc.client.Fault):
             xmlrpc.client.loads(b"".join(request.written))
-        self.assertEqual(self.asked, [ConsentRequest("page", "null", None, "127.0.0.1")])
+        self.assertEqual(self.asked, [WebConsentRequest("page", "null", None, "127.0.0.1")])
 
     def test_get_root_refused(self):
         request = self.render(self.request(method=b"GET"))
