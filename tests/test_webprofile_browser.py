@@ -17,6 +17,7 @@ from twisted.trial import unittest
 from twisted.web import resource, server, static
 
 from sampy_twisted import SAMPHubServer, SAMPIntegratedClient
+from sampy_twisted._listening import ConnectionTracker
 from tests.astropy_peer import AstropyPeer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -153,7 +154,10 @@ class BrowserTestsMixin:
         root.putChild(b"secret.txt", static.Data(b"not for web pages", "text/plain"))
         self.reports = _Reports()
         root.putChild(b"report", self.reports)
-        port = reactor.listenTCP(0, server.Site(root), interface="127.0.0.1")
+        # Its connections are tracked: Chromium may leave one open when killed.
+        connections = ConnectionTracker(server.Site(root), "test page server")
+        port = reactor.listenTCP(0, connections, interface="127.0.0.1")
+        self.addCleanup(connections.close_all, reactor, 5.0)
         self.addCleanup(port.stopListening)
         return f"http://127.0.0.1:{port.getHost().port}"
 
