@@ -187,3 +187,47 @@ class TwistdWebTests(TestCase):
         self.addCleanup(ours.disconnect)
         self.assertIn(info["samp.self-id"], await within(ours.get_registered_clients()))
         await process.wait_for_line(r"Web Profile client \S+ registered: 'kiosk page'", timeout=WAIT)
+
+
+class TranslatorTests(TestCase):
+    timeout = 120
+    start_hub = WebHubTests.start_hub
+    request = WebHubTests.request
+    header = WebHubTests.header
+
+    async def test_file_url_translated_only_when_mentioned(self):
+        """A file: URL a Standard Profile client sent is served (read in a
+        thread); another file, or a too-large one, is not."""
+        await self.start_hub()
+        info = await within(self.web.call("samp.webhub.register", {"samp.name": "page"}))
+        key, web_id = info["samp.private-key"], info["samp.self-id"]
+        await within(self.web.call("samp.webhub.allowReverseCallbacks", key, "1"))
+        await within(self.web.call("samp.webhub.declareSubscriptions", key, {"table.*": {}}))
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        paths = {}
+        for name, content in (("sent.xml", b"<VOTABLE/>"), ("other.xml", b"secret"), ("big.xml", b"x" * 2000)):
+            paths[name] = os.path.join(directory, name)
+            with open(paths[name], "wb") as f:
+                f.write(content)
+        ours = SAMPIntegratedClient(name="ours", reactor=reactor)
+        await within(ours.connect(hub_params=self.hub.params))
+        self.addCleanup(ours.disconnect)
+        for name in ("sent.xml", "big.xml"):
+            await within(ours.enotify(web_id, "table.load.votable", url=f"file://{paths[name]}"))
+        await within(self.web.call("samp.webhub.pullCallbacks", key, "10"))
+        self.hub._web.translate_max_bytes = 1000
+        prefix = info["samp.url-translator"]
+        self.assertTrue(prefix.startswith(self.hub.web_url + "translator/"))
+        path = prefix[len(self.hub.web_url) - 1:]
+        response, body = await self.request(b"GET", f"{path}file://{paths['sent.xml']}".encode(),
+                                            headers={b"origin": [b"null"]})
+        self.assertEqual((response.code, body), (200, b"<VOTABLE/>"))
+        self.assertEqual(self.header(response, b"access-control-allow-origin"), b"null")
+        self.assertEqual(self.header(response, b"access-control-allow-private-network"), b"true")
+        response, body = await self.request(b"GET", f"{path}file://{paths['other.xml']}".encode())
+        self.assertEqual(response.code, 403)
+        response, body = await self.request(b"GET", f"{path}file://{paths['big.xml']}".encode())
+        self.assertEqual(response.code, 413)
+        response, body = await self.request(b"GET", f"/translator/wrong-key?file://{paths['sent.xml']}".encode())
+        self.assertEqual(response.code, 403)
