@@ -43,7 +43,7 @@ from ._encoding import decode_boolean
 from ._hubcore import HubCore, _Client, check_string, checked, kind
 from ._mtype import is_mtype, pattern_matches
 from ._pulldelivery import PullChannel, PullDelivery
-from ._xmlrpc import XMLRPCResource
+from ._xmlrpc import XMLRPCResource, _peer, _rejections
 
 __all__ = [
     "DEFAULT_WEB_PORT",
@@ -619,7 +619,9 @@ class WebResource(Resource):
         refusal = self._refusal(request)
         if refusal is not None:
             status, text = refusal
-            self._log.info("Web Profile request refused ({status}): {text}", status=status, text=text)
+            # One short line, rate limited by the site as for every refusal.
+            channel = getattr(request, "channel", None)
+            _rejections(channel).refused(_peer(channel), f"Web Profile {status}: {text}")
             request.setResponseCode(status)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return text.encode("utf-8") + b"\n"
