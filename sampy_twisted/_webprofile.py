@@ -459,10 +459,7 @@ class WebProfile:
             raise _fault(f"MType {mtype} is blocked from the Web Profile: web clients may not send it")
 
     def _allowed_recipients(self, caller: _Client, message: object) -> list[str]:
-        mtype = message.get("samp.mtype") if isinstance(message, dict) else None
-        if not is_mtype(mtype):
-            self._core.notify_all(caller, message)  # faults with the core's text
-            return []
+        mtype, _ = HubCore._check_message(message)  # faults with the core's text
         subscribed = self._core.get_subscribed_clients(caller, mtype)
         allowed = [c for c, a in subscribed.items() if mtype_allowed(mtype, a, self.safe_mtypes)]
         if subscribed and not allowed:
@@ -481,6 +478,7 @@ class WebProfile:
         return self._core.call(caller, recipient_id, msg_tag, message)
 
     def _call_all(self, caller: _Client, msg_tag: object, message: object) -> dict[str, str]:
+        HubCore._check_callable(caller)
         return {r: self._core.call(caller, r, msg_tag, message) for r in self._allowed_recipients(caller, message)}
 
     def _call_and_wait(

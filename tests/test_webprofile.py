@@ -478,3 +478,16 @@ class BrowserCheckTests(WebTestCase):
     def test_get_root_refused(self):
         request = self.render(self.request(method=b"GET"))
         self.assertEqual(request.responseCode, 405)
+
+
+class BadMessageTests(WebTestCase):
+    def test_bad_messages_fault_as_in_the_core(self):
+        key, _ = self.register()
+        self.assertFault(self.web, "notifyAll", key, {"samp.params": {}}, fragment="no samp.mtype")
+        self.assertFault(self.web, "callAll", key, "t", ["x"], fragment="must be a map")
+        self.assertFault(self.web, "notify", key, "c9", message("table.load.votable"), fragment="no registered client")
+
+    def test_call_all_needs_callable_sender(self):
+        key, _ = self.register(callable=False)
+        self.std_client({"table.*": {}})
+        self.assertFault(self.web, "callAll", key, "t", message("table.load.votable"), fragment="callable")
