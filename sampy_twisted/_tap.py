@@ -100,6 +100,13 @@ def _port_number(text: str) -> int:
     return value
 
 
+def _web_port_number(text: str) -> int:
+    try:
+        return _port_number(text)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--port", "--web-port", 1)) from None
+
+
 def parse_hub(text: str) -> tuple[str, str | None]:
     """
     Parse a ``--hub`` value.
@@ -564,7 +571,7 @@ class HubOptions(usage.Options):
         ["port", None, 0, "TCP port of the hub's XML-RPC server (0: any free port).", _port_number],
         ["interface", None, "127.0.0.1", "Interface to listen on."],
         ["label", None, "", "A label for the hub, written to the lockfile as hub.label."],
-        ["web-port", None, 21012, "TCP port of the Web Profile (21012, its standard one).", _port_number],
+        ["web-port", None, 21012, "TCP port of the Web Profile (21012, its standard one).", _web_port_number],
         [
             "web-consent",
             None,

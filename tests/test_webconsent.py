@@ -79,3 +79,9 @@ class OptionsTests(unittest.TestCase):
     def test_bad_consent_choice(self):
         options = HubOptions()
         self.assertRaises(Exception, options.parseOptions, ["--web-consent", "maybe"])
+
+    def test_bad_web_port(self):
+        options = HubOptions()
+        with self.assertRaises(Exception) as caught:
+            options.parseOptions(["--web-profile", "--web-port", "70000"])
+        self.assertIn("--web-port", str(caught.exception))
