@@ -34,6 +34,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -277,7 +278,13 @@ class SAMPHubServer(service.Service):
         self._web_connections = ConnectionTracker(site, "SAMP Web Profile")
         # Loopback only, whatever the Standard Profile's address.
         endpoint = server_endpoint(self._reactor, "127.0.0.1", self._web_port, None)
-        self._web_listening = await endpoint.listen(self._web_connections)
+        try:
+            self._web_listening = await endpoint.listen(self._web_connections)
+        except CannotListenError as exc:
+            raise SAMPHubError(
+                f"cannot serve the Web Profile on port {self._web_port}: {exc.socketError} "
+                f"(another hub's Web Profile, such as TOPCAT's, may be using it)"
+            ) from None
         self.web_url = self._url_for(self._web_listening.getHost(), "http", "/")
         self._web.base_url = self.web_url
         self._log.info("SAMP Web Profile served at {url}", url=self.web_url)

@@ -231,3 +231,31 @@ class TranslatorTests(TestCase):
         self.assertEqual(response.code, 413)
         response, body = await self.request(b"GET", f"/translator/wrong-key?file://{paths['sent.xml']}".encode())
         self.assertEqual(response.code, 403)
+
+
+class PortTakenTests(TestCase):
+    async def test_web_port_taken(self):
+        """A taken Web Profile port is a SAMPHubError saying so; nothing is left listening."""
+        from sampy_twisted import SAMPHubError
+
+        blocker = reactor.listenTCP(0, server_factory(), interface="127.0.0.1")
+        self.addCleanup(blocker.stopListening)
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        hub = SAMPHubServer(
+            reactor=reactor,
+            lockfile=os.path.join(directory, ".samp"),
+            web_profile=True,
+            web_port=blocker.getHost().port,
+        )
+        with self.assertRaises(SAMPHubError) as caught:
+            await within(hub.start())
+        self.assertIn("Web Profile", str(caught.exception))
+        self.assertFalse(hub.is_running)
+        self.assertFalse(os.path.exists(os.path.join(directory, ".samp")))
+
+
+def server_factory():
+    from twisted.internet.protocol import Factory, Protocol
+
+    return Factory.forProtocol(Protocol)
