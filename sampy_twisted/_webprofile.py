@@ -359,7 +359,7 @@ class WebProfile:
         plain: dict[str, Callable[..., Any]] = {
             "declareMetadata": core.declare_metadata,
             "declareSubscriptions": core.declare_subscriptions,
-            "getSubscriptions": core.get_subscriptions,
+            "getSubscriptions": self._get_subscriptions,
             "getRegisteredClients": core.get_registered_clients,
             "reply": core.reply,
             "getMetadata": self._get_metadata,
@@ -439,6 +439,16 @@ class WebProfile:
         if client_id != "hub" and not self.is_web(client_id):
             self.urls.learn(metadata)
         return metadata
+
+    def _get_subscriptions(self, caller: _Client, client_id: object) -> dict[str, Any]:
+        # A pattern is shown only if the page may send every MType it
+        # covers ("table.*" is, "*" is not), or its annotation allows it.
+        subscriptions = self._core.get_subscriptions(caller, client_id)
+        return {
+            pattern: annotation
+            for pattern, annotation in subscriptions.items()
+            if mtype_allowed(pattern, annotation, self.safe_mtypes)
+        }
 
     def _get_subscribed_clients(self, caller: _Client, mtype: object) -> dict[str, Any]:
         subscribed = self._core.get_subscribed_clients(caller, mtype)

@@ -340,6 +340,17 @@ class MessagingTests(WebTestCase):
         self.assertEqual(self.web("getSubscribedClients", key, "script.aladin.send"), {})
         self.assertEqual(self.core.get_subscribed_clients(std, "script.aladin.send"), {})
 
+    def test_unsafe_subscriptions_hidden(self):
+        key, _ = self.register()
+        std = self.std_client(
+            {"*": {}, "script.aladin.send": {}, "table.*": {}, "coord.pointAt.sky": {}, "x.y": {"x-samp.mostly-harmless": "1"}}
+        )
+        self.assertEqual(
+            self.web("getSubscriptions", key, std.client_id),
+            {"table.*": {}, "coord.pointAt.sky": {}, "x.y": {"x-samp.mostly-harmless": "1"}},
+        )
+        self.assertEqual(len(self.core.get_subscriptions(std, std.client_id)), 5)
+
     def test_mostly_harmless_override(self):
         key, _ = self.register()
         yes = self.std_client({"x.custom": {"x-samp.mostly-harmless": "1"}})
