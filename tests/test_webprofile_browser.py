@@ -196,6 +196,21 @@ class BrowserTestsMixin:
         self.addCleanup(kill)
         return browser
 
+    def watch_long_poll(self, web_id):
+        """A Deferred firing when the page's pull starts waiting at the hub."""
+        channel = self.hub._core.clients[web_id].channel
+        waiting = defer.Deferred()
+        pull = channel.pull
+
+        def watched(timeout):
+            result = pull(timeout)
+            if isinstance(result, defer.Deferred) and not waiting.called:
+                waiting.callback(None)
+            return result
+
+        channel.pull = watched
+        return waiting
+
     async def test_page_and_standard_client(self):
         """
         The page registers after consent (a refused registration is a fault it
@@ -223,6 +238,9 @@ class BrowserTestsMixin:
 
         registered = await self.within(self.reports.step("registered"))
         web_id = registered["id"]
+        # Resumed while the page's report is being answered, so before its
+        # first pull: the notification below is sent into a waiting long poll.
+        long_poll = self.watch_long_poll(web_id)
         self.assertIn(peer.id, registered["clients"])
         self.assertEqual([r.name for r in self.consent_requests], ["refuse-me", "Web test page"])
         self.assertEqual(self.consent_requests[1].origin, site)
@@ -230,6 +248,7 @@ class BrowserTestsMixin:
         self.assertEqual(metadata["samp.name"], "Web test page")
         self.assertNotIn(web_id, await self.within(peer.get_subscribed_clients("table.load.votable")))
 
+        await self.within(long_poll)
         await self.within(peer.notify(web_id, "x.test.hello", {"url": data_url}))
         hello = await self.within(self.reports.step("hello"))
         self.assertEqual(hello, [peer.id, {"samp.mtype": "x.test.hello", "samp.params": {"url": data_url}}])
