@@ -20,6 +20,7 @@ Standard Profile client mentioned first (:class:`URLControl`).
 from __future__ import annotations
 
 import collections
+import inspect
 import ipaddress
 import os
 import re
@@ -599,8 +600,6 @@ def _keyed(
     lookup: Callable[..., _Client], operation: Callable[..., Any], stopping_ok: bool = False
 ) -> Callable[..., Any]:
     """``operation(lookup(private_key), *args)``, as an XML-RPC method."""
-    import inspect
-
     def method(private_key: object, *args: object) -> Any:
         return operation(lookup(private_key, stopping_ok), *args)
 
