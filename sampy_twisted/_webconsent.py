@@ -45,11 +45,15 @@ def prompt_text(request: WebConsentRequest) -> str:
     origin = request.origin
     if origin == "null":
         origin = "null (a page opened from a local file, or a sandboxed page)"
+    warning = ""
+    if request.origin and request.referer and not request.referer.startswith(request.origin + "/"):
+        warning = "  Warning: the page's address is not on its origin; trust the origin.\n"
     return (
         "\nA web page asks to register with the SAMP hub (Web Profile).\n"
         f"  Name it declares (unverified): {_clean(request.name)}\n"
         f"  Origin: {_clean(origin)}\n"
         f"  Page: {_clean(request.referer)}\n"
+        f"{warning}"
         "Once registered it can message your desktop SAMP applications and read\n"
         "the files they mention.  Allow it? [y/N] "
     )

@@ -48,6 +48,12 @@ class TerminalTests(unittest.TestCase):
         self.assertNotIn("\x1b", text)
         self.assertIn("local file", prompt_text(WebConsentRequest("p", "null", None, "::1")))
 
+    def test_origin_and_referer_disagree(self):
+        agree = WebConsentRequest("p", "https://a.org", "https://a.org/page.html", "127.0.0.1")
+        disagree = WebConsentRequest("p", "https://a.org", "https://b.org/page.html", "127.0.0.1")
+        self.assertNotIn("Warning", prompt_text(agree))
+        self.assertIn("Warning", prompt_text(disagree))
+
     def test_threaded_consent_does_not_block(self):
         master, name = self.pty(None)
         d = terminal_consent(reactor, timeout=30, tty=name)(REQUEST)
