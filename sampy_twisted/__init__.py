@@ -42,6 +42,7 @@ from ._integrated import SAMPIntegratedClient
 from ._service import SAMPClientService
 from ._tls import TLSOptions
 from ._tracker import ClientTracker, TrackedClient
+from ._webprofile import WEB_SAFE_MTYPES, WebConsentRequest
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,8 @@ __all__ = [
     "SAMP_STATUS_WARNING",
     "TLSOptions",
     "TrackedClient",
+    "WEB_SAFE_MTYPES",
+    "WebConsentRequest",
     "check_samp_value",
     "decode_boolean",
     "decode_float",

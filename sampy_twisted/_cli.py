@@ -673,6 +673,8 @@ async def _hub_command(reactor: IReactorTime, options: usage.Options, console: C
     except SAMPHubError as exc:
         raise UserError(str(exc)) from None
     console.out(f"SAMP hub running at {hub.url}, lockfile {hub.lockfile}")
+    if hub.web_url is not None:
+        console.out(f"SAMP Web Profile at {hub.web_url} (see --web-consent)")
     try:
         await console.stop
     finally:

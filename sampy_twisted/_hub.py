@@ -29,10 +29,12 @@ recipient.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -46,6 +48,7 @@ from ._stdprofile import StandardProfile
 from ._tls import TLSOptions, usable_as_client_certificate, verifying_copy
 from ._callback_policy import DEFAULT_CALLBACK_HOSTS, CallbackHosts
 from ._limits import DEFAULT_MAX_QUEUED_BYTES, raise_fd_limit
+from ._webprofile import DEFAULT_WEB_PORT, WEB_SAFE_MTYPES, Consent, WebProfile
 from ._xmlrpc import make_site
 
 __all__ = ["HUB_ID", "SAMPHubServer", "start_hub"]
@@ -88,6 +91,17 @@ class SAMPHubServer(service.Service):
         With *endpoint*, the endpoint must do the TLS itself (such as an
         ``SSL4ServerEndpoint`` with ``tls.server_options()``); *tls* then
         only makes the URL ``https://``.
+    :param bool web_profile: also serve the SAMP Web Profile (for browser
+        pages) on loopback at *web_port*; off by default.
+    :param int web_port: the Web Profile's port (21012, its standard one;
+        0 for any free one).
+    :param web_consent: asked whether each web page may register: a
+        function of a :class:`WebConsentRequest` (the declared
+        name, the page's origin, its referer, the request's address)
+        returning a bool or a Deferred of one.  ``None`` refuses every
+        page.
+    :param web_safe_mtypes: the MType patterns web clients may send
+        (JSAMP's list by default).
     :param TLSOptions callback_tls: the settings used to call ``https://``
         callback URLs.  By default, with *tls*: the hub's certificate (sent
         as a client certificate, so callback servers requiring one accept
@@ -113,6 +127,8 @@ class SAMPHubServer(service.Service):
     :ivar lockfile: the lockfile path (``None`` until started).
     :ivar url: the hub's XML-RPC URL (``None`` until started).
     :ivar hub_id: the hub's own client id.
+    :ivar web_url: the Web Profile's URL (``None`` unless it is served and
+        the hub started).
     """
 
     _log = Logger()
@@ -136,6 +152,10 @@ class SAMPHubServer(service.Service):
         callback_tls: TLSOptions | None = None,
         callback_hosts: CallbackHosts = DEFAULT_CALLBACK_HOSTS,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        web_profile: bool = False,
+        web_port: int = DEFAULT_WEB_PORT,
+        web_consent: Consent | None = None,
+        web_safe_mtypes: Iterable[str] = WEB_SAFE_MTYPES,
     ) -> None:
         self._reactor = reactor = default_reactor(reactor)
         self._tls = tls
@@ -184,6 +204,13 @@ class SAMPHubServer(service.Service):
             https_callbacks=callback_tls is not None,
             callback_hosts=callback_hosts,
         )
+        self.web_url: str | None = None
+        self._web_port = web_port
+        self._web_listening: IListeningPort | None = None
+        self._web_connections: ConnectionTracker | None = None
+        self._web: WebProfile | None = None
+        if web_profile:
+            self._web = WebProfile(self._core, reactor, web_consent, web_safe_mtypes)
 
     # -- lifecycle -----------------------------------------------------
 
@@ -247,6 +274,7 @@ class SAMPHubServer(service.Service):
         try:
             self._listening = await self._server_endpoint().listen(self._connections)
             self.url = self._url_for(self._listening.getHost(), "https" if self._tls is not None else "http")
+            await self._listen_web()
             await self._profile.publish(path, self.url)
         except BaseException:
             await self._close_listener()
@@ -256,6 +284,24 @@ class SAMPHubServer(service.Service):
         self.params = self._profile.params
         self._core.running = True
         return self
+
+    async def _listen_web(self) -> None:
+        if self._web is None:
+            return
+        site = make_site(self._web.resource, reactor=self._reactor)
+        self._web_connections = ConnectionTracker(site, "SAMP Web Profile")
+        # Loopback only, whatever the Standard Profile's address.
+        endpoint = server_endpoint(self._reactor, "127.0.0.1", self._web_port, None)
+        try:
+            self._web_listening = await endpoint.listen(self._web_connections)
+        except CannotListenError as exc:
+            raise SAMPHubError(
+                f"cannot serve the Web Profile on port {self._web_port}: {exc.socketError} "
+                f"(another hub's Web Profile, such as TOPCAT's, may be using it)"
+            ) from None
+        self.web_url = self._url_for(self._web_listening.getHost(), "http", "/")
+        self._web.base_url = self.web_url
+        self._log.info("SAMP Web Profile served at {url}", url=self.web_url)
 
     def _started(self, result: object) -> None:
         if isinstance(result, Failure):
@@ -286,9 +332,9 @@ class SAMPHubServer(service.Service):
         return server_endpoint(self._reactor, self._addr, self._port_number, self._server_options)
 
     @staticmethod
-    def _url_for(address: IAddress, scheme: str = "http") -> str:
+    def _url_for(address: IAddress, scheme: str = "http", path: str = "/xmlrpc") -> str:
         try:
-            return listening_url(address, scheme, "/xmlrpc")
+            return listening_url(address, scheme, path)
         except ValueError:
             raise SAMPHubError(f"the hub must listen on TCP, not {address}") from None
 
@@ -354,6 +400,13 @@ class SAMPHubServer(service.Service):
         connections, self._connections = self._connections, None
         if connections is not None:
             await connections.close_all(self._reactor, _CLOSE_CONNECTIONS_TIMEOUT)
+        web, self._web_listening = self._web_listening, None
+        if web is not None:
+            await defer.maybeDeferred(web.stopListening)
+        web_connections, self._web_connections = self._web_connections, None
+        if web_connections is not None:
+            await web_connections.close_all(self._reactor, _CLOSE_CONNECTIONS_TIMEOUT)
+        self.web_url = None
 
 
 def _hub_metadata(label: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from twisted.internet import defer
 
 from ._callback_policy import DEFAULT_CALLBACK_HOSTS, CallbackHostPolicy, CallbackHosts, CallbackURLRefused
-from ._delivery import PushDelivery
+from ._delivery import PushChannel, PushDelivery
 from ._hubcore import HubCore, _Client, check_string, checked, key_bytes
 from ._lockfile import claim_lockfile, lockfile_path, new_lockfile_params, remove_lockfile_if_ours
 from ._xmlrpc import XMLRPCResource
@@ -120,7 +120,7 @@ class StandardProfile:
 
     def _procedures(self) -> dict[str, Callable[..., Any]]:
         core = self._core
-        caller = core.client_for_key
+        caller = self._client_for_key
         keyed: dict[str, Callable[..., Any]] = {
             "declareMetadata": core.declare_metadata,
             "getMetadata": core.get_metadata,
@@ -144,6 +144,14 @@ class StandardProfile:
         )
         return {f"samp.hub.{name}": method for name, method in methods.items()}
 
+    def _client_for_key(self, private_key: object, stopping_ok: bool = False) -> _Client:
+        # A web client's key is refused here: its MType restrictions hold
+        # only on the Web Profile.
+        client = self._core.client_for_key(private_key, stopping_ok)
+        if not isinstance(client.channel, PushChannel):
+            raise _fault("unknown private key: not a Standard Profile client")
+        return client
+
     def _ping(self, private_key: object = None) -> str:
         # Accepted with or without a key, valid or not, as JSAMP does:
         # ping only says the hub is alive.
@@ -158,11 +166,11 @@ class StandardProfile:
         return self._core.reg_info(self._core.register(self._delivery))
 
     def _unregister(self, private_key: object) -> str:
-        client = self._core.client_for_key(private_key, stopping_ok=True)
+        client = self._client_for_key(private_key, stopping_ok=True)
         return self._core.unregister(client)
 
     def _set_xmlrpc_callback(self, private_key: object, url: object) -> defer.Deferred[str]:
-        client = self._core.client_for_key(private_key)
+        client = self._client_for_key(private_key)
         url = check_string(url, "the callback URL")
         checked(url, "the callback URL")
         try:

@@ -100,6 +100,13 @@ def _port_number(text: str) -> int:
     return value
 
 
+def _web_port_number(text: str) -> int:
+    try:
+        return _port_number(text)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--port", "--web-port", 1)) from None
+
+
 def parse_hub(text: str) -> tuple[str, str | None]:
     """
     Parse a ``--hub`` value.
@@ -561,12 +568,27 @@ class HubOptions(usage.Options):
     optFlags = [
         ["multi", None, "astropy-style multi-hub mode: write a new ~/.samp-1/samp-hub-* lockfile."],
         ["https", None, "Serve the hub over TLS (https); needs --cert-file."],
+        [
+            "web-profile",
+            None,
+            "Also serve the SAMP Web Profile for browser pages, on loopback at --web-port; each page "
+            "registers only with consent (--web-consent).",
+        ],
     ]
     optParameters = [
         ["lockfile", None, None, "Where to write the lockfile."],
         ["port", None, 0, "TCP port of the hub's XML-RPC server (0: any free port).", _port_number],
         ["interface", None, "127.0.0.1", "Interface to listen on."],
         ["label", None, "", "A label for the hub, written to the lockfile as hub.label."],
+        ["web-port", None, 21012, "TCP port of the Web Profile (21012, its standard one).", _web_port_number],
+        [
+            "web-consent",
+            None,
+            "ask",
+            "Whether web pages may register: ask (the default: a prompt on the controlling terminal; "
+            "no terminal, no registration), accept (every page, without asking: any web site you "
+            "visit can then message your SAMP applications) or deny.",
+        ],
         [
             "client-timeout",
             None,
@@ -658,6 +680,8 @@ class HubOptions(usage.Options):
                 raise usage.UsageError(f"--lockfile {self['lockfile']}: no directory {directory}")
         if not self["interface"]:
             raise usage.UsageError("--interface must not be empty")
+        _choice(self, "web-consent", {"ask": None, "accept": None, "deny": None})
+        self["web-consent"] = self["web-consent"].lower()
         self.check_tls()
 
 
@@ -669,7 +693,9 @@ def make_hub(options: usage.Options, reactor: IReactorTime) -> SAMPHubServer:
     :param reactor: the reactor.
     """
     from ._hub import SAMPHubServer
+    from ._webconsent import consent_for
 
+    web = bool(options.get("web-profile"))
     return SAMPHubServer(
         reactor=reactor,
         lockfile=options["lockfile"],
@@ -681,6 +707,9 @@ def make_hub(options: usage.Options, reactor: IReactorTime) -> SAMPHubServer:
         tls=options["tls"],
         callback_tls=options["callback_tls"],
         callback_hosts=options["callback-hosts"],
+        web_profile=web,
+        web_port=options.get("web-port", 21012),
+        web_consent=consent_for(options.get("web-consent", "ask"), reactor) if web else None,
     )
 
 

@@ -25,6 +25,8 @@ PUBLIC = {
     "SAMP_STATUS_WARNING",
     "TLSOptions",
     "TrackedClient",
+    "WEB_SAFE_MTYPES",
+    "WebConsentRequest",
     "check_samp_value",
     "decode_boolean",
     "decode_float",
