@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from ._discovery import get_hub_params
 from ._encoding import SAMPValue, check_samp_value, timeout_seconds
 from ._errors import SAMPHubError, SAMPProxyError
+from ._reactor import default_reactor
 from ._tls import TLSOptions
 from ._xmlrpc import DEFAULT_MAX_BYTES, XMLRPCProxy
 
@@ -62,11 +63,7 @@ class SAMPHubProxy:
     """
 
     def __init__(self, reactor: IReactorTime | None = None, timeout: float = 30.0) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as _global
-
-            reactor = _global
-        self._reactor = reactor
+        self._reactor: IReactorTime = default_reactor(reactor)
         self._timeout = timeout
         self._proxy: XMLRPCProxy | None = None
         self.lockfile: dict[str, str] | None = None

@@ -22,6 +22,7 @@ from ._hub_finder import find_or_start_hub, stop_started_hub
 from ._encoding import SAMPValue
 from ._hub_proxy import RunningHub, SAMPHubProxy
 from ._liveness import HubLivenessCheck
+from ._reactor import default_reactor
 from ._tls import TLSOptions
 from ._tracker import ClientTracker
 
@@ -149,10 +150,7 @@ class SAMPIntegratedClient:
         self.hub_check_interval = _check_seconds("hub_check_interval", hub_check_interval, optional=True)
         self.hub_check_timeout = _check_seconds("hub_check_timeout", hub_check_timeout)
         self.shutdown_timeout = _check_seconds("shutdown_timeout", shutdown_timeout)
-        if reactor is None:
-            from twisted.internet import reactor as _global
-
-            reactor = cast(IReactorTime, _global)
+        reactor = cast(IReactorTime, default_reactor(reactor))
         self._reactor = reactor
         self.hub = SAMPHubProxy(reactor=reactor)
         self.client = SAMPClient(

@@ -44,6 +44,7 @@ from ._encoding import check_samp_value
 from ._errors import SAMPHubError
 from ._integrated import SAMPIntegratedClient
 from ._mtype import check_mtype_pattern
+from ._reactor import default_reactor
 from ._service import HUB_AUTO, HUB_MODES, HUB_RUNNING, SAMPClientService
 from ._tls import TLSOptions
 
@@ -532,9 +533,7 @@ def makeService(options: usage.Options) -> SAMPClientService:
     :param ClientOptions options: the parsed options.
     :rtype: SAMPClientService
     """
-    from twisted.internet import reactor
-
-    return make_client_service(options, cast(IReactorTime, reactor))
+    return make_client_service(options, cast(IReactorTime, default_reactor()))
 
 
 def _callback_hosts(value: str) -> Any:
@@ -759,9 +758,7 @@ def _exit_status_1_at_exit() -> None:
 
 
 def _make_hub_service_on_global_reactor(options: usage.Options) -> _HubRunner:
-    from twisted.internet import reactor
-
-    return make_hub_service(options, cast(IReactorTime, reactor), _exit_status_1_at_exit)
+    return make_hub_service(options, cast(IReactorTime, default_reactor()), _exit_status_1_at_exit)
 
 
 hub = SimpleNamespace(Options=HubOptions, makeService=_make_hub_service_on_global_reactor)

@@ -75,6 +75,7 @@ from ._limits import (
     RejectionLog,
     connection_cap,
 )
+from ._reactor import default_reactor
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 """Largest XML-RPC body, request or response, accepted by default."""
@@ -762,9 +763,7 @@ def _rejections(channel: object) -> RejectionLog:
 
 class _FallbackClock:
     def seconds(self) -> float:
-        from twisted.internet import reactor
-
-        seconds: float = cast(IReactorTime, reactor).seconds()
+        seconds: float = cast(IReactorTime, default_reactor()).seconds()
         return seconds
 
 
