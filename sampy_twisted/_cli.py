@@ -50,8 +50,9 @@ from ._errors import (
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
 from ._mtype import check_mtype_pattern, is_mtype
+from ._options import ClientTLSOptionsMixin, positive_seconds
+from ._tap_hub import HubOptions, make_hub
 from ._tls import TLSOptions
-from ._tap import ClientTLSOptionsMixin, HubOptions, _positive_seconds, make_hub
 
 if TYPE_CHECKING:
     # For the type checker, the mixins below are the Options they are mixed into.
@@ -90,7 +91,7 @@ class UserError(Exception):
 
 def _wait_seconds(text: str) -> float:
     try:
-        return _positive_seconds("wait")(text)
+        return positive_seconds("wait")(text)
     except ValueError as exc:
         raise usage.UsageError(str(exc)) from None
 
