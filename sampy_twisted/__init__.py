@@ -7,7 +7,7 @@ Everything that talks to a hub returns a
 follow astropy.samp.
 """
 
-from ._client import SAMPClient, error_response
+from ._client import SAMPClient
 from ._discovery import (
     default_lockfile_path,
     get_hub_params,
@@ -24,6 +24,7 @@ from ._encoding import (
     encode_boolean,
     encode_float,
     encode_int,
+    error_response,
     make_message,
 )
 from ._errors import (

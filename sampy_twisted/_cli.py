@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 import sampy_twisted
 
 from ._discovery import get_hub_params
-from ._encoding import check_samp_value, make_message
+from ._encoding import check_samp_value, message_map
 from ._errors import (
     SAMP_STATUS_ERROR,
     SAMP_STATUS_OK,
@@ -767,7 +767,7 @@ def _client_table(rows: list[_ClientRow], width: int | None = None) -> list[str]
 
 
 async def _send_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
-    message = make_message(options["mtype"], options["params"])
+    message = message_map(options["mtype"], options["params"])
     client = await _connect(reactor, console, options, "send", callable=not options["notify"])
     try:
         if options["notify"]:
@@ -907,7 +907,7 @@ async def _ping_command(reactor: IReactorTime, options: usage.Options, console: 
     client = await _connect(reactor, console, options, "ping", callable=True)
     try:
         recipients, names = await _resolve(client, [options["target"]])
-        message = make_message("samp.app.ping", {})
+        message = message_map("samp.app.ping")
         results: list[bool] = []
         for recipient in recipients:
             started = reactor.seconds()

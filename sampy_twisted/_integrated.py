@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 
 from ._client import CallHandler, MessageHandler, NotificationHandler, ResponseHandler, SAMPClient
 from ._discovery import get_hub_params
-from ._encoding import make_message
+from ._encoding import message_map
 from ._errors import SAMPClientError, SAMPHubError
 from ._hub_finder import find_or_start_hub, stop_started_hub
 from ._encoding import SAMPValue
@@ -60,7 +60,8 @@ def _easy_message(mtype: str, params: dict[str, _EasyParam]) -> dict[str, SAMPVa
         raise TypeError(
             f"extra_kws must be a map of further message keys, not {type(extra).__name__} {extra!r}"
         )
-    return make_message(mtype, params, extra)
+    # Checked once, by the hub proxy, before it is encoded.
+    return message_map(mtype, params, extra)
 
 
 def _check_seconds(name: str, value: _Seconds, optional: bool = False) -> _Seconds:

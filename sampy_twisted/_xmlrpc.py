@@ -67,7 +67,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTT
 from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
-from ._encoding import SAMPValue, check_samp_value, from_xmlrpc
+from ._encoding import SAMPValue, from_xmlrpc
 from . import _limits
 from ._limits import (
     MAX_ELEMENT_DEPTH,
@@ -1105,28 +1105,30 @@ class XMLRPCResource(Resource):
     """
     An XML-RPC endpoint serving full dotted method names.
 
-    Arguments arrive converted to SAMP types; a method may return a value, a
-    Deferred or a coroutine.  ``None`` is answered as ``""`` (SAMP has no
+    Arguments arrive converted to SAMP types (or, not *lenient*, as
+    decoded); a method may return a value, a Deferred or a coroutine.  ``None`` is answered as ``""`` (SAMP has no
     nil).  A method raises :class:`xmlrpc.client.Fault` for an error the
     caller should see; any other exception is logged and answered with a
     fault carrying its text.
 
     :param procedures: a mapping of method name to callable.
-    :param bool strict: answer arguments that are not SAMP values (XML-RPC
-        ints, booleans, doubles, nil...) with a fault, as JSAMP's hub does,
-        instead of turning them into strings.
+    :param bool lenient: turn arguments that are not SAMP values (XML-RPC
+        ints, booleans, doubles, nil...) into strings, as a client's
+        callbacks accept them; with ``False`` they are passed as decoded, to
+        procedures that check SAMP data themselves and refuse what breaks it
+        (the hub core, as JSAMP's hub does).
     """
 
     isLeaf = True
     _log = Logger()
 
     def __init__(
-        self, procedures: Mapping[str, Callable[..., object]], strict: bool = False
+        self, procedures: Mapping[str, Callable[..., object]], lenient: bool = True
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._procedures = dict(procedures)
         self._signatures: dict[str, tuple[float, float]] = {}
-        self._strict = strict
+        self._lenient = lenient
 
     def render_GET(self, request: server.Request) -> bytes:
         request.setResponseCode(405)
@@ -1169,13 +1171,7 @@ class XMLRPCResource(Resource):
         function = self._procedures.get(method) if method is not None else None
         if method is None or function is None:
             raise xmlrpc.client.Fault(1, f"unknown method {method!r}")
-        if self._strict:
-            for number, arg in enumerate(args, 1):
-                try:
-                    check_samp_value(arg, f"argument {number} of {method}")
-                except (TypeError, ValueError) as exc:
-                    raise xmlrpc.client.Fault(1, f"not SAMP data: {exc}") from None
-        else:
+        if self._lenient:
             args = [from_xmlrpc(a) for a in args]
         self._check_arguments(method, function, args)
         result = function(*args)
