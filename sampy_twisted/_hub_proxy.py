@@ -6,7 +6,6 @@ method returning a Deferred.
 
 from __future__ import annotations
 
-import xmlrpc.client
 from collections.abc import Mapping
 from types import EllipsisType
 from typing import Any, Protocol
@@ -33,13 +32,6 @@ class RunningHub(Protocol):
     @property
     def params(self) -> Mapping[str, str] | None:
         """The hub's lockfile entries; ``None`` while it is not running."""
-
-
-def _fault_to_proxy_error(failure: Failure) -> Failure:
-    fault = failure.value
-    if isinstance(fault, xmlrpc.client.Fault) and not isinstance(fault, SAMPProxyError):
-        raise SAMPProxyError(fault.faultCode, fault.faultString)
-    return failure
 
 
 def _check_string(value: object, what: str) -> str:
@@ -149,6 +141,7 @@ class SAMPHubProxy:
                 max_bytes=max_bytes,
                 tls_policy=tls.client_policy(),
                 error_class=SAMPHubError,
+                fault_class=SAMPProxyError,
             )
         except ValueError as exc:
             raise SAMPHubError(str(exc)) from None
@@ -182,7 +175,7 @@ class SAMPHubProxy:
         if self._proxy is None:
             return defer.fail(SAMPHubError(f"cannot call {method}: not connected to a hub"))
         d: defer.Deferred[Any] = self._proxy.call(method, *args, timeout=timeout)
-        return d.addErrback(_fault_to_proxy_error)
+        return d
 
     def ping(self) -> defer.Deferred[object]:
         """

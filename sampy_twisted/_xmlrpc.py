@@ -556,6 +556,9 @@ class XMLRPCProxy:
     :param tls_policy: an ``IPolicyForHTTPS`` for ``https`` URLs.
     :param error_class: exception type raised for transport failures; it is
         called as ``error_class(text)``.
+    :param fault_class: exception type raised for fault answers, a subclass
+        of :class:`xmlrpc.client.Fault` called as ``fault_class(code,
+        text)``.  Every failure of :meth:`call` is translated here, once.
     """
 
     def __init__(
@@ -568,6 +571,7 @@ class XMLRPCProxy:
         max_bytes: int = DEFAULT_MAX_BYTES,
         tls_policy: IPolicyForHTTPS | None = None,
         error_class: type[Exception] = XMLRPCError,
+        fault_class: type[xmlrpc.client.Fault] = xmlrpc.client.Fault,
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("http", "https"):
@@ -590,6 +594,7 @@ class XMLRPCProxy:
         self.timeout = timeout
         self._max_bytes = max_bytes
         self._error_class = error_class
+        self._fault_class = fault_class
 
     def call(
         self, method: str, *args: SAMPValue, timeout: float | None | EllipsisType = ...
@@ -600,8 +605,8 @@ class XMLRPCProxy:
         :param timeout: seconds for this call, ``None`` for none, or the
             proxy's default when not given.
         :return: a Deferred firing with the decoded result, or failing with
-            :class:`xmlrpc.client.Fault` for a fault answer and
-            *error_class* for everything else.
+            *fault_class* for a fault answer and *error_class* for
+            everything else (but cancellation).
         """
         body = dumps_call(method, args)
         if timeout is ...:
@@ -707,8 +712,11 @@ class XMLRPCProxy:
         return timed_out
 
     def _translate(self, failure: Failure, method: str) -> Failure:
-        if failure.check(xmlrpc.client.Fault, self._error_class, defer.CancelledError):
+        if failure.check(self._fault_class, self._error_class, defer.CancelledError):
             return failure
+        fault = failure.value
+        if isinstance(fault, xmlrpc.client.Fault):
+            raise self._fault_class(fault.faultCode, fault.faultString)
         if failure.check(ierror.ConnectingCancelledError):
             raise defer.CancelledError(f"{method} at {self.url} was cancelled while connecting")
         if failure.check(XMLRPCError):

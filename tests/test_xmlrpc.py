@@ -13,6 +13,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
+from sampy_twisted._errors import SAMPHubError, SAMPProxyError
 from sampy_twisted._xmlrpc import (
     XMLRPCError,
     XMLRPCProxy,
@@ -154,6 +155,28 @@ class ProxyTests(TestCase):
         self.assertIn("bad arguments for one", fault.faultString)
         fault = yield self.assertFailure(proxy.call("refuse"), xmlrpc.client.Fault)
         self.assertEqual((fault.faultCode, fault.faultString), (7, "refused"))
+
+    @defer.inlineCallbacks
+    def test_error_classes(self):
+        """
+        A proxy translates every failure once, into its own classes: a
+        fault into *fault_class* (code and text kept), anything else into
+        *error_class*.
+        """
+
+        def refuse():
+            raise xmlrpc.client.Fault(7, "refused")
+
+        _, proxy = self.hub(refuse=refuse)
+        translating = self.proxy(proxy.url, error_class=SAMPHubError, fault_class=SAMPProxyError)
+        fault = yield self.assertFailure(translating.call("refuse"), SAMPProxyError)
+        self.assertEqual((fault.faultCode, fault.faultString), (7, "refused"))
+        listening = reactor.listenTCP(0, protocol.Factory(), interface="127.0.0.1")
+        closed = f"http://127.0.0.1:{listening.getHost().port}/"
+        yield listening.stopListening()
+        unreachable = self.proxy(closed, error_class=SAMPHubError, fault_class=SAMPProxyError)
+        error = yield self.assertFailure(unreachable.call("refuse"), SAMPHubError)
+        self.assertIn("refuse at " + closed, str(error))
 
     @defer.inlineCallbacks
     def test_not_lenient(self):
