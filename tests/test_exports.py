@@ -43,6 +43,23 @@ PUBLIC = {
     "start_hub",
 }
 
+TESTING_PUBLIC = {
+    "CertificateAuthority",
+    "HubProcess",
+    "JSampNotFound",
+    "MemoryNetwork",
+    "ProcessFailed",
+    "ProcessResult",
+    "ProcessTimedOut",
+    "ToolProcess",
+    "hub_for_test",
+    "run_jsamp_tool",
+    "spawn_jsamp_tool",
+    "start_astropy_hub",
+    "start_jsamp_hub",
+    "start_memory_hub",
+}
+
 
 class ExportTests(SynchronousTestCase):
     """
@@ -52,6 +69,11 @@ class ExportTests(SynchronousTestCase):
 
     def test_all_pinned(self):
         self.assertEqual(set(sampy_twisted.__all__), PUBLIC)
+
+    def test_testing_all_pinned(self):
+        """L{sampy_twisted.testing.__all__} is pinned too, without duplicates."""
+        self.assertEqual(set(sampy_twisted.testing.__all__), TESTING_PUBLIC)
+        self.assertEqual(len(sampy_twisted.testing.__all__), len(TESTING_PUBLIC))
 
     def test_names_exist_and_documented(self):
         for module in (sampy_twisted, sampy_twisted.testing):
