@@ -7,6 +7,8 @@ Everything that talks to a hub returns a
 follow astropy.samp.
 """
 
+import typing as _typing
+
 from ._client import SAMPClient
 from ._discovery import (
     default_lockfile_path,
@@ -37,14 +39,19 @@ from ._errors import (
     SAMPProxyError,
     SAMPWarning,
 )
-from ._hub import SAMPHubServer, start_hub
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
 from ._service import SAMPClientService
 from ._tls import TLSOptions
 from ._tracker import ClientTracker, TrackedClient
 
+if _typing.TYPE_CHECKING:
+    from ._hub import SAMPHubServer, start_hub
+
 __version__ = "0.1.0"
+
+# The hub is imported when first asked for, not by every client.
+_LAZY = {"SAMPHubServer": "._hub", "start_hub": "._hub"}
 
 __all__ = [
     "ClientTracker",
@@ -80,3 +87,18 @@ __all__ = [
     "read_lockfile",
     "start_hub",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -3,6 +3,10 @@
 The public names of sampy_twisted are exactly those we mean to offer.
 """
 
+import os
+import subprocess
+import sys
+
 from twisted.trial.unittest import SynchronousTestCase
 
 import sampy_twisted
@@ -86,3 +90,42 @@ class ExportTests(SynchronousTestCase):
         """Only the curated names and the public submodule are public."""
         public = {n for n in dir(sampy_twisted) if not n.startswith("_")}
         self.assertEqual(public - PUBLIC, {"testing"} & public)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_LOADED = """
+import sys
+import sampy_twisted
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+class StartUpTests(SynchronousTestCase):
+    """
+    C{import sampy_twisted} loads what a client needs and no more: the hub
+    and the CLI are imported when used.
+    """
+
+    def loaded_by_import(self):
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-c", _LOADED], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return set(done.stdout.split())
+
+    def test_hub_and_cli_not_imported(self):
+        loaded = self.loaded_by_import()
+        self.assertIn("sampy_twisted._client", loaded)
+        for module in ("sampy_twisted._hub", "sampy_twisted._hubcore", "sampy_twisted._cli"):
+            self.assertNotIn(module, loaded)
+
+    def test_hub_imported_when_asked_for(self):
+        from sampy_twisted._hub import SAMPHubServer, start_hub
+
+        self.assertIs(sampy_twisted.SAMPHubServer, SAMPHubServer)
+        self.assertIs(sampy_twisted.start_hub, start_hub)
+        self.assertIn("SAMPHubServer", dir(sampy_twisted))
+        with self.assertRaises(AttributeError):
+            sampy_twisted.no_such_name
