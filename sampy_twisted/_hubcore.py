@@ -46,8 +46,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
-from ._encoding import SAMPValue, check_samp_value, legal_text, timeout_seconds
-from ._errors import SAMP_STATUS_ERROR, SAMP_STATUS_OK
+from ._encoding import SAMPValue, check_samp_value, error_response, legal_text, ok_response, timeout_seconds
 from ._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
 from ._mtype import best_match, is_mtype, is_mtype_pattern
 
@@ -152,15 +151,9 @@ def key_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def error_response(text: str) -> dict[str, Any]:
-    """A ``samp.error`` response whose text is legal SAMP data, cut short."""
-    # The text may carry a peer's fault or error message.
-    error = {"samp.errortxt": legal_text(text, _ERROR_TEXT_LIMIT)}
-    return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
-
-
-def _ok_response(result: Any) -> dict[str, Any]:
-    return {"samp.status": SAMP_STATUS_OK, "samp.result": result}
+def _error_response(text: str) -> dict[str, Any]:
+    # The text may carry a peer's fault or error message: cut it short.
+    return error_response(legal_text(text, _ERROR_TEXT_LIMIT))
 
 
 def checked(value: object, what: str) -> Any:
@@ -409,7 +402,7 @@ class HubCore:
         for msg_id in list(client.awaiting):
             pending = self._pending[msg_id]
             self._finish(pending, f"its recipient {why}")
-            self._answer(pending, error_response(f"{client.client_id} {why} before replying"))
+            self._answer(pending, _error_response(f"{client.client_id} {why} before replying"))
         for msg_id in list(client.outstanding):
             pending = self._pending[msg_id]
             self._finish(pending, f"its sender {why}")
@@ -710,7 +703,7 @@ class HubCore:
         pending = self._pending.get(msg_id)
         if pending is not None:
             self._finish(pending, "delivery failed and the sender was told")
-            self._answer(pending, error_response(text))
+            self._answer(pending, _error_response(text))
 
     def _expire(self, msg_id: str) -> None:
         pending = self._pending.get(msg_id)
@@ -737,14 +730,14 @@ class HubCore:
         mtype = message["samp.mtype"]
         params = message.get("samp.params") or {}
         if mtype == "samp.app.ping":
-            return _ok_response({})
+            return ok_response({})
         if mtype in _QUERY_BY_META:
             key, value = params.get("key"), params.get("value")
             if not isinstance(key, str) or value is None:
-                return error_response(f"{mtype} needs the parameters key and value")
+                return _error_response(f"{mtype} needs the parameters key and value")
             ids = [c.client_id for c in self._all_clients() if c.metadata.get(key) == value]
-            return _ok_response({"ids": ids})
-        return error_response(f"the hub does not handle {mtype}")
+            return ok_response({"ids": ids})
+        return _error_response(f"the hub does not handle {mtype}")
 
     # -- the outbox ------------------------------------------------------
 

@@ -90,7 +90,7 @@ class StandardProfile:
         self.secret: str | None = None
         self.lockfile: str | None = None
         self.params: dict[str, str] | None = None
-        self.resource = XMLRPCResource(self._procedures(), strict=True)
+        self.resource = XMLRPCResource(self._procedures(), lenient=False)
 
     # -- the lockfile ------------------------------------------------------
 
@@ -154,11 +154,14 @@ class StandardProfile:
 
     def _ping(self, private_key: object = None) -> str:
         # Accepted with or without a key, valid or not, as JSAMP does:
-        # ping only says the hub is alive.
+        # ping only says the hub is alive.  Still, only SAMP data.
+        if private_key is not None:
+            checked(private_key, "the private key")
         return "1"
 
     def _register(self, secret: object) -> dict[str, Any]:
         self._core.check_accepting()
+        checked(secret, "samp.secret")
         if not isinstance(secret, str) or self.secret is None or not hmac.compare_digest(
             key_bytes(secret), key_bytes(self.secret)
         ):

@@ -320,7 +320,7 @@ class WebProfile:
         self.translate_max_bytes = translate_max_bytes
         self.translate_timeout = translate_timeout
         self.base_url = "http://127.0.0.1:21012/"
-        self.xmlrpc = XMLRPCResource(self._procedures(), strict=True)
+        self.xmlrpc = XMLRPCResource(self._procedures(), lenient=False)
         self.resource = WebResource(self)
         self.current: WebConsentRequest | None = None
 

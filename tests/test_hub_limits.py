@@ -479,7 +479,7 @@ class OptionTests(unittest.SynchronousTestCase):
     """``--callback-hosts`` reaches the hub."""
 
     def test_callback_hosts_option(self):
-        from sampy_twisted._tap import HubOptions, make_hub
+        from sampy_twisted._tap_hub import HubOptions, make_hub
 
         options = HubOptions()
         options.parseOptions(["--callback-hosts", "any"])

@@ -9,7 +9,7 @@ import os
 from twisted.internet import reactor
 from twisted.trial import unittest
 
-from sampy_twisted._tap import HubOptions, make_hub
+from sampy_twisted._tap_hub import HubOptions, make_hub
 from sampy_twisted._webconsent import ask_terminal, consent_for, prompt_text, terminal_consent
 from sampy_twisted._webprofile import WebConsentRequest
 
