@@ -1,0 +1,220 @@
+# -*- test-case-name: tests.test_desktop_apps -*-
+"""
+The real desktop applications (SAOImage DS9, TOPCAT, Aladin) under Xvfb,
+with our hub (in this process, and as ``twistd samp-hub`` and
+``sampy-twisted hub``), and with our client on TOPCAT's own hub.
+
+DS9 looks for a hub only as it starts and never reconnects, and trial lets
+no process outlive a test method, so each test class starts its
+applications once and runs its whole conversation with them in one test
+method, step by step; a failing step names itself and shows the end of
+every application's output.
+"""
+
+import io
+import os
+import re
+import sys
+
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, PartialDownloadError, readBody
+
+from sampy_twisted import read_lockfile
+from sampy_twisted._hub import SAMPHubServer
+from sampy_twisted._process import lockfile_environ, start_hub, spawn
+
+from .desktop import ALADIN_NAME, DS9_NAME, START_TIMEOUT, TOPCAT_NAME, CheckedClient, Desktop
+from .test_tap import TWISTD
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "docs", "examples")
+
+# The image: 40 x 30 pixels, its centre at the Crab nebula.
+IMAGE_SIZE = (40, 30)
+IMAGE_CENTRE = (83.6331, 22.0145)
+
+ROWS = [("alpha", 10.5, -20.25), ("beta", 11.0, -21.0), ("gamma", 12.0, -22.0)]
+
+
+def write_fits(path):
+    """Write a small FITS image with a celestial WCS centred on IMAGE_CENTRE."""
+    import numpy
+    from astropy.io import fits
+
+    width, height = IMAGE_SIZE
+    header = fits.Header()
+    header.update(
+        CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
+        CRVAL1=IMAGE_CENTRE[0], CRVAL2=IMAGE_CENTRE[1],
+        CRPIX1=(width + 1) / 2, CRPIX2=(height + 1) / 2,
+        CDELT1=-0.001, CDELT2=0.001, RADESYS="ICRS", EQUINOX=2000.0,
+    )
+    data = numpy.arange(width * height, dtype=numpy.float32).reshape(height, width)
+    fits.PrimaryHDU(data, header=header).writeto(path)
+    return path
+
+
+def write_votable(path, name):
+    """Write a VOTable of ROWS, its table called *name*."""
+    rows = "\n".join(f"<TR><TD>{n}</TD><TD>{ra}</TD><TD>{dec}</TD></TR>" for n, ra, dec in ROWS)
+    with open(path, "w") as f:
+        f.write(
+            '<?xml version="1.0"?>\n'
+            '<VOTABLE version="1.3" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">\n'
+            f'<RESOURCE><TABLE name="{name}">\n'
+            '<FIELD name="name" datatype="char" arraysize="*"/>\n'
+            '<FIELD name="ra" datatype="double" unit="deg" ucd="pos.eq.ra"/>\n'
+            '<FIELD name="dec" datatype="double" unit="deg" ucd="pos.eq.dec"/>\n'
+            f"<DATA><TABLEDATA>\n{rows}\n</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>\n"
+        )
+    return path
+
+
+def file_url(path):
+    return "file://" + os.path.abspath(path)
+
+
+def table_rows(votable_bytes):
+    """The rows of the first table of a VOTable, as (name, ra, dec) tuples."""
+    from astropy.io.votable import parse_single_table
+
+    table = parse_single_table(io.BytesIO(votable_bytes)).to_table()
+    return [(str(row["name"]), float(row["ra"]), float(row["dec"])) for row in table]
+
+
+async def fetch(url, timeout=30):
+    """The body at *url* (an application's own HTTP server)."""
+    response = await Agent(reactor).request(b"GET", url.encode("ascii")).addTimeout(timeout, reactor)
+    if response.code != 200:
+        raise AssertionError(f"GET {url} answered {response.code}")
+    try:
+        return await readBody(response).addTimeout(timeout, reactor)
+    except PartialDownloadError as e:
+        # JSAMP's server (TOPCAT's) gives no length: the body ends at the
+        # close, which Twisted cannot tell from a cut.
+        return e.response
+
+
+class DesktopTestCase(TestCase):
+    """
+    Starts a desktop and our checked client; :meth:`step` runs one named
+    part of the conversation.
+    """
+
+    timeout = 300
+
+    def setUp(self):
+        self.desktop = Desktop(self, reactor)
+        self.data = os.path.join(self.desktop.directory, "data")
+        os.makedirs(self.data)
+        self.fits = write_fits(os.path.join(self.data, "crab.fits"))
+
+    async def step(self, name, coroutine):
+        """Run *coroutine*; a failure is reported with the applications' output."""
+        try:
+            return await coroutine
+        except Exception as e:
+            raise AssertionError(
+                f"step '{name}' failed: {type(e).__name__}: {e}\n{self.desktop.tails()}"
+            ) from e
+
+    async def our_client(self, hub_params):
+        client = CheckedClient(reactor)
+        await client.connect(hub_params)
+        self.addCleanup(client.disconnect)
+        return client
+
+    async def start_apps(self, lockfile, client, topcat=True):
+        """Start DS9, Aladin and (unless *topcat* is false) TOPCAT without a
+        hub of its own, all on the hub of *lockfile*; wait for all three."""
+        ds9 = self.desktop.start_ds9(lockfile)
+        aladin = self.desktop.start_aladin(lockfile)
+        waits = [
+            client.registered(DS9_NAME, "ds9.get", ds9),
+            client.registered(ALADIN_NAME, "coord.get.sky", aladin),
+        ]
+        if topcat:
+            waits.append(client.registered(TOPCAT_NAME, "table.get.stil", self.desktop.start_topcat(lockfile)))
+        ids = await self.step("registration", defer.gatherResults(waits, consumeErrors=True))
+        return dict(zip(("ds9", "aladin", "topcat"), ids))
+
+    # -- the conversation with each application ---------------------------
+
+    async def check_ds9(self, client, ds9):
+        process = self.desktop.apps["ds9"]
+        before = client.sent
+        await client.call(ds9, "samp.app.ping")
+        await client.call(ds9, "image.load.fits", url=file_url(self.fits), name="crab")
+        size = await client.call(ds9, "ds9.get", cmd="fits size")
+        self.assertEqual(size["value"].split(), [str(n) for n in IMAGE_SIZE])
+        filename = await client.call(ds9, "ds9.get", cmd="file")
+        self.assertEqual(filename["value"].strip(), self.fits)
+        await client.call(ds9, "ds9.set", cmd="zoom to 2")
+        self.assertEqual((await client.call(ds9, "ds9.get", cmd="zoom"))["value"].strip(), "2")
+        # DS9's debug log shows each call it received: every one, once.
+        calls = client.sent - before
+        pattern = rf"^SAMPReceivedCall: \S+ {re.escape(client.client.get_public_id())} "
+        for _ in range(calls):
+            await process.wait_for_line(pattern, timeout=30)
+        received = [line for line in process.lines if re.search(pattern, line)]
+        self.assertEqual(len(received), calls, "\n".join(received))
+
+    async def check_topcat(self, client, topcat, name="stars"):
+        process = self.desktop.apps["topcat"]
+        votable = write_votable(os.path.join(self.data, f"{name}.xml"), name)
+        await client.call(topcat, "samp.app.ping")
+        await client.call(topcat, "table.load.votable", url=file_url(votable), name=name, **{"table-id": name})
+        # TOPCAT answers before the table has loaded; its log tells when.
+        await process.wait_for_line(rf"Load new table \d+: {name} ", timeout=60)
+        result = await client.call(topcat, "table.get.stil", format="votable")
+        self.assertEqual(table_rows(await fetch(result["url"])), ROWS)
+        loaded = [line for line in process.lines if re.search(rf"Load new table \d+: {name} ", line)]
+        self.assertEqual(len(loaded), 1, loaded)
+
+    async def check_aladin(self, client, aladin):
+        await client.call(aladin, "samp.app.ping")
+        await client.call(aladin, "image.load.fits", url=file_url(self.fits), name="crab")
+        # "sync" answers once every plane is ready.
+        await client.call(aladin, "script.aladin.send", script="sync")
+        status = (await client.call(aladin, "script.aladin.send", script="status"))["script.result"]
+        self.assertIn("PlaneID crab", status)
+        self.assertRegex(status, rf"Width\s+{IMAGE_SIZE[0]}\s+Height\s+{IMAGE_SIZE[1]}")
+        centre = await client.call(aladin, "coord.get.sky")
+        # The view centre: within a few pixels (0.001 deg each) of the image's.
+        offsets = [abs(float(centre[k]) - v) for k, v in zip(("ra", "dec"), IMAGE_CENTRE)]
+        self.assertLess(max(offsets), 0.01, centre)
+        result = await client.call(aladin, "script.aladin.send", script="zoom 2x")
+        self.assertEqual(result["script.result"], "")
+
+    async def check_all(self, client, ids):
+        await self.step("DS9", self.check_ds9(client, ids["ds9"]))
+        await self.step("TOPCAT", self.check_topcat(client, ids["topcat"]))
+        await self.step("Aladin", self.check_aladin(client, ids["aladin"]))
+        client.check_answered_once()
+
+    def assertRunning(self, *names):
+        for name in names:
+            process = self.desktop.apps[name]
+            self.assertIsNone(process.result, f"{name} ended: {process.result}\n{self.desktop.tails()}")
+
+
+class TopcatHubTests(DesktopTestCase):
+    """
+    Our client with TOPCAT's own hub: TOPCAT, started with no hub running,
+    runs JSAMP's hub and writes ``<its home>/.samp``; DS9 and Aladin join.
+    """
+
+    async def test_apps_on_topcats_hub(self):
+        await self.desktop.start_display()
+        topcat = self.desktop.start_topcat(hub=True)
+        lockfile = os.path.join(topcat.home, ".samp")
+        await self.step("TOPCAT's hub", topcat.wait_for_line(r"Wrote new lockfile", timeout=START_TIMEOUT))
+        params = read_lockfile(lockfile)
+        client = await self.our_client(params)
+        hub_id = client.client.get_hub_id()
+        self.assertEqual((await client.client.get_metadata(hub_id))["samp.name"], "Hub")
+        ids = await self.start_apps(lockfile, client, topcat=False)
+        ids["topcat"] = await client.registered(TOPCAT_NAME, "table.get.stil", topcat)
+        await self.check_all(client, ids)
+        await client.disconnect()
