@@ -30,14 +30,14 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web._newclient import (
     RequestNotSent,
     RequestTransmissionFailed,
     ResponseFailed,
     ResponseNeverReceived,
 )
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.client import Agent, HTTP11ClientProtocol, HTTPConnectionPool, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from twisted.web.resource import Resource
@@ -372,10 +372,45 @@ def _reason(failure):
     return text or type(value).__name__
 
 
+class _ClientProtocol(HTTP11ClientProtocol):
+    """
+    Notes on each response whether the server said it keeps the
+    connection: Twisted keeps the ``Connection`` header from the response's
+    headers, with the other hop-by-hop ones.
+    """
+
+    def request(self, request):
+        d = super().request(request)
+        parser = getattr(self, "_parser", None)
+        if parser is not None:
+            # Runs first, when the headers are in: before the Agent's
+            # callbacks and before the connection can go back to its pool.
+            d.addCallback(_note_connection_header, parser)
+        return d
+
+
+def _note_connection_header(response, parser):
+    response.sampy_connection = parser.connHeaders.getRawHeaders(b"connection", ())
+    return response
+
+
+def _keeps_alive(response):
+    """Whether *response* says its connection stays open for another
+    request: HTTP/1.1 with a ``Connection: keep-alive`` header."""
+    if response.version < (b"HTTP", 1, 1):
+        return False
+    values = getattr(response, "sampy_connection", ())
+    tokens = b",".join(values).lower().split(b",")
+    return b"keep-alive" in (token.strip() for token in tokens)
+
+
 class _QuietClientFactory(getattr(HTTPConnectionPool, "_factory", object)):
     # Not "Starting factory" and "Stopping factory" log events for every
     # request: HTTP/1.0 hubs make every request a new connection.
     noisy = False
+
+    def buildProtocol(self, addr):
+        return _ClientProtocol(self._quiescentCallback)
 
 
 class _QuietPool(HTTPConnectionPool):
@@ -461,6 +496,11 @@ class XMLRPCProxy:
         return self._request(method, body, retry=False)
 
     def _got_response(self, response):
+        # Decided on the headers, before the connection can go back to the
+        # pool: no later request can be sent down a connection this peer
+        # may be closing.
+        if self._pool.persistent and not _keeps_alive(response):
+            self._stop_reusing()
         if response.code != 200:
             # Read (a bounded amount of) the body so the connection is
             # settled before the caller sees the error.
@@ -470,25 +510,36 @@ class XMLRPCProxy:
                 f"{self.url} answered HTTP {response.code} "
                 f"{response.phrase.decode('latin-1')}, not an XML-RPC response"
             )
-            return reader.done.addBoth(lambda _: Failure(error))
-        reader = _BoundedBody(self._max_bytes, self.url)
-        response.deliverBody(reader)
-        if response.version < (b"HTTP", 1, 1) and self._pool.persistent:
-            reader.done.addCallback(self._stop_reusing)
-        return reader.done
+            done = reader.done.addBoth(lambda _: Failure(error))
+        else:
+            reader = _BoundedBody(self._max_bytes, self.url)
+            response.deliverBody(reader)
+            done = reader.done
+        if self._retired_pools:
+            # This connection may have gone back to a retired pool: close it.
+            done.addBoth(self._close_retired)
+        return done
 
-    def _stop_reusing(self, body):
-        # Twisted keeps HTTP/1.0 connections without "Connection: close" for
-        # reuse, but HTTP/1.0 servers (JSAMP's and astropy's hubs) close
-        # them; a pooled dead connection would fail the next call.
+    def _stop_reusing(self):
+        # Reuse a connection only when the peer said it keeps it: HTTP/1.1
+        # with "Connection: keep-alive", as our own servers answer (see
+        # make_site).  HTTP/1.0 servers (JSAMP's and astropy's hubs) and
+        # DS9's callback server, which answers HTTP/1.1 and then closes,
+        # would otherwise get the next request on a socket they are
+        # closing: it fails, and whether it arrived cannot be known, so it
+        # cannot be retried without risking a double delivery.  From now on
+        # every request of this proxy has its own connection.
         old = self._pool
         self._pool = _QuietPool(self._reactor, persistent=False)
         self._agent = Agent.usingEndpointFactory(self._reactor, self._endpoints, pool=self._pool)
         # Requests still in flight on the old pool return their connections
         # to it later: keep it, to close those too.
         self._retired_pools.append(old)
-        old.closeCachedConnections()
-        return body
+
+    def _close_retired(self, result):
+        for pool in self._retired_pools:
+            pool.closeCachedConnections()
+        return result
 
     def _parse(self, data):
         try:
@@ -517,7 +568,8 @@ class XMLRPCProxy:
     @property
     def keeps_connections(self):
         """Whether the server keeps connections open between calls (false
-        once it answered HTTP/1.0, as JSAMP's and astropy's servers do)."""
+        once it answered without HTTP/1.1's ``Connection: keep-alive``, as
+        JSAMP's, astropy's and DS9's servers do)."""
         return self._pool.persistent
 
     def _settle(self, result):
@@ -571,8 +623,38 @@ _NO_FORMS = (
 )
 
 
+class _LenientChannel(http.HTTPChannel):
+    """
+    An HTTP channel that also reads the request line and headers of SAMP
+    peers that end lines with a bare LF, as DS9's Tcl XML-RPC client does
+    (``POST /xmlrpc HTTP/1.0``, no ``Host``), and that says so when it keeps
+    a connection open.
+
+    Only the line mode, which ends at the blank line closing the headers, is
+    affected: the body is read raw, byte for byte, as before.  The line and
+    header limits are Twisted's.
+    """
+
+    delimiter = b"\n"
+
+    def lineReceived(self, line):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        return super().lineReceived(line)
+
+    def checkPersistence(self, request, version):
+        # Our XML-RPC client reuses a connection only when the response
+        # says "Connection: keep-alive" (see XMLRPCProxy._stop_reusing).
+        keep = super().checkPersistence(request, version)
+        if keep:
+            request.responseHeaders.setRawHeaders(b"connection", [b"keep-alive"])
+        return keep
+
+
 class _QuietSite(server.Site):
-    """A Site writing no access log."""
+    """A Site writing no access log, reading requests leniently."""
+
+    protocol = _LenientChannel
 
     def log(self, request):
         # Formatting one access-log line per call, for the legacy log, is
@@ -584,7 +666,8 @@ class _QuietSite(server.Site):
 def make_site(resource, max_body_bytes=DEFAULT_MAX_BYTES, reactor=None):
     """
     A quiet :class:`~twisted.web.server.Site` with a bounded request body
-    and no access log.
+    and no access log, which also reads requests with bare-LF line ends and
+    says ``Connection: keep-alive`` on the HTTP/1.1 connections it keeps.
 
     :param resource: the root resource.
     :param int max_body_bytes: a larger request drops the connection.
