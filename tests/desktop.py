@@ -349,6 +349,15 @@ class CheckedClient:
         """Wait for the client called *name*; see :func:`wait_for_client`."""
         return wait_for_client(self.client.clients, name, mtype, timeout, self._reactor, process)
 
+    def call_for_response(self, recipient_id, mtype, timeout=CALL_TIMEOUT, **params):
+        """
+        Send a call and wait for its response.
+
+        :return: a Deferred firing with the response map.
+        """
+        self.sent += 1
+        return self.client.ecall_and_wait(recipient_id, mtype, str(timeout), **params)
+
     async def call(self, recipient_id, mtype, timeout=CALL_TIMEOUT, **params):
         """
         Send a call and wait for its response.
@@ -356,8 +365,7 @@ class CheckedClient:
         :return: its ``samp.result`` map.
         :raises AssertionError: the answer is not ``samp.ok``.
         """
-        self.sent += 1
-        response = await self.client.ecall_and_wait(recipient_id, mtype, str(timeout), **params)
+        response = await self.call_for_response(recipient_id, mtype, timeout, **params)
         if response.get("samp.status") != SAMP_STATUS_OK:
             raise AssertionError(f"{mtype} {params} to {recipient_id} answered {response}")
         return response.get("samp.result", {})

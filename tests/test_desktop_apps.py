@@ -14,13 +14,14 @@ every application's output.
 import io
 import os
 import re
+import signal
 import sys
 
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, PartialDownloadError, readBody
 
-from sampy_twisted import SAMP_STATUS_ERROR, SAMPProxyError, read_lockfile
+from sampy_twisted import read_lockfile
 from sampy_twisted._hub import SAMPHubServer
 from sampy_twisted._process import lockfile_environ, start_hub, spawn
 
@@ -129,14 +130,16 @@ class DesktopTestCase(TestCase):
         """Start DS9, Aladin and (unless *topcat* is false) TOPCAT without a
         hub of its own, all on the hub of *lockfile*; wait for all three."""
         aladin = self.desktop.start_aladin(lockfile)
-        waits = [client.registered(ALADIN_NAME, "coord.get.sky", aladin)]
-        if os.environ.get("NODS9"):
-            waits.insert(0, defer.succeed(None))
-        else:
-            waits.insert(0, client.registered(DS9_NAME, "ds9.get", self.desktop.start_ds9(lockfile)))
+        waits = [
+            client.registered(DS9_NAME, "ds9.get", self.desktop.start_ds9(lockfile)),
+            client.registered(ALADIN_NAME, "coord.get.sky", aladin),
+        ]
         if topcat:
             waits.append(client.registered(TOPCAT_NAME, "table.get.stil", self.desktop.start_topcat(lockfile)))
         ids = await self.step("registration", defer.gatherResults(waits, consumeErrors=True))
+        # Aladin registers before it can take images: until then
+        # image.load.fits fails with a NullPointerException.
+        await self.step("Aladin ready", aladin.wait_for_line(r"Aladin is fully ready", timeout=START_TIMEOUT))
         return dict(zip(("ds9", "aladin", "topcat"), ids))
 
     # -- the conversation with each application ---------------------------
@@ -188,8 +191,7 @@ class DesktopTestCase(TestCase):
         self.assertEqual(result["script.result"], "")
 
     async def check_all(self, client, ids):
-        if ids["ds9"]:
-            await self.step("DS9", self.check_ds9(client, ids["ds9"]))
+        await self.step("DS9", self.check_ds9(client, ids["ds9"]))
         await self.step("TOPCAT", self.check_topcat(client, ids["topcat"]))
         await self.step("Aladin", self.check_aladin(client, ids["aladin"]))
         client.check_answered_once()
@@ -245,51 +247,23 @@ class OurHubTests(DesktopTestCase):
         await client.disconnect()
 
         await hub.stop()
-        if "ds9" in self.desktop.apps:
-            # DS9 takes the shutdown notice and stays up, unregistered: it
-            # never looks for a hub again.
-            await self.step("DS9 sees the shutdown", self.desktop.apps["ds9"].wait_for_line(
-                r"^SAMPRcvdEventShutdown", timeout=30))
+        # DS9 takes the shutdown notice and stays up, unregistered: it
+        # never looks for a hub again.
+        await self.step("DS9 sees the shutdown", self.desktop.apps["ds9"].wait_for_line(
+            r"^SAMPRcvdEventShutdown", timeout=30))
         self.assertRunning(*self.desktop.apps)
 
-        # TOPCAT and Aladin (JSAMP's client code) find the new hub.
+        # TOPCAT (JSAMP's client code) finds the new hub by itself.  So
+        # does Aladin, but it registers with the callback URL of its first
+        # registration, whose server it has stopped: the hub answers calls
+        # to it with samp.error ("connection refused") and soon drops it.
         hub = await self.start_our_hub(lockfile)
         client = await self.our_client(hub.params)
         topcat = await self.step("TOPCAT registers again", client.registered(
             TOPCAT_NAME, "table.get.stil", self.desktop.apps["topcat"]))
-        aladin = await self.step("Aladin registers again", client.registered(
-            ALADIN_NAME, "coord.get.sky", self.desktop.apps["aladin"]))
         await self.step("TOPCAT again", client.call(topcat, "samp.app.ping"))
-        await self.step("Aladin's dead callback", self.aladin_dropped(client, aladin))
         client.check_answered_once()
         self.assertRunning(*self.desktop.apps)
-
-    async def aladin_dropped(self, client, aladin):
-        """
-        Aladin registers again with the callback URL of its first
-        registration, whose server it has stopped.  Each call to it is
-        answered at once with samp.error, until the failed deliveries
-        (hub events to it count as well) make the hub drop it.
-        """
-        gone = defer.Deferred()
-
-        def changed(event, client_id):
-            if event == "unregister" and client_id == aladin and not gone.called:
-                gone.callback(None)
-
-        client.client.clients.add_observer(changed)
-        try:
-            while aladin in client.client.clients:
-                try:
-                    response = await client.client.ecall_and_wait(aladin, "samp.app.ping", "30")
-                except SAMPProxyError as e:
-                    self.assertIn(aladin, str(e))  # the hub no longer knows it
-                    break
-                self.assertEqual(response["samp.status"], SAMP_STATUS_ERROR)
-                self.assertIn("connection refused", response["samp.error"]["samp.errortxt"])
-            await gone.addTimeout(30, reactor)
-        finally:
-            client.client.clients.remove_observer(changed)
 
     async def run_examples(self, lockfile):
         """The guide's examples, run as scripts, drive the applications."""
@@ -301,8 +275,6 @@ class OurHubTests(DesktopTestCase):
             ("aladin_image.py", self.fits, r"^Aladin shows crab\.fits centred at RA 83\.63\d\d Dec 22\.01\d\d$"),
         ]
         for name, argument, expected in runs:
-            if name == "drive_ds9.py" and "ds9" not in self.desktop.apps:
-                continue
             process = spawn(
                 [sys.executable, os.path.join(EXAMPLES, name), argument],
                 dict(environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1"),
@@ -340,11 +312,11 @@ class HubProcessTestsMixin:
         await self.check_all(client, ids)
         await client.disconnect()
         result = await hub.stop()
-        self.assertEqual((result.exit_code, result.signal), (0, None), result.output)
+        # twistd ends itself with the SIGTERM it handled, once shut down.
+        self.assertIn((result.exit_code, result.signal), [(0, None), (None, signal.SIGTERM)], result.output)
         self.assertNotIn("Traceback", result.output)
-        if "ds9" in self.desktop.apps:
-            await self.step("DS9 sees the shutdown", self.desktop.apps["ds9"].wait_for_line(
-                r"^SAMPRcvdEventShutdown", timeout=30))
+        await self.step("DS9 sees the shutdown", self.desktop.apps["ds9"].wait_for_line(
+            r"^SAMPRcvdEventShutdown", timeout=30))
         self.assertRunning(*self.desktop.apps)
 
 
