@@ -24,7 +24,7 @@ from twisted.internet import defer, error as ierror
 from twisted.internet.protocol import ProcessProtocol
 
 from sampy_twisted import SAMP_STATUS_OK, SAMPIntegratedClient
-from sampy_twisted._process import ProcessFailed, ProcessTimedOut, spawn
+from sampy_twisted._process import KILL_AFTER, ProcessFailed, ProcessTimedOut, spawn
 
 START_TIMEOUT = 150.0
 """Seconds an application may take to start and register: JVMs start slowly
@@ -122,6 +122,7 @@ class XServer:
         self.display = None
 
     async def ready(self, timeout):
+        """Wait until Xvfb takes clients; set :attr:`display`."""
         d = self._protocol.display
         d.addTimeout(timeout, self._reactor)
         try:
@@ -131,14 +132,25 @@ class XServer:
         self.display = f":{number}"
         return self
 
-    def stop(self):
-        if not self._protocol.ended.called:
-            try:
-                self._transport.signalProcess("TERM")
-            except ierror.ProcessExitedAlready:
-                pass
+    def _signal(self, name):
+        try:
+            self._transport.signalProcess(name)
+        except ierror.ProcessExitedAlready:
+            pass
+
+    def stop(self, kill_after=KILL_AFTER):
+        """
+        SIGTERM, then SIGKILL if Xvfb is still running *kill_after* seconds
+        later.
+
+        :return: a Deferred firing once it has ended and its log is written.
+        """
         d = defer.Deferred()
         self._protocol.ended.addBoth(lambda _: d.callback(None))
+        if not d.called:
+            self._signal("TERM")
+            killer = self._reactor.callLater(kill_after, self._signal, "KILL")
+            d.addBoth(lambda result: killer.cancel() if killer.active() else None)
         return d.addCallback(self._write_log)
 
     def _write_log(self, _):
@@ -292,7 +304,9 @@ def wait_for_client(tracker, name, mtype, timeout, reactor, process=None):
 
     def ended(result):
         if not d.called:
-            d.errback(ProcessFailed(f"{process.name} ended ({result}) before registering", process.output))
+            tail = "\n".join(process.lines[-TAIL_LINES:])
+            d.errback(ProcessFailed(f"{process.name} ended (exit code {result.exit_code}, signal "
+                                    f"{result.signal}) before registering", tail))
 
     def done(result):
         tracker.remove_observer(changed)

@@ -189,6 +189,9 @@ class DesktopTestCase(TestCase):
         self.assertLess(max(offsets), 0.01, centre)
         result = await client.call(aladin, "script.aladin.send", script="zoom 2x")
         self.assertEqual(result["script.result"], "")
+        await client.call(aladin, "coord.pointAt.sky", ra="83.64", dec="22.02")
+        centre = await client.call(aladin, "coord.get.sky")
+        self.assertEqual((float(centre["ra"]), float(centre["dec"])), (83.64, 22.02))
 
     async def check_all(self, client, ids):
         await self.step("DS9", self.check_ds9(client, ids["ds9"]))
