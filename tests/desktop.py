@@ -262,7 +262,8 @@ class Desktop:
         parts = []
         for name, process in self.apps.items():
             tail = "\n".join(process.lines[-lines:])
-            state = "running" if process.result is None else f"ended: {process.result}"
+            result = process.result
+            state = "running" if result is None else f"ended: exit code {result.exit_code}, signal {result.signal}"
             parts.append(f"--- {name} (pid {process.pid}, {state}), last {lines} lines ---\n{tail}")
         return "\n".join(parts)
 
