@@ -41,6 +41,9 @@ XVFB = "/usr/bin/Xvfb"
 TOPCAT_JAR = "/usr/share/java/starlink-topcat.jar"
 ALADIN_JAR = "/usr/share/java/aladin.jar"
 
+CLIENT_NAME = "sampy-twisted-tests"
+"""Our client's samp.name."""
+
 # What each application calls itself in its samp.name metadata.
 DS9_NAME = "SAOImageDS9"
 TOPCAT_NAME = "topcat"
@@ -314,7 +317,8 @@ def wait_for_client(tracker, name, mtype, timeout, reactor, process=None):
         return result
 
     def timed_out(result, timeout):
-        raise ProcessTimedOut(f"{name} did not register (subscribed to {mtype}) within {timeout:g} s")
+        tail = "" if process is None else "\n".join(process.lines[-TAIL_LINES:])
+        raise ProcessTimedOut(f"{name} did not register (subscribed to {mtype}) within {timeout:g} s", tail)
 
     tracker.add_observer(changed)
     if process is not None:
@@ -335,13 +339,19 @@ class CheckedClient:
         tracks the other clients.
     :ivar int sent: calls sent.
     :ivar answers: responses received per msg-tag.
+    :ivar images: ``(sender id, params)`` of each ``image.load.fits``
+        notification sent to us, in a DeferredQueue.
     """
 
-    def __init__(self, reactor, name="sampy-twisted-tests"):
+    def __init__(self, reactor, name=CLIENT_NAME):
         self._reactor = reactor
         self.client = SAMPIntegratedClient(name=name, reactor=reactor, track_clients=True)
         self.sent = 0
         self.answers = collections.Counter()
+        self.images = defer.DeferredQueue()
+        self.client.bind_receive_notification(
+            "image.load.fits", lambda key, sender, mtype, params, extra: self.images.put((sender, params))
+        )
         inner = self.client.client
         receive = inner.receive_response
 

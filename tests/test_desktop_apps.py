@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+from urllib.parse import urlsplit
 
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
@@ -25,7 +26,7 @@ from sampy_twisted import read_lockfile
 from sampy_twisted._hub import SAMPHubServer
 from sampy_twisted._process import lockfile_environ, start_hub, spawn
 
-from .desktop import ALADIN_NAME, DS9_NAME, START_TIMEOUT, TOPCAT_NAME, CheckedClient, Desktop
+from .desktop import ALADIN_NAME, CLIENT_NAME, DS9_NAME, START_TIMEOUT, TOPCAT_NAME, CheckedClient, Desktop
 from .test_tap import TWISTD
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +55,16 @@ def write_fits(path):
     data = numpy.arange(width * height, dtype=numpy.float32).reshape(height, width)
     fits.PrimaryHDU(data, header=header).writeto(path)
     return path
+
+
+def read_fits_shape(url):
+    """The shape of the image at a ``file:`` URL."""
+    from astropy.io import fits
+
+    # DS9 writes file://localhost//path: the path keeps a doubled slash.
+    path = "/" + urlsplit(url).path.lstrip("/")
+    with fits.open(path) as hdus:
+        return hdus[0].data.shape
 
 
 def write_votable(path, name):
@@ -155,6 +166,13 @@ class DesktopTestCase(TestCase):
         self.assertEqual(filename["value"].strip(), self.fits)
         await client.call(ds9, "ds9.set", cmd="zoom to 2")
         self.assertEqual((await client.call(ds9, "ds9.get", cmd="zoom"))["value"].strip(), "2")
+        # The other way: DS9 saves its image and sends it to us.  It looks
+        # us up by name, calling the hub from inside its ds9.set handler.
+        await client.call(ds9, "ds9.set", cmd=f"samp send image {CLIENT_NAME}")
+        sender, params = await client.images.get().addTimeout(30, reactor)
+        self.assertEqual(sender, ds9)
+        self.assertEqual(read_fits_shape(params["url"]), IMAGE_SIZE[::-1])
+        self.assertEqual(len(client.images.pending), 0)
         # DS9's debug log shows each call it received: every one, once.
         calls = client.sent - before
         pattern = rf"^SAMPReceivedCall: \S+ {re.escape(client.client.get_public_id())} "
