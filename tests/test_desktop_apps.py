@@ -18,7 +18,7 @@ import signal
 import sys
 from urllib.parse import urlsplit
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, PartialDownloadError, readBody
 
@@ -195,11 +195,18 @@ class DesktopTestCase(TestCase):
 
     async def check_aladin(self, client, aladin):
         await client.call(aladin, "samp.app.ping")
-        await client.call(aladin, "image.load.fits", url=file_url(self.fits), name="crab")
-        # "sync" answers once every plane is ready.
+        # A call of image.load.fits is now and then never answered: Aladin
+        # loses the wake-up of its handler thread when the image loads
+        # first (JSAMP's hub too).  So: a notification, then Aladin's
+        # "status" until the plane is there, then "sync", which answers
+        # once every plane is ready.
+        await client.client.enotify(aladin, "image.load.fits", url=file_url(self.fits), name="crab")
+        deadline = reactor.seconds() + 60
+        while "PlaneID crab" not in await self.aladin_status(client, aladin):
+            self.assertLess(reactor.seconds(), deadline, "Aladin shows no plane crab after 60 s")
+            await task.deferLater(reactor, 0.2, lambda: None)
         await client.call(aladin, "script.aladin.send", script="sync")
-        status = (await client.call(aladin, "script.aladin.send", script="status"))["script.result"]
-        self.assertIn("PlaneID crab", status)
+        status = await self.aladin_status(client, aladin)
         self.assertRegex(status, rf"Width\s+{IMAGE_SIZE[0]}\s+Height\s+{IMAGE_SIZE[1]}")
         centre = await client.call(aladin, "coord.get.sky")
         # The view centre: within a few pixels (0.001 deg each) of the image's.
@@ -210,6 +217,10 @@ class DesktopTestCase(TestCase):
         await client.call(aladin, "coord.pointAt.sky", ra="83.64", dec="22.02")
         centre = await client.call(aladin, "coord.get.sky")
         self.assertEqual((float(centre["ra"]), float(centre["dec"])), (83.64, 22.02))
+
+    async def aladin_status(self, client, aladin):
+        """Aladin's description of its planes."""
+        return (await client.call(aladin, "script.aladin.send", script="status"))["script.result"]
 
     async def check_all(self, client, ids):
         await self.step("DS9", self.check_ds9(client, ids["ds9"]))

@@ -26,9 +26,17 @@ async def main(reactor, path):
     await client.connect()
     try:
         aladin_id = await client.find_client("Aladin")
-        await aladin(client, aladin_id, "image.load.fits", url=Path(path).absolute().as_uri(), name="example")
-        # Script commands answer {"script.result": "..."}; "sync" waits
-        # until every plane has loaded.
+        # Sent as a notification: Aladin now and then never answers the call.
+        await client.enotify(aladin_id, "image.load.fits", url=Path(path).absolute().as_uri(), name="example")
+        # Script commands answer {"script.result": "..."}: "status"
+        # describes the planes, "sync" waits until every plane has loaded.
+        for _ in range(300):
+            status = await aladin(client, aladin_id, "script.aladin.send", script="status")
+            if "PlaneID example\n" in status["script.result"]:
+                break
+            await task.deferLater(reactor, 0.2, lambda: None)
+        else:
+            raise RuntimeError("Aladin did not show the image within a minute")
         await aladin(client, aladin_id, "script.aladin.send", script="sync")
         await aladin(client, aladin_id, "script.aladin.send", script="zoom 2x")
         centre = await aladin(client, aladin_id, "coord.get.sky")
