@@ -138,20 +138,29 @@ class DesktopTestCase(TestCase):
         return client
 
     async def start_apps(self, lockfile, client, topcat=True):
-        """Start DS9, Aladin and (unless *topcat* is false) TOPCAT without a
-        hub of its own, all on the hub of *lockfile*; wait for all three."""
+        """
+        Start Aladin and (unless *topcat* is false) TOPCAT without a hub of
+        its own, then DS9, all on the hub of *lockfile*; wait for each.
+
+        DS9 comes last: a second after each registration it hears of, it
+        updates its list of clients with synchronous calls to the hub, and
+        a message it handles meanwhile can cross their answers (its XML-RPC
+        client keeps one response in a global variable), so the tests talk
+        to it only once its own first update is over.
+        """
         aladin = self.desktop.start_aladin(lockfile)
-        waits = [
-            client.registered(DS9_NAME, "ds9.get", self.desktop.start_ds9(lockfile)),
-            client.registered(ALADIN_NAME, "coord.get.sky", aladin),
-        ]
+        waits = [client.registered(ALADIN_NAME, "coord.get.sky", aladin)]
         if topcat:
             waits.append(client.registered(TOPCAT_NAME, "table.get.stil", self.desktop.start_topcat(lockfile)))
         ids = await self.step("registration", defer.gatherResults(waits, consumeErrors=True))
+        ids = dict(zip(("aladin", "topcat"), ids))
         # Aladin registers before it can take images: until then
         # image.load.fits fails with a NullPointerException.
         await self.step("Aladin ready", aladin.wait_for_line(r"Aladin is fully ready", timeout=START_TIMEOUT))
-        return dict(zip(("ds9", "aladin", "topcat"), ids))
+        ds9 = self.desktop.start_ds9(lockfile)
+        ids["ds9"] = await self.step("DS9 registration", client.registered(DS9_NAME, "ds9.get", ds9))
+        await self.step("DS9's first update", ds9.wait_for_line(r"^SAMPUpdate: votable apps:", timeout=60))
+        return ids
 
     # -- the conversation with each application ---------------------------
 
