@@ -9,7 +9,7 @@ import os
 import xmlrpc.client
 from urllib.parse import urlsplit
 
-from twisted.internet import defer, error, protocol, reactor
+from twisted.internet import defer, error, protocol, reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.testing import StringTransport
@@ -75,6 +75,12 @@ class _RawEcho(Resource):
         return request.content.read()
 
 
+def _site(resource, **kwargs):
+    """make_site on a fake clock: the channels' idle timeouts stay off the
+    global reactor."""
+    return make_site(resource, reactor=task.Clock(), **kwargs)
+
+
 def _serve_bytes(site, *chunks):
     """Feed *chunks* to a new channel of *site*; return its transport."""
     channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
@@ -94,7 +100,7 @@ class LenientServerTests(SynchronousTestCase):
     def test_ds9_request(self):
         """DS9's bytes (HTTP/1.0, bare LF, no Host) get an XML-RPC answer,
         and the connection is closed after it, as HTTP/1.0 wants."""
-        site = make_site(XMLRPCResource({"samp.hub.ping": lambda: "1"}))
+        site = _site(XMLRPCResource({"samp.hub.ping": lambda: "1"}))
         transport = _serve_bytes(site, ds9_request("samp.hub.ping", []))
         head, value = parse_response(transport.value())
         self.assertTrue(head.startswith(b"HTTP/1.0 200 "), head)
@@ -104,7 +110,7 @@ class LenientServerTests(SynchronousTestCase):
 
     def test_byte_by_byte(self):
         """The same request arriving one byte at a time."""
-        site = make_site(XMLRPCResource({"echo": lambda *args: list(args)}))
+        site = _site(XMLRPCResource({"echo": lambda *args: list(args)}))
         data = ds9_request("echo", ["a\nb"])
         transport = _serve_bytes(site, *(data[i : i + 1] for i in range(len(data))))
         self.assertEqual(parse_response(transport.value())[1], ["a\nb"])
@@ -115,7 +121,7 @@ class LenientServerTests(SynchronousTestCase):
         body = b"one\ntwo\r\n\r\nthree\n\nfour\r\r\n"
         for eol in (b"\n", b"\r\n"):
             head = eol.join([b"POST / HTTP/1.0", b"Content-Length: %d" % len(body), b"", b""])
-            transport = _serve_bytes(make_site(_RawEcho()), head + body)
+            transport = _serve_bytes(_site(_RawEcho()), head + body)
             self.assertTrue(transport.value().endswith(b"\r\n\r\n" + body), transport.value())
 
     def test_pipelined(self):
@@ -126,7 +132,7 @@ class LenientServerTests(SynchronousTestCase):
             b"POST / HTTP/1.1\nHost: x\nContent-Length: %d\n\n%s" % (len(body), body)
             for body in (first, second)
         )
-        transport = _serve_bytes(make_site(_RawEcho()), data)
+        transport = _serve_bytes(_site(_RawEcho()), data)
         raw = transport.value()
         head, rest = split_head(raw)
         self.assertEqual(rest[: len(first)], first)
@@ -139,7 +145,7 @@ class LenientServerTests(SynchronousTestCase):
     def test_keep_alive_said(self):
         """HTTP/1.1 responses on a connection kept open say
         ``Connection: keep-alive``; one asked to close says ``close``."""
-        site = make_site(XMLRPCResource({"samp.hub.ping": lambda: "1"}))
+        site = _site(XMLRPCResource({"samp.hub.ping": lambda: "1"}))
         body = dumps_call("samp.hub.ping", [])
         request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n" + body
         kept = _serve_bytes(site, request % (len(body), b""))
@@ -152,20 +158,20 @@ class LenientServerTests(SynchronousTestCase):
     def test_long_header_line_refused(self):
         """A header line over Twisted's limit drops the connection."""
         data = b"POST / HTTP/1.0\nX-Long: " + b"x" * 20000 + b"\n\n"
-        transport = _serve_bytes(make_site(_RawEcho()), data)
+        transport = _serve_bytes(_site(_RawEcho()), data)
         self.assertNotIn(b" 200 ", transport.value())
         self.assertTrue(transport.disconnecting)
 
     def test_large_header_section_refused(self):
         """Headers over 16 kB in all are answered 400."""
         lines = b"".join(b"X-%d: %s\n" % (i, b"y" * 1000) for i in range(20))
-        transport = _serve_bytes(make_site(_RawEcho()), b"POST / HTTP/1.0\n" + lines + b"\n")
+        transport = _serve_bytes(_site(_RawEcho()), b"POST / HTTP/1.0\n" + lines + b"\n")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
         self.assertTrue(transport.disconnecting)
 
     def test_large_body_refused(self):
         """A bare-LF request announcing a body over the limit is dropped."""
-        site = make_site(XMLRPCResource({"echo": lambda *args: list(args)}), max_body_bytes=1000)
+        site = _site(XMLRPCResource({"echo": lambda *args: list(args)}), max_body_bytes=1000)
         transport = _serve_bytes(site, ds9_request("echo", ["x" * 5000]))
         self.assertEqual(transport.value(), b"")
         self.assertTrue(transport.disconnecting)
@@ -174,7 +180,7 @@ class LenientServerTests(SynchronousTestCase):
         """The XML-RPC checks apply as before: no DTD."""
         body = b'<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY a "b">]>\n<methodCall/>'
         data = b"POST / HTTP/1.0\nContent-Length: %d\n\n" % len(body) + body
-        site = make_site(XMLRPCResource({"echo": lambda *args: list(args)}))
+        site = _site(XMLRPCResource({"echo": lambda *args: list(args)}))
         raw = _serve_bytes(site, data).value()
         with self.assertRaises(xmlrpc.client.Fault) as caught:
             parse_response(raw)
