@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_examples -*-
 """
 The complete programs the docs show, ``docs/examples/*.py`` (besides the
-quick start and the TLS guide, tested on their own), run as scripts against
+quick start, the TLS guide and the desktop applications' examples, tested on
+their own: the last in tests/test_desktop_apps.py), run as scripts against
 real hubs, as a reader would run them.
 """
 
