@@ -33,7 +33,21 @@ def _missing_dependencies():
         find_jsamp()
     except JSampNotFound as exc:
         missing.append(f"JSAMP: {str(exc).removeprefix('cannot run JSAMP: ')}")
+    programs = [package for package, path in _PROGRAMS if not os.path.exists(path)]
+    if programs:
+        missing.append(f"{', '.join(programs)}: apt-get install {' '.join(programs)}")
     return missing
+
+
+# The desktop applications and the browser that the interoperability tests
+# drive (Debian packages, and a file each installs).
+_PROGRAMS = (
+    ("xvfb", "/usr/bin/Xvfb"),
+    ("saods9", "/usr/bin/ds9"),
+    ("topcat", "/usr/share/java/starlink-topcat.jar"),
+    ("aladin", "/usr/share/java/aladin.jar"),
+    ("chromium", "/usr/bin/chromium"),
+)
 
 
 def _check_dependencies():
