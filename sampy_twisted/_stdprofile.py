@@ -79,6 +79,7 @@ class StandardProfile:
         self.secret: str | None = None
         self.lockfile: str | None = None
         self.params: dict[str, str] | None = None
+        self.extra_params: dict[str, str] = {}  # implementation-specific lockfile entries
         self.resource = XMLRPCResource(self._procedures(), strict=True)
 
     # -- the lockfile ------------------------------------------------------
@@ -96,6 +97,7 @@ class StandardProfile:
         """
         assert self.secret is not None  # drawn by lockfile_path
         params = new_lockfile_params(url, self.secret, self._label, tls=self._tls)
+        params.update(self.extra_params)
         await claim_lockfile(path, params, self._reactor, self._ping_timeout)
         self.lockfile = path
         self.params = params
