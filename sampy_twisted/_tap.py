@@ -552,6 +552,7 @@ class HubOptions(usage.Options):
     optFlags = [
         ["multi", None, "astropy-style multi-hub mode: write a new ~/.samp-1/samp-hub-* lockfile."],
         ["https", None, "Serve the hub over TLS (https); needs --cert-file."],
+        ["monitor", None, "Serve a live monitor page; 'sampy-twisted monitor' prints its URL."],
     ]
     optParameters = [
         ["lockfile", None, None, "Where to write the lockfile."],
@@ -662,6 +663,7 @@ def make_hub(options: usage.Options, reactor: IReactorTime) -> SAMPHubServer:
         multi=options["multi"],
         tls=options["tls"],
         callback_tls=options["callback_tls"],
+        monitor=bool(options["monitor"]),
     )
 
 
