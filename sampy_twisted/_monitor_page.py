@@ -32,7 +32,7 @@ PAGE_HTML = """<!DOCTYPE html>
   <h2 id="clients-h">Clients <span id="client-count"></span></h2>
   <table id="clients">
     <thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Callable</th>
-    <th scope="col">Profile</th><th scope="col">Subscriptions and metadata</th></tr></thead>
+    <th scope="col">Profile</th><th scope="col">Details</th></tr></thead>
     <tbody></tbody>
   </table>
   <form id="who" role="search">
@@ -73,12 +73,16 @@ h2 { font-size: 1.05rem; margin: .8rem 0 .3rem; }
 #status.down { background: #f8d0d0; }
 dl#facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(16rem, 1fr)); gap: .1rem 1rem; margin: 0; }
 dl#facts div { display: flex; gap: .4rem; overflow-wrap: anywhere; }
-dl#facts dt { font-weight: 600; }
+dl#facts dt { font-weight: 600; white-space: nowrap; }
 dl#facts dd { margin: 0; }
-main { display: grid; grid-template-columns: minmax(22rem, 2fr) 5fr; gap: 1rem; align-items: start; }
-@media (max-width: 1000px) { main { grid-template-columns: 1fr; } }
+main > section { min-width: 0; overflow-x: auto; }
+main { display: grid; grid-template-columns: 3fr 5fr; gap: 1rem; align-items: start; }
+@media (max-width: 1100px) { main { grid-template-columns: 1fr; } }
 table { border-collapse: collapse; width: 100%; background: #fff; }
-th, td { text-align: left; vertical-align: top; padding: .2rem .4rem; border-bottom: 1px solid #ddd; overflow-wrap: anywhere; }
+th, td { text-align: left; vertical-align: top; padding: .2rem .4rem; border-bottom: 1px solid #ddd; overflow-wrap: break-word; }
+td.mtype, td.result { overflow-wrap: anywhere; }
+td.mtype { min-width: 9rem; }
+th { white-space: nowrap; }
 th { background: #f0f0f0; position: sticky; top: 0; }
 td img { width: 20px; height: 20px; vertical-align: middle; margin-right: .3rem; }
 details summary { cursor: pointer; }
@@ -225,7 +229,7 @@ PAGE_JS = r"""
     tr.appendChild(el("td", m.kind));
     tr.appendChild(el("td", clientName(m.sender)));
     tr.appendChild(el("td", m.recipients.map(clientName).join(", ")));
-    tr.appendChild(el("td", m.mtype));
+    tr.appendChild(el("td", m.mtype, "mtype"));
     const params = el("td");
     if (m.params) params.appendChild(collapsed(Object.keys(m.params).join(", ") || "{}", m.params));
     tr.appendChild(params);
@@ -235,7 +239,7 @@ PAGE_JS = r"""
       if (typeof m.result === "string") result.textContent = m.result;
       else result.appendChild(collapsed("result", m.result));
     }
-    if (m.closed && m.status !== "samp.ok") result.appendChild(el("div", m.closed));
+    if (m.closed && (m.status === "closed" || m.result === null)) result.appendChild(el("div", m.closed));
     tr.appendChild(result);
     tr.appendChild(el("td", m.rtt === null || m.rtt === undefined ? "" : (m.rtt * 1000).toFixed(1) + " ms"));
     return tr;
@@ -278,9 +282,11 @@ PAGE_JS = r"""
     });
     source.addEventListener("left", (e) => { state.clients.delete(JSON.parse(e.data).id); later(); });
     source.addEventListener("message", (e) => {
-      state.messages.push(JSON.parse(e.data));
+      const m = JSON.parse(e.data);
+      state.messages.push(m);
       if (state.messages.length > (state.facts.max_messages || 2000)) state.messages.shift();
-      state.facts.messages = (state.facts.messages || 0) + 1;
+      if (m.kind !== "left" && m.kind !== "dropped") state.facts.messages = (state.facts.messages || 0) + 1;
+      state.facts.kept = state.messages.length;
       later();
     });
     source.addEventListener("update", (e) => {
