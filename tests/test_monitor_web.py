@@ -256,3 +256,42 @@ class BrowserTests(MonitorHubCase):
         await chromium.navigate(f"{parts.scheme}://{parts.netloc}/")
         text = await chromium.wait_for("document.body && document.body.innerText.includes('403') && document.body.innerText")
         self.assertIn("403 Forbidden", text)
+
+
+class CommandTests(MonitorHubCase):
+    """``sampy-twisted monitor`` and ``--monitor`` on the hub commands."""
+
+    async def run_cli(self, *argv):
+        from sampy_twisted._cli import parse, run
+        from sampy_twisted._process import lockfile_environ
+
+        from .test_cli import WatchedConsole
+
+        console = WatchedConsole(lockfile_environ(os.path.dirname(self.lockfile), self.lockfile))
+        d = defer.ensureDeferred(run(reactor, parse(list(argv)), console))
+        code = await d.addTimeout(WAIT, reactor)
+        return code, console.stdout.getvalue(), console.stderr.getvalue()
+
+    async def test_monitor_prints_url(self):
+        hub = await self.start_hub()
+        self.assertEqual(await self.run_cli("monitor"), (0, hub.monitor_url + "\n", ""))
+
+    async def test_monitor_without_monitor(self):
+        self.monitor = False
+        await self.start_hub()
+        code, out, err = await self.run_cli("monitor")
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("start it with --monitor", err)
+
+    def test_monitor_flags(self):
+        from sampy_twisted._cli import parse
+        from sampy_twisted._tap import HubOptions, make_hub
+
+        for options in [parse(["hub", "--monitor"]).subOptions, HubOptions()]:
+            if isinstance(options, HubOptions) and not options.get("monitor"):
+                options.parseOptions(["--monitor"])
+            hub = make_hub(options, reactor)
+            self.assertIsNotNone(hub._monitor)
+        options = HubOptions()
+        options.parseOptions([])
+        self.assertIsNone(make_hub(options, reactor)._monitor)
