@@ -207,6 +207,7 @@ class HubMonitor:
                 "calls_pending": self._core.pending_count,
                 "kept": len(self._records),
                 "kept_bytes": self._bytes,
+                "max_messages": self._max_messages,
             }
         )
         return facts
@@ -228,8 +229,8 @@ class HubMonitor:
             "description": metadata.get("samp.description.text"),
             "doc": metadata.get("samp.documentation.url"),
             "metadata": public_metadata(metadata),
-            "subscriptions": collapse(client.subscriptions)[0] if len(client.subscriptions) <= _ITEMS_CUT
-            else {k: collapse(v)[0] for k, v in client.subscriptions.items()},
+            # Every subscription (they are what routing needs), annotations collapsed.
+            "subscriptions": {k: collapse(v)[0] for k, v in client.subscriptions.items()},
             "callable": client.callable,
             "profile": "hub" if client.is_hub else getattr(channel, "profile_name", "Standard"),
         }
