@@ -319,6 +319,11 @@ class HubCore:
             except Exception:
                 self._log.failure("SAMP hub observer failed on {event}", event=event)
 
+    def client_changed(self, client: _Client, what: str) -> None:
+        """Tell the observers that a profile changed *client* (``"callback"``)."""
+        if self._observers:
+            self._tell("client_changed", client, what)
+
     @property
     def pending_count(self) -> int:
         """How many calls await a reply."""

@@ -169,6 +169,7 @@ class StandardProfile:
                 f"it with: use an http:// callback URL, or a hub run with TLS"
             )
         client.channel.set_url(url)
+        self._core.client_changed(client, "callback")
         return ""
 
 

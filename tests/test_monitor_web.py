@@ -295,3 +295,18 @@ class CommandTests(MonitorHubCase):
         options = HubOptions()
         options.parseOptions([])
         self.assertIsNone(make_hub(options, reactor)._monitor)
+
+
+class CallbackTests(MonitorHubCase):
+    async def test_callable_announced(self):
+        """Setting a callback after subscribing turns the client callable on the page."""
+        hub = await self.start_hub()
+        events = _EventReader()
+        response = await self.agent.request(b"GET", (hub.monitor_url + "events").encode())
+        response.deliverBody(events)
+        self.addCleanup(events.close)
+        await events.wait_for("snapshot")
+        client = await TestClient(self, hub).register(callable=False, subscriptions={"x.y": {}})
+        await events.wait_for("client", lambda d: d["id"] == client.id and not d["callable"])
+        await client.hub_call("setXmlrpcCallback", client._listen())
+        await events.wait_for("client", lambda d: d["id"] == client.id and d["callable"])
