@@ -215,6 +215,7 @@ class BrowserTests(MonitorHubCase):
         chromium = await self.browser()
         await chromium.navigate(hub.monitor_url)
         await chromium.wait_for("document.getElementById('status').textContent === 'live'", BROWSER_WAIT)
+        await chromium.evaluate("window.notReloaded = true")
 
         a = await TestClient(self, hub).register(
             metadata={"samp.name": "Alpha"}, subscriptions={"test.note": {}, "samp.app.*": {}}
@@ -245,6 +246,7 @@ class BrowserTests(MonitorHubCase):
         await a.hub_call("unregister")
         gone = await chromium.wait_for(f"{row.format(a.id)} === null && {row.format(b.id)} !== null")
         self.assertTrue(gone)
+        self.assertTrue(await chromium.evaluate("window.notReloaded === true"))
         html = await chromium.evaluate("document.documentElement.outerHTML")
         self.assertNotIn(b.key, html)
         self.assertNotIn(hub.params["samp.secret"], html)
