@@ -7,7 +7,9 @@ Everything that talks to a hub returns a
 follow astropy.samp.
 """
 
-from ._client import SAMPClient, error_response
+import typing as _typing
+
+from ._client import SAMPClient
 from ._discovery import (
     default_lockfile_path,
     get_hub_params,
@@ -24,6 +26,7 @@ from ._encoding import (
     encode_boolean,
     encode_float,
     encode_int,
+    error_response,
     make_message,
 )
 from ._errors import (
@@ -36,14 +39,26 @@ from ._errors import (
     SAMPProxyError,
     SAMPWarning,
 )
-from ._hub import SAMPHubServer, start_hub
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
 from ._service import SAMPClientService
 from ._tls import TLSOptions
 from ._tracker import ClientTracker, TrackedClient
 
+if _typing.TYPE_CHECKING:
+    from ._hub import SAMPHubServer, start_hub
+    from ._webprofile import WEB_SAFE_MTYPES, WebConsentRequest
+
 __version__ = "0.1.0"
+
+# The hub and the Web Profile are imported when first asked for, not by
+# every client.
+_LAZY = {
+    "SAMPHubServer": "._hub",
+    "start_hub": "._hub",
+    "WEB_SAFE_MTYPES": "._webprofile",
+    "WebConsentRequest": "._webprofile",
+}
 
 __all__ = [
     "ClientTracker",
@@ -62,6 +77,8 @@ __all__ = [
     "SAMP_STATUS_WARNING",
     "TLSOptions",
     "TrackedClient",
+    "WEB_SAFE_MTYPES",
+    "WebConsentRequest",
     "check_samp_value",
     "decode_boolean",
     "decode_float",
@@ -79,3 +96,18 @@ __all__ = [
     "read_lockfile",
     "start_hub",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 import sampy_twisted
 
 from ._discovery import get_hub_params
-from ._encoding import check_samp_value, make_message
+from ._encoding import check_samp_value, message_map
 from ._errors import (
     SAMP_STATUS_ERROR,
     SAMP_STATUS_OK,
@@ -51,8 +51,9 @@ from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
 from ._monitor_web import MONITOR_URL_KEY
 from ._mtype import check_mtype_pattern, is_mtype
+from ._options import ClientTLSOptionsMixin, positive_seconds
+from ._tap_hub import HubOptions, make_hub
 from ._tls import TLSOptions
-from ._tap import ClientTLSOptionsMixin, HubOptions, _positive_seconds, make_hub
 
 if TYPE_CHECKING:
     # For the type checker, the mixins below are the Options they are mixed into.
@@ -91,7 +92,7 @@ class UserError(Exception):
 
 def _wait_seconds(text: str) -> float:
     try:
-        return _positive_seconds("wait")(text)
+        return positive_seconds("wait")(text)
     except ValueError as exc:
         raise usage.UsageError(str(exc)) from None
 
@@ -122,6 +123,7 @@ with https hubs or callbacks."""
 
 _METAVARS = {
     "ca-certs": "FILE",
+    "callback-hosts": "local|any|HOSTS",
     "callback-cert-reqs": "required|none",
     "cert-file": "FILE",
     "cert-reqs": "none|optional|required",
@@ -691,6 +693,8 @@ async def _hub_command(reactor: IReactorTime, options: usage.Options, console: C
     except SAMPHubError as exc:
         raise UserError(str(exc)) from None
     console.out(f"SAMP hub running at {hub.url}, lockfile {hub.lockfile}")
+    if hub.web_url is not None:
+        console.out(f"SAMP Web Profile at {hub.web_url} (see --web-consent)")
     try:
         await console.stop
     finally:
@@ -784,7 +788,7 @@ def _client_table(rows: list[_ClientRow], width: int | None = None) -> list[str]
 
 
 async def _send_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
-    message = make_message(options["mtype"], options["params"])
+    message = message_map(options["mtype"], options["params"])
     client = await _connect(reactor, console, options, "send", callable=not options["notify"])
     try:
         if options["notify"]:
@@ -924,7 +928,7 @@ async def _ping_command(reactor: IReactorTime, options: usage.Options, console: 
     client = await _connect(reactor, console, options, "ping", callable=True)
     try:
         recipients, names = await _resolve(client, [options["target"]])
-        message = make_message("samp.app.ping", {})
+        message = message_map("samp.app.ping")
         results: list[bool] = []
         for recipient in recipients:
             started = reactor.seconds()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import itertools
 import secrets
-import traceback
 import xmlrpc.client
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, Optional, Protocol, TypeVar, Union
@@ -21,13 +20,8 @@ from twisted.logger import Logger
 from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 
-from ._encoding import SAMPValue, check_samp_value, legal_text, timeout_seconds
-from ._errors import (
-    SAMP_STATUS_ERROR,
-    SAMP_STATUS_OK,
-    SAMPCallTimeout,
-    SAMPClientError,
-)
+from ._encoding import SAMPValue, check_samp_value, error_response, ok_response, timeout_seconds
+from ._errors import SAMPCallTimeout, SAMPClientError
 from ._hub_proxy import SAMPHubProxy
 from ._listening import listening_url, server_endpoint
 from ._mtype import best_match, check_mtype_pattern
@@ -103,24 +97,6 @@ class ResponseHandler(Protocol):
 
 
 _Handler = TypeVar("_Handler", NotificationHandler, CallHandler)
-
-
-def error_response(text: object, exc: BaseException | None = None) -> dict[str, Any]:
-    """
-    Build a ``samp.error`` response map.
-
-    :param str text: the ``samp.errortxt``.
-    :param BaseException exc: the exception behind it, whose class and
-        traceback fill ``samp.code`` and ``samp.debugtxt``.
-    :rtype: dict
-    """
-    error = {"samp.errortxt": legal_text(text)}
-    if exc is not None:
-        error["samp.code"] = type(exc).__name__
-        error["samp.debugtxt"] = legal_text(
-            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        )
-    return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
 
 
 def _split_message(message: object) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -656,7 +632,7 @@ class SAMPClient:
         binding = self._lookup(self._call_bindings, mtype)
         if binding is None:
             if mtype == "samp.app.ping":
-                self._send_reply(msg_id, mtype, {"samp.status": SAMP_STATUS_OK, "samp.result": {}})
+                self._send_reply(msg_id, mtype, ok_response({}))
             else:
                 self._send_reply(msg_id, mtype, error_response(f"no handler for {mtype}"))
             return ""
@@ -707,7 +683,7 @@ class SAMPClient:
         elif "samp.status" in result:
             response = result
         else:
-            response = {"samp.status": SAMP_STATUS_OK, "samp.result": result}
+            response = ok_response(result)
         self._send_reply(msg_id, mtype, response)
 
     def _call_failed(self, failure: Failure, msg_id: str, mtype: str) -> None:

@@ -7,7 +7,10 @@ callbacks, the only part of the hub that talks to callback servers.
 (keeping HTTP/1.1 connections open to servers that allow it) and at most
 ``max_concurrent`` callbacks in flight (:data:`CLOSING_SERVER_DELIVERIES`
 when its server closes each connection, as astropy's and JSAMP's do); more
-wait in a per-client queue of at most ``max_queued``.  A delivery fails when
+wait in a per-client queue of at most ``max_queued``.  The channel counts
+the bytes of what it holds, queued or in flight (:attr:`PushChannel.queued_bytes`,
+from the size the core gives with each message); the core refuses messages
+past its byte bound before they reach the channel.  A delivery fails when
 the client cannot be reached, does not answer within ``timeout`` seconds,
 or answers with a fault: a failed call is reported to the core through its
 ``on_error`` function (the core answers its sender with ``samp.error``);
@@ -137,7 +140,9 @@ class PushChannel:
 
     :ivar proxy: the :class:`XMLRPCProxy` to its callback URL, or ``None``.
     :ivar failures: transport failures in a row at the current URL.
-    :ivar in_flight: delivery Deferreds under way, each with its proxy.
+    :ivar in_flight: delivery Deferreds under way, each with its proxy and
+        the size of its message.
+    :ivar queued_bytes: bytes of the messages queued or in flight.
     """
 
     _log = Logger()
@@ -149,8 +154,11 @@ class PushChannel:
         self.proxy: Any = None
         self.active = True
         self.failures = 0
-        self.in_flight: dict[defer.Deferred[Any], Any] = {}
-        self.queue: collections.deque[tuple[str, tuple[Any, ...], Callable[[str], None] | None]] = collections.deque()
+        self.in_flight: dict[defer.Deferred[Any], tuple[Any, int]] = {}
+        self.queue: collections.deque[tuple[str, tuple[Any, ...], Callable[[str], None] | None, int]] = (
+            collections.deque()
+        )
+        self.queued_bytes = 0
 
     @property
     def callable(self) -> bool:
@@ -172,21 +180,21 @@ class PushChannel:
             return
         self.proxy = self._delivery.make_proxy(url)
         self.failures = 0
-        if old is not None and old not in self.in_flight.values():
+        if old is not None and not self._in_use(old):
             self._delivery.close_proxy(old)
 
     # -- IChannel --------------------------------------------------------
 
-    def notify(self, sender_id: str, message: dict[str, Any]) -> None:
-        self._deliver("samp.client.receiveNotification", (sender_id, message))
+    def notify(self, sender_id: str, message: dict[str, Any], size: int = 0) -> None:
+        self._deliver("samp.client.receiveNotification", (sender_id, message), None, size)
 
     def call(
-        self, sender_id: str, msg_id: str, message: dict[str, Any], on_error: Callable[[str], None]
+        self, sender_id: str, msg_id: str, message: dict[str, Any], on_error: Callable[[str], None], size: int = 0
     ) -> None:
-        self._deliver("samp.client.receiveCall", (sender_id, msg_id, message), on_error)
+        self._deliver("samp.client.receiveCall", (sender_id, msg_id, message), on_error, size)
 
-    def respond(self, responder_id: str, msg_tag: str | None, response: dict[str, Any]) -> None:
-        self._deliver("samp.client.receiveResponse", (responder_id, msg_tag, response))
+    def respond(self, responder_id: str, msg_tag: str | None, response: dict[str, Any], size: int = 0) -> None:
+        self._deliver("samp.client.receiveResponse", (responder_id, msg_tag, response), None, size)
 
     def send_final(self, message: dict[str, Any]) -> defer.Deferred[Any]:
         d: defer.Deferred[Any] = self.proxy.call(
@@ -219,8 +227,14 @@ class PushChannel:
         self.queue.clear()
         for d in list(self.in_flight):
             d.cancel()
+        self.queued_bytes = 0
 
-    def _deliver(self, method: str, args: tuple[Any, ...], on_error: Callable[[str], None] | None = None) -> None:
+    def _in_use(self, proxy: Any) -> bool:
+        return any(p is proxy for p, _ in self.in_flight.values())
+
+    def _deliver(
+        self, method: str, args: tuple[Any, ...], on_error: Callable[[str], None] | None = None, size: int = 0
+    ) -> None:
         """Send one callback now, or queue it behind others."""
         if not self.active:
             return
@@ -229,9 +243,11 @@ class PushChannel:
                 on_error(f"{method} to {self._client.client_id} not delivered: it is not callable")
             return
         if len(self.in_flight) < self._limit():
-            self._send(method, args, on_error)
+            self.queued_bytes += size
+            self._send(method, args, on_error, size)
         elif len(self.queue) < self._delivery.max_queued:
-            self.queue.append((method, args, on_error))
+            self.queued_bytes += size
+            self.queue.append((method, args, on_error, size))
         else:
             text = f"{method} to {self._client.client_id} not delivered: too many deliveries queued"
             self._log.warn("{text}", text=text)
@@ -246,10 +262,10 @@ class PushChannel:
             return self._delivery.max_concurrent
         return min(self._delivery.max_concurrent, CLOSING_SERVER_DELIVERIES)
 
-    def _send(self, method: str, args: tuple[Any, ...], on_error: Callable[[str], None] | None) -> None:
+    def _send(self, method: str, args: tuple[Any, ...], on_error: Callable[[str], None] | None, size: int) -> None:
         proxy = self.proxy
         d: defer.Deferred[Any] = proxy.call(method, self._client.private_key, *args)
-        self.in_flight[d] = proxy
+        self.in_flight[d] = (proxy, size)
         d.addCallbacks(
             self._delivered,
             self._failed,
@@ -288,9 +304,13 @@ class PushChannel:
             self._on_drop(f"{self.failures} deliveries in a row failed; last: {text}")
 
     def _done(self, result: object, d: defer.Deferred[Any]) -> None:
-        proxy = self.in_flight.pop(d, None)
-        if proxy is not None and proxy is not self.proxy and proxy not in self.in_flight.values():
-            self._delivery.close_proxy(proxy)  # replaced by set_url, now idle
+        entry = self.in_flight.pop(d, None)
+        if entry is not None:
+            proxy, size = entry
+            if self.active:
+                self.queued_bytes -= size
+            if proxy is not self.proxy and not self._in_use(proxy):
+                self._delivery.close_proxy(proxy)  # replaced by set_url, now idle
         if self.active and self.queue:
-            method, args, on_error = self.queue.popleft()
-            self._send(method, args, on_error)
+            method, args, on_error, size = self.queue.popleft()
+            self._send(method, args, on_error, size)

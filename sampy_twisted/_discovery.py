@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
 from ._errors import SAMPHubError
+from ._reactor import default_reactor
 from ._xmlrpc import XMLRPCProxy, _BoundedBody
 
 __all__ = [
@@ -226,7 +227,7 @@ def get_hub_params(
             return defer.succeed(read_lockfile(where))
     except SAMPHubError:
         return defer.fail()
-    return _fetch_lockfile(where, reactor if reactor is not None else _global_reactor(), timeout)
+    return _fetch_lockfile(where, default_reactor(reactor), timeout)
 
 
 def ping_hub(params: Mapping[str, str], reactor: IReactorTime, timeout: float = 5.0) -> defer.Deferred[bool]:
@@ -291,8 +292,7 @@ def get_running_hubs(
 
     :return: a Deferred firing with ``{lockfile path: hub params}``.
     """
-    if reactor is None:
-        reactor = _global_reactor()
+    reactor = default_reactor(reactor)
     environ = os.environ if environ is None else environ
     candidates: list[tuple[str, dict[str, str]]] = []
     for path in _candidate_lockfiles(environ):
@@ -305,10 +305,3 @@ def get_running_hubs(
     return d.addCallback(
         lambda alive: {path: params for (path, params), ok in zip(candidates, alive) if ok}
     )
-
-
-def _global_reactor() -> IReactorTime:
-    """The global reactor, for functions whose caller passed none."""
-    from twisted.internet import reactor
-
-    return reactor

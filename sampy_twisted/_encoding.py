@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import math
 import re
+import traceback
 from collections.abc import Mapping
 from typing import Any, TypeAlias, overload
+
+from ._errors import SAMP_STATUS_ERROR, SAMP_STATUS_OK
 
 __all__ = [
     "check_samp_value",
@@ -24,9 +27,12 @@ __all__ = [
     "encode_boolean",
     "encode_float",
     "encode_int",
+    "error_response",
     "from_xmlrpc",
     "legal_text",
     "make_message",
+    "message_map",
+    "ok_response",
     "timeout_seconds",
 ]
 
@@ -254,10 +260,56 @@ def make_message(
     :param dict extra: further top-level keys of the message.
     :rtype: dict
     """
+    message: dict[str, SAMPValue] = check_samp_value(message_map(mtype, params, extra), "message")
+    return message
+
+
+def message_map(
+    mtype: str,
+    params: Mapping[str, Any] | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, Any]:
+    """
+    Build a SAMP message map without checking it, for senders whose hub
+    proxy checks every message once before it is encoded.
+
+    :param str mtype: the MType.
+    :param dict params: the ``samp.params`` map (empty when not given).
+    :param dict extra: further top-level keys of the message.
+    :rtype: dict
+    """
     message = dict(extra or {})
     message["samp.mtype"] = mtype
     message["samp.params"] = params if params is not None else {}
-    return check_samp_value(message, "message")
+    return message
+
+
+def ok_response(result: Any) -> dict[str, Any]:
+    """
+    Build a ``samp.ok`` response map.
+
+    :param dict result: the ``samp.result`` map.
+    :rtype: dict
+    """
+    return {"samp.status": SAMP_STATUS_OK, "samp.result": result}
+
+
+def error_response(text: object, exc: BaseException | None = None) -> dict[str, Any]:
+    """
+    Build a ``samp.error`` response map.
+
+    :param str text: the ``samp.errortxt``.
+    :param BaseException exc: the exception behind it, whose class and
+        traceback fill ``samp.code`` and ``samp.debugtxt``.
+    :rtype: dict
+    """
+    error = {"samp.errortxt": legal_text(text)}
+    if exc is not None:
+        error["samp.code"] = type(exc).__name__
+        error["samp.debugtxt"] = legal_text(
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        )
+    return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
 
 
 def timeout_seconds(timeout: str | float) -> float | None:

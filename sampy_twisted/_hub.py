@@ -30,10 +30,12 @@ recipient.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -45,7 +47,9 @@ from ._listening import ConnectionTracker, listening_url, server_endpoint
 from ._reactor import default_reactor
 from ._stdprofile import StandardProfile
 from ._tls import TLSOptions, usable_as_client_certificate, verifying_copy
-from ._limits import raise_fd_limit
+from ._callback_policy import DEFAULT_CALLBACK_HOSTS, CallbackHosts
+from ._limits import DEFAULT_MAX_QUEUED_BYTES, raise_fd_limit
+from ._webprofile import DEFAULT_WEB_PORT, WEB_SAFE_MTYPES, Consent, WebProfile
 from ._monitor import HubMonitor
 from ._monitor_web import MONITOR_URL_KEY, make_monitor_site
 from ._xmlrpc import make_site
@@ -90,6 +94,17 @@ class SAMPHubServer(service.Service):
         With *endpoint*, the endpoint must do the TLS itself (such as an
         ``SSL4ServerEndpoint`` with ``tls.server_options()``); *tls* then
         only makes the URL ``https://``.
+    :param bool web_profile: also serve the SAMP Web Profile (for browser
+        pages) on loopback at *web_port*; off by default.
+    :param int web_port: the Web Profile's port (21012, its standard one;
+        0 for any free one).
+    :param web_consent: asked whether each web page may register: a
+        function of a :class:`WebConsentRequest` (the declared
+        name, the page's origin, its referer, the request's address)
+        returning a bool or a Deferred of one.  ``None`` refuses every
+        page.
+    :param web_safe_mtypes: the MType patterns web clients may send
+        (JSAMP's list by default).
     :param TLSOptions callback_tls: the settings used to call ``https://``
         callback URLs.  By default, with *tls*: the hub's certificate (sent
         as a client certificate, so callback servers requiring one accept
@@ -98,8 +113,18 @@ class SAMPHubServer(service.Service):
         *tls*'s *cert_reqs* says.  ``TLSOptions(cert_reqs=ssl.CERT_NONE)``
         is the explicit opt-out of that verification.  A hub with neither
         refuses ``https://`` callback URLs.
+    :param callback_hosts: the hosts callback URLs may name.  By default
+        (``"local"``) this machine's own addresses: loopback, or an address
+        of one of its interfaces, or a host name resolving only to such
+        addresses (``localhost``, the machine's host name).  ``"any"``
+        accepts every host; a list of host names, addresses and networks
+        (``["10.1.0.0/16", "ws7.example.org"]``) accepts those besides.
+    :param int max_queued_bytes: bytes of messages (as their encoded size)
+        waiting to be delivered to one client, queued or in flight; a
+        message that would go past it is refused: a fault for a
+        notification, ``samp.error`` for a call.
     :raises ValueError: *tls* has no certificate, or asks for client
-        certificates without *ca_certs*.
+        certificates without *ca_certs*; *callback_hosts* is malformed.
 
     :param bool monitor: serve the live monitor page (:mod:`._monitor_web`)
         on a loopback port of its own; its URL, with its secret token, is
@@ -110,6 +135,8 @@ class SAMPHubServer(service.Service):
     :ivar lockfile: the lockfile path (``None`` until started).
     :ivar url: the hub's XML-RPC URL (``None`` until started).
     :ivar hub_id: the hub's own client id.
+    :ivar web_url: the Web Profile's URL (``None`` unless it is served and
+        the hub started).
     """
 
     _log = Logger()
@@ -131,6 +158,12 @@ class SAMPHubServer(service.Service):
         ping_timeout: float = 5.0,
         tls: TLSOptions | None = None,
         callback_tls: TLSOptions | None = None,
+        callback_hosts: CallbackHosts = DEFAULT_CALLBACK_HOSTS,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        web_profile: bool = False,
+        web_port: int = DEFAULT_WEB_PORT,
+        web_consent: Consent | None = None,
+        web_safe_mtypes: Iterable[str] = WEB_SAFE_MTYPES,
         monitor: bool = False,
     ) -> None:
         self._reactor = reactor = default_reactor(reactor)
@@ -158,7 +191,7 @@ class SAMPHubServer(service.Service):
         self._start_waiters: list[defer.Deferred[Any]] = []
         self._stop_waiters: list[defer.Deferred[Any]] = []
 
-        self._core = HubCore(reactor, _hub_metadata(label))
+        self._core = HubCore(reactor, _hub_metadata(label), max_queued_bytes=max_queued_bytes)
         self._delivery = PushDelivery(
             reactor,
             timeout=client_timeout,
@@ -178,7 +211,15 @@ class SAMPHubServer(service.Service):
             tls=tls,
             ping_timeout=ping_timeout,
             https_callbacks=callback_tls is not None,
+            callback_hosts=callback_hosts,
         )
+        self.web_url: str | None = None
+        self._web_port = web_port
+        self._web_listening: IListeningPort | None = None
+        self._web_connections: ConnectionTracker | None = None
+        self._web: WebProfile | None = None
+        if web_profile:
+            self._web = WebProfile(self._core, reactor, web_consent, web_safe_mtypes)
         self.monitor_url: str | None = None
         self._monitor: HubMonitor | None = None
         self._monitor_port: IListeningPort | None = None
@@ -248,6 +289,7 @@ class SAMPHubServer(service.Service):
         try:
             self._listening = await self._server_endpoint().listen(self._connections)
             self.url = self._url_for(self._listening.getHost(), "https" if self._tls is not None else "http")
+            await self._listen_web()
             if self._monitor is not None:
                 await self._start_monitor(self._monitor)
             await self._profile.publish(path, self.url)
@@ -260,6 +302,24 @@ class SAMPHubServer(service.Service):
         self.params = self._profile.params
         self._core.running = True
         return self
+
+    async def _listen_web(self) -> None:
+        if self._web is None:
+            return
+        site = make_site(self._web.resource, reactor=self._reactor)
+        self._web_connections = ConnectionTracker(site, "SAMP Web Profile")
+        # Loopback only, whatever the Standard Profile's address.
+        endpoint = server_endpoint(self._reactor, "127.0.0.1", self._web_port, None)
+        try:
+            self._web_listening = await endpoint.listen(self._web_connections)
+        except CannotListenError as exc:
+            raise SAMPHubError(
+                f"cannot serve the Web Profile on port {self._web_port}: {exc.socketError} "
+                f"(another hub's Web Profile, such as TOPCAT's, may be using it)"
+            ) from None
+        self.web_url = self._url_for(self._web_listening.getHost(), "http", "/")
+        self._web.base_url = self.web_url
+        self._log.info("SAMP Web Profile served at {url}", url=self.web_url)
 
     def _started(self, result: object) -> None:
         if isinstance(result, Failure):
@@ -290,9 +350,9 @@ class SAMPHubServer(service.Service):
         return server_endpoint(self._reactor, self._addr, self._port_number, self._server_options)
 
     @staticmethod
-    def _url_for(address: IAddress, scheme: str = "http") -> str:
+    def _url_for(address: IAddress, scheme: str = "http", path: str = "/xmlrpc") -> str:
         try:
-            return listening_url(address, scheme, "/xmlrpc")
+            return listening_url(address, scheme, path)
         except ValueError:
             raise SAMPHubError(f"the hub must listen on TCP, not {address}") from None
 
@@ -367,7 +427,7 @@ class SAMPHubServer(service.Service):
         return {
             "url": self.url,
             "lockfile": self.lockfile,
-            "profiles": ["Standard"],
+            "profiles": ["Standard", "Web"] if self._web is not None else ["Standard"],
             "tls": self._tls is not None,
             "in_flight": in_flight,
         }
@@ -386,6 +446,13 @@ class SAMPHubServer(service.Service):
         connections, self._connections = self._connections, None
         if connections is not None:
             await connections.close_all(self._reactor, _CLOSE_CONNECTIONS_TIMEOUT)
+        web, self._web_listening = self._web_listening, None
+        if web is not None:
+            await defer.maybeDeferred(web.stopListening)
+        web_connections, self._web_connections = self._web_connections, None
+        if web_connections is not None:
+            await web_connections.close_all(self._reactor, _CLOSE_CONNECTIONS_TIMEOUT)
+        self.web_url = None
 
 
 def _hub_metadata(label: str) -> dict[str, str]:

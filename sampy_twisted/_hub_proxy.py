@@ -6,7 +6,6 @@ method returning a Deferred.
 
 from __future__ import annotations
 
-import xmlrpc.client
 from collections.abc import Mapping
 from types import EllipsisType
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ from twisted.python.failure import Failure
 from ._discovery import get_hub_params
 from ._encoding import SAMPValue, check_samp_value, timeout_seconds
 from ._errors import SAMPHubError, SAMPProxyError
+from ._reactor import default_reactor
 from ._tls import TLSOptions
 from ._xmlrpc import DEFAULT_MAX_BYTES, XMLRPCProxy
 
@@ -32,13 +32,6 @@ class RunningHub(Protocol):
     @property
     def params(self) -> Mapping[str, str] | None:
         """The hub's lockfile entries; ``None`` while it is not running."""
-
-
-def _fault_to_proxy_error(failure: Failure) -> Failure:
-    fault = failure.value
-    if isinstance(fault, xmlrpc.client.Fault) and not isinstance(fault, SAMPProxyError):
-        raise SAMPProxyError(fault.faultCode, fault.faultString)
-    return failure
 
 
 def _check_string(value: object, what: str) -> str:
@@ -62,11 +55,7 @@ class SAMPHubProxy:
     """
 
     def __init__(self, reactor: IReactorTime | None = None, timeout: float = 30.0) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as _global
-
-            reactor = _global
-        self._reactor = reactor
+        self._reactor: IReactorTime = default_reactor(reactor)
         self._timeout = timeout
         self._proxy: XMLRPCProxy | None = None
         self.lockfile: dict[str, str] | None = None
@@ -152,6 +141,7 @@ class SAMPHubProxy:
                 max_bytes=max_bytes,
                 tls_policy=tls.client_policy(),
                 error_class=SAMPHubError,
+                fault_class=SAMPProxyError,
             )
         except ValueError as exc:
             raise SAMPHubError(str(exc)) from None
@@ -185,7 +175,7 @@ class SAMPHubProxy:
         if self._proxy is None:
             return defer.fail(SAMPHubError(f"cannot call {method}: not connected to a hub"))
         d: defer.Deferred[Any] = self._proxy.call(method, *args, timeout=timeout)
-        return d.addErrback(_fault_to_proxy_error)
+        return d
 
     def ping(self) -> defer.Deferred[object]:
         """

@@ -46,8 +46,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
-from ._encoding import SAMPValue, check_samp_value, legal_text, timeout_seconds
-from ._errors import SAMP_STATUS_ERROR, SAMP_STATUS_OK
+from ._encoding import SAMPValue, check_samp_value, error_response, legal_text, ok_response, timeout_seconds
+from ._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
 from ._mtype import best_match, is_mtype, is_mtype_pattern
 
 __all__ = ["HUB_ID", "MAX_UNANSWERED_CALLS", "HubCore", "IChannel", "IDelivery", "IHubObserver"]
@@ -93,20 +93,32 @@ class IChannel(Interface):
     """
 
     callable = Attribute("Whether callbacks can reach the client now.")
+    queued_bytes = Attribute(
+        "Bytes (the *size* given with each) of the callbacks taken and not yet "
+        "delivered or failed; the core refuses messages past its bound."
+    )
 
-    def notify(sender_id: str, message: dict[str, Any]) -> None:
-        """Deliver ``receiveNotification(sender_id, message)``."""
+    def notify(sender_id: str, message: dict[str, Any], size: int = 0) -> None:
+        """
+        Deliver ``receiveNotification(sender_id, message)``.
 
-    def call(sender_id: str, msg_id: str, message: dict[str, Any], on_error: Callable[[str], None]) -> None:
+        :param size: the message's size (:func:`~._limits.message_size`),
+            counted in :attr:`queued_bytes` until it is delivered or failed.
+        """
+
+    def call(
+        sender_id: str, msg_id: str, message: dict[str, Any], on_error: Callable[[str], None], size: int = 0
+    ) -> None:
         """
         Deliver ``receiveCall(sender_id, msg_id, message)``.
 
         :param on_error: called with a text if the call could not be
             delivered or was refused; the core answers the sender with it.
+        :param size: as for :meth:`notify`.
         """
 
-    def respond(responder_id: str, msg_tag: str | None, response: dict[str, Any]) -> None:
-        """Deliver ``receiveResponse(responder_id, msg_tag, response)``."""
+    def respond(responder_id: str, msg_tag: str | None, response: dict[str, Any], size: int = 0) -> None:
+        """Deliver ``receiveResponse(responder_id, msg_tag, response)``; *size* as for :meth:`notify`."""
 
     def disconnect(message: dict[str, Any]) -> None:
         """
@@ -163,15 +175,9 @@ def key_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def error_response(text: str) -> dict[str, Any]:
-    """A ``samp.error`` response whose text is legal SAMP data, cut short."""
-    # The text may carry a peer's fault or error message.
-    error = {"samp.errortxt": legal_text(text, _ERROR_TEXT_LIMIT)}
-    return {"samp.status": SAMP_STATUS_ERROR, "samp.error": error}
-
-
-def _ok_response(result: Any) -> dict[str, Any]:
-    return {"samp.status": SAMP_STATUS_OK, "samp.result": result}
+def _error_response(text: str) -> dict[str, Any]:
+    # The text may carry a peer's fault or error message: cut it short.
+    return error_response(legal_text(text, _ERROR_TEXT_LIMIT))
 
 
 def checked(value: object, what: str) -> Any:
@@ -209,6 +215,7 @@ class _Client:
     :ivar channel: its :class:`IChannel` (``None`` for the hub itself).
     :ivar awaiting: msg-ids of calls this client has received and must answer.
     :ivar outstanding: msg-ids of calls this client made that await a reply.
+    :ivar outbox_bytes: bytes of the messages to it in the core's outbox.
     """
 
     def __init__(self, client_id: str, private_key: str | None = None) -> None:
@@ -221,6 +228,7 @@ class _Client:
         self.active = True
         self.awaiting: set[str] = set()
         self.outstanding: set[str] = set()
+        self.outbox_bytes = 0
         self._matches: dict[str, Optional[str]] = {}
 
     @property
@@ -280,6 +288,9 @@ class HubCore:
 
     :param clock: an ``IReactorTime`` for the outbox and call timeouts.
     :param dict hub_metadata: the hub's own metadata (SAMP data).
+    :param int max_queued_bytes: bytes of messages held for one client (in
+        the outbox, queued or in flight in its channel); a message past it
+        is refused (see :meth:`notify`, :meth:`call`, :meth:`reply`).
 
     :ivar running: whether the hub accepts registrations and operations;
         set by the service that runs the core.
@@ -288,8 +299,11 @@ class HubCore:
 
     _log = Logger()
 
-    def __init__(self, clock: IReactorTime, hub_metadata: dict[str, Any]) -> None:
+    def __init__(
+        self, clock: IReactorTime, hub_metadata: dict[str, Any], max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    ) -> None:
         self._clock = clock
+        self.max_queued_bytes = max_queued_bytes
         self.running = False
         self._ids = itertools.count(1)
         self._hub = _Client(HUB_ID)
@@ -299,7 +313,7 @@ class HubCore:
         self._by_key: dict[bytes, _Client] = {}
         self._pending: dict[str, _PendingCall] = {}
         self._answered: collections.OrderedDict[str, str] = collections.OrderedDict()
-        self._outbox: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._outbox: list[tuple[Callable[..., None], tuple[Any, ...], _Client | None, int]] = []
         self._flush_call: IDelayedCall | None = None
         self._observers: list[Any] = []
 
@@ -448,7 +462,7 @@ class HubCore:
         for msg_id in list(client.awaiting):
             pending = self._pending[msg_id]
             self._finish(pending, f"its recipient {why}")
-            self._answer(pending, error_response(f"{client.client_id} {why} before replying"))
+            self._answer(pending, _error_response(f"{client.client_id} {why} before replying"))
         for msg_id in list(client.outstanding):
             pending = self._pending[msg_id]
             self._finish(pending, f"its sender {why}")
@@ -518,23 +532,36 @@ class HubCore:
         return {c.client_id: c.annotation_for(mtype) for c in self._recipients(mtype, caller)}
 
     def notify(self, sender: _Client, recipient_id: object, message: object) -> str:
-        """``samp.hub.notify``."""
+        """
+        ``samp.hub.notify``; a fault if the recipient has
+        ``max_queued_bytes`` of messages waiting already.
+        """
         mtype, message = self._check_message(message)
         recipient = self._recipient(recipient_id, mtype)
+        size = message_size(message)
+        full = self._no_room(recipient, size)
+        if full is not None:
+            raise _fault(f"notification of {mtype} to {recipient.client_id} refused: {full}")
         if self._observers:
             self._tell("message_sent", sender, [recipient], message, None)
-        self._later(self._deliver_notification, sender, recipient, message)
+        self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message, size)
         return ""
 
     def notify_all(self, sender: _Client, message: object) -> list[str]:
-        """``samp.hub.notifyAll``: the ids notified."""
+        """
+        ``samp.hub.notifyAll``: the ids notified, leaving out those with
+        ``max_queued_bytes`` of messages waiting already.
+        """
         mtype, message = self._check_message(message)
-        recipients = self._recipients(mtype, sender)
+        size = message_size(message)
+        notified = []
+        for recipient in self._recipients(mtype, sender):
+            if self._no_room(recipient, size) is None:
+                self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message, size)
+                notified.append(recipient)
         if self._observers:
-            self._tell("message_sent", sender, recipients, message, None)
-        for recipient in recipients:
-            self._later(self._deliver_notification, sender, recipient, message)
-        return [r.client_id for r in recipients]
+            self._tell("message_sent", sender, notified, message, None)
+        return [r.client_id for r in notified]
 
     def call(self, sender: _Client, recipient_id: object, msg_tag: object, message: object) -> str:
         """``samp.hub.call``: the msg-id."""
@@ -575,7 +602,7 @@ class HubCore:
         msg_id = self._new_msg_id()
         waiter: defer.Deferred[Any] = defer.Deferred(lambda _: self._cancel_wait(msg_id))
         pending = self._start_call(sender, None, recipient, message, waiter, msg_id)
-        if seconds is not None:
+        if seconds is not None and msg_id in self._pending:  # not refused at once
             pending.timeout = seconds
             pending.timer = self._clock.callLater(seconds, self._expire, pending.msg_id)
         return waiter
@@ -592,8 +619,14 @@ class HubCore:
         response = _check_map(response, "response")
         if not isinstance(response.get("samp.status"), str):
             raise _fault("the response has no samp.status string")
+        size = message_size(response)
+        if pending.waiter is None and pending.sender.active:
+            full = self._no_room(pending.sender, size)
+            if full is not None:
+                # Still pending: the replier may try again later.
+                raise _fault(f"reply to {msg_id!r} refused for now: {full}")
         self._finish(pending, "it has already been answered")
-        self._answer(pending, response)
+        self._answer(pending, response, size)
         return ""
 
     # -- stopping --------------------------------------------------------
@@ -617,6 +650,7 @@ class HubCore:
         self._outbox = []
         for client in self.clients.values():
             client.active = False
+            client.outbox_bytes = 0
             client.channel.close()
 
     def reset(self) -> None:
@@ -692,7 +726,12 @@ class HubCore:
         recipient.awaiting.add(msg_id)
         if self._observers:
             self._tell("message_sent", sender, [recipient], message, msg_id)
-        self._later(self._deliver_call, pending, message)
+        size = message_size(message)
+        full = self._no_room(recipient, size)
+        if full is None:
+            self._deliver_later(recipient, size, self._deliver_call, pending, message, size)
+        else:
+            self._fail_call(msg_id, f"call of {message['samp.mtype']} to {recipient.client_id} refused: {full}")
         return pending
 
     def _give_up_oldest(self, sender: _Client) -> None:
@@ -720,7 +759,7 @@ class HubCore:
         if len(self._answered) > _FORGOTTEN_IDS_KEPT:
             self._answered.popitem(last=False)
 
-    def _answer(self, pending: _PendingCall, response: dict[str, Any]) -> None:
+    def _answer(self, pending: _PendingCall, response: dict[str, Any], size: int | None = None) -> None:
         """Give a finished call's *response* to its sender."""
         if self._observers:
             self._tell("call_answered", pending.msg_id, response)
@@ -728,13 +767,17 @@ class HubCore:
             if not pending.waiter.called:
                 pending.waiter.callback(response)
         elif pending.sender.active:
-            self._later(self._deliver_response, pending, response)
+            if size is None:
+                size = message_size(response)
+            # Not refused when full: only the hub's own samp.error responses
+            # come here unchecked, small and one per call the sender made.
+            self._deliver_later(pending.sender, size, self._deliver_response, pending, response, size)
 
     def _fail_call(self, msg_id: str, text: str) -> None:
         pending = self._pending.get(msg_id)
         if pending is not None:
             self._finish(pending, "delivery failed and the sender was told")
-            self._answer(pending, error_response(text))
+            self._answer(pending, _error_response(text))
 
     def _expire(self, msg_id: str) -> None:
         pending = self._pending.get(msg_id)
@@ -761,30 +804,60 @@ class HubCore:
         mtype = message["samp.mtype"]
         params = message.get("samp.params") or {}
         if mtype == "samp.app.ping":
-            return _ok_response({})
+            return ok_response({})
         if mtype in _QUERY_BY_META:
             key, value = params.get("key"), params.get("value")
             if not isinstance(key, str) or value is None:
-                return error_response(f"{mtype} needs the parameters key and value")
+                return _error_response(f"{mtype} needs the parameters key and value")
             ids = [c.client_id for c in self._all_clients() if c.metadata.get(key) == value]
-            return _ok_response({"ids": ids})
-        return error_response(f"the hub does not handle {mtype}")
+            return ok_response({"ids": ids})
+        return _error_response(f"the hub does not handle {mtype}")
 
     # -- the outbox ------------------------------------------------------
+
+    def _no_room(self, recipient: _Client, size: int) -> str | None:
+        """
+        Why a message of *size* bytes cannot be taken for *recipient*, or
+        ``None`` if it can.  A message larger than the bound on its own is
+        taken when nothing else waits (bodies are bounded anyway).
+        """
+        if recipient.is_hub:
+            return None
+        held = recipient.outbox_bytes + recipient.channel.queued_bytes
+        if held == 0 or held + size <= self.max_queued_bytes:
+            return None
+        return (
+            f"{recipient.client_id} already has {held} bytes of messages waiting for "
+            f"delivery, and this one ({size} bytes) would pass the hub's bound of "
+            f"{self.max_queued_bytes} bytes (max_queued_bytes); try again later"
+        )
+
+    def _deliver_later(
+        self, recipient: _Client, size: int, function: Callable[..., None], *args: Any
+    ) -> None:
+        """:meth:`_later`, counting *size* bytes for *recipient* meanwhile."""
+        recipient.outbox_bytes += size
+        self._outbox.append((function, args, recipient, size))
+        self._schedule_flush()
 
     def _later(self, function: Callable[..., None], *args: Any) -> None:
         """
         Run *function* in a later turn, after the current request has been
         answered; one timer serves every step queued meanwhile.
         """
-        self._outbox.append((function, args))
+        self._outbox.append((function, args, None, 0))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self._flush)
 
     def _flush(self) -> None:
         self._flush_call = None
         ready, self._outbox = self._outbox, []
-        for function, args in ready:
+        for function, args, recipient, size in ready:
+            if recipient is not None:
+                recipient.outbox_bytes -= size
             try:
                 function(*args)
             except Exception:
@@ -792,18 +865,25 @@ class HubCore:
 
     def _broadcast_event(self, mtype: str, params: dict[str, Any]) -> None:
         message = {"samp.mtype": mtype, "samp.params": params}
+        size = message_size(message)
         recipients = self._recipients(mtype, self._hub)
         if self._observers and recipients:
             self._tell("message_sent", self._hub, recipients, message, None)
         for recipient in recipients:
-            self._later(self._deliver_notification, self._hub, recipient, message)
+            full = self._no_room(recipient, size)
+            if full is None:
+                self._deliver_later(recipient, size, self._deliver_notification, self._hub, recipient, message, size)
+            else:
+                self._log.warn("SAMP hub event {mtype} not sent: {full}", mtype=mtype, full=full)
 
-    def _deliver_notification(self, sender: _Client, recipient: _Client, message: dict[str, Any]) -> None:
+    def _deliver_notification(
+        self, sender: _Client, recipient: _Client, message: dict[str, Any], size: int = 0
+    ) -> None:
         if recipient.is_hub or not recipient.active:
             return  # the hub acts on no notification
-        recipient.channel.notify(sender.client_id, message)
+        recipient.channel.notify(sender.client_id, message, size)
 
-    def _deliver_call(self, pending: _PendingCall, message: dict[str, Any]) -> None:
+    def _deliver_call(self, pending: _PendingCall, message: dict[str, Any], size: int = 0) -> None:
         if pending.msg_id not in self._pending:
             return  # settled meanwhile (a party left)
         if pending.recipient.is_hub:
@@ -812,10 +892,10 @@ class HubCore:
             return
         msg_id = pending.msg_id
         pending.recipient.channel.call(
-            pending.sender.client_id, msg_id, message, lambda text: self._fail_call(msg_id, text)
+            pending.sender.client_id, msg_id, message, lambda text: self._fail_call(msg_id, text), size
         )
 
-    def _deliver_response(self, pending: _PendingCall, response: dict[str, Any]) -> None:
+    def _deliver_response(self, pending: _PendingCall, response: dict[str, Any], size: int = 0) -> None:
         sender = pending.sender
         if sender.active:
-            sender.channel.respond(pending.recipient.client_id, pending.tag, response)
+            sender.channel.respond(pending.recipient.client_id, pending.tag, response, size)

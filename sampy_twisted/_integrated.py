@@ -16,12 +16,13 @@ from twisted.python.failure import Failure
 
 from ._client import CallHandler, MessageHandler, NotificationHandler, ResponseHandler, SAMPClient
 from ._discovery import get_hub_params
-from ._encoding import make_message
+from ._encoding import message_map
 from ._errors import SAMPClientError, SAMPHubError
 from ._hub_finder import find_or_start_hub, stop_started_hub
 from ._encoding import SAMPValue
 from ._hub_proxy import RunningHub, SAMPHubProxy
 from ._liveness import HubLivenessCheck
+from ._reactor import default_reactor
 from ._tls import TLSOptions
 from ._tracker import ClientTracker
 
@@ -59,7 +60,8 @@ def _easy_message(mtype: str, params: dict[str, _EasyParam]) -> dict[str, SAMPVa
         raise TypeError(
             f"extra_kws must be a map of further message keys, not {type(extra).__name__} {extra!r}"
         )
-    return make_message(mtype, params, extra)
+    # Checked once, by the hub proxy, before it is encoded.
+    return message_map(mtype, params, extra)
 
 
 def _check_seconds(name: str, value: _Seconds, optional: bool = False) -> _Seconds:
@@ -149,10 +151,7 @@ class SAMPIntegratedClient:
         self.hub_check_interval = _check_seconds("hub_check_interval", hub_check_interval, optional=True)
         self.hub_check_timeout = _check_seconds("hub_check_timeout", hub_check_timeout)
         self.shutdown_timeout = _check_seconds("shutdown_timeout", shutdown_timeout)
-        if reactor is None:
-            from twisted.internet import reactor as _global
-
-            reactor = cast(IReactorTime, _global)
+        reactor = cast(IReactorTime, default_reactor(reactor))
         self._reactor = reactor
         self.hub = SAMPHubProxy(reactor=reactor)
         self.client = SAMPClient(

@@ -35,6 +35,7 @@ from ._process import (
     start_hub,
     use_directory,
 )
+from ._reactor import default_reactor
 
 __all__ = [
     "DEFAULT_JAR",
@@ -234,10 +235,7 @@ def run_jsamp_tool(
         has been killed.
     :rtype: Deferred
     """
-    if reactor is None:
-        from twisted.internet import reactor as _global
-
-        reactor = _global
+    reactor = default_reactor(reactor)
     try:
         process = spawn_jsamp_tool(tool, args, lockfile, directory, reactor, jar)
     except JSampNotFound:

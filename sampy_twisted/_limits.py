@@ -46,6 +46,12 @@ client always closes first and never sends a request down a connection the
 server is closing.
 """
 
+DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024
+"""
+Bytes of messages a hub holds for one client (queued for delivery or in
+flight to it), counted as :func:`message_size` estimates their encoding.
+"""
+
 DEFAULT_LOG_RATE = 10
 """Most log lines per second, per server, about refused requests."""
 
@@ -135,3 +141,35 @@ class RejectionLog:
             reason=reason[:200],
             more=f" ({suppressed} more refused, not logged)" if suppressed else "",
         )
+
+
+# Bytes of XML-RPC markup around each value, roughly: "<value><string>" and
+# its closing tags, "<member><name>...</name>" for a map's entries.
+_VALUE_MARKUP = 32
+_MEMBER_MARKUP = 28
+
+
+def message_size(value: object) -> int:
+    """
+    About how many bytes *value*, SAMP data, takes encoded as XML-RPC: its
+    strings' lengths plus the markup around each value, found in one walk
+    without recursion (the data is already bounded in depth and size).
+
+    :return: the estimate, at least the characters of every string in it.
+    """
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        size += _VALUE_MARKUP
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                size += _MEMBER_MARKUP + len(key)
+                stack.append(member)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            size += len(str(item))
+    return size

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from ._discovery import ping_hub, read_lockfile
 from ._errors import SAMPHubError
+from ._reactor import default_reactor
 
 __all__ = [
     "HubProcess",
@@ -57,12 +58,6 @@ def _clock(reactor: IReactorProcess) -> IReactorTime:
     """The time side of *reactor*: every reactor that runs processes keeps
     time too."""
     return cast(IReactorTime, reactor)
-
-
-def _global_reactor() -> IReactorProcess:
-    from twisted.internet import reactor
-
-    return reactor
 
 
 class ProcessFailed(Exception):
@@ -466,8 +461,7 @@ def spawn(
     :param str name: what to call it in messages.
     :return: the running :class:`ToolProcess`.
     """
-    if reactor is None:
-        reactor = _global_reactor()
+    reactor = default_reactor(reactor)
     return ToolProcess(reactor, argv, env, directory, name)
 
 
@@ -527,8 +521,7 @@ def start_hub(
         :class:`ProcessFailed` (or :class:`ProcessTimedOut`) carrying the
         process's output, after the process has been ended.
     """
-    if reactor is None:
-        reactor = _global_reactor()
+    reactor = default_reactor(reactor)
     old_secret = _secret_of(lockfile)
     try:
         hub = HubProcess(reactor, argv, env, directory, lockfile, name)

@@ -34,6 +34,7 @@ from ._discovery import STD_LOCKURL, get_hub_params, lockfile_location, read_loc
 from ._errors import SAMPClientError, SAMPHubError
 from ._hub_finder import find_or_start_hub, stop_started_hub
 from ._integrated import SAMPIntegratedClient
+from ._reactor import default_reactor
 from ._tls import TLSOptions
 
 if TYPE_CHECKING:
@@ -209,10 +210,7 @@ class SAMPClientService(service.Service):
                 continue  # the client's own setting
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-        if reactor is None:
-            from twisted.internet import reactor as _global
-
-            reactor = cast(IReactorTime, _global)
+        reactor = cast(IReactorTime, default_reactor(reactor))
         self.client = client
         self.embedded_hub: SAMPHubServer | None = None
         self._mode = hub

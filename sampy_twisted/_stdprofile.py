@@ -16,12 +16,16 @@ from __future__ import annotations
 import hmac
 import inspect
 import secrets
+import weakref
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._delivery import PushDelivery
+from twisted.internet import defer
+
+from ._callback_policy import DEFAULT_CALLBACK_HOSTS, CallbackHostPolicy, CallbackHosts, CallbackURLRefused
+from ._delivery import PushChannel, PushDelivery
 from ._hubcore import HubCore, _Client, check_string, checked, key_bytes
 from ._lockfile import claim_lockfile, lockfile_path, new_lockfile_params, remove_lockfile_if_ours
 from ._xmlrpc import XMLRPCResource
@@ -48,6 +52,10 @@ class StandardProfile:
     :param float ping_timeout: seconds to wait for an older hub's ping.
     :param bool https_callbacks: whether ``https://`` callback URLs can be
         called.
+    :param callback_hosts: the hosts callback URLs may name: ``"local"``
+        (this machine's addresses), ``"any"``, or a list of host names,
+        addresses and networks accepted besides (see
+        :class:`~._callback_policy.CallbackHostPolicy`).
 
     :ivar resource: the ``samp.hub.*`` XML-RPC resource to serve.
     :ivar secret: the ``samp.secret`` while published, else ``None``.
@@ -66,6 +74,7 @@ class StandardProfile:
         tls: Any = None,
         ping_timeout: float = 5.0,
         https_callbacks: bool = False,
+        callback_hosts: CallbackHosts = DEFAULT_CALLBACK_HOSTS,
     ) -> None:
         self._core = core
         self._delivery = delivery
@@ -76,11 +85,13 @@ class StandardProfile:
         self._tls = tls
         self._ping_timeout = ping_timeout
         self._https_callbacks = https_callbacks
+        self._callback_policy = CallbackHostPolicy(callback_hosts, reactor)
+        self._callback_turns: weakref.WeakKeyDictionary[_Client, int] = weakref.WeakKeyDictionary()
         self.secret: str | None = None
         self.lockfile: str | None = None
         self.params: dict[str, str] | None = None
         self.extra_params: dict[str, str] = {}  # implementation-specific lockfile entries
-        self.resource = XMLRPCResource(self._procedures(), strict=True)
+        self.resource = XMLRPCResource(self._procedures(), lenient=False)
 
     # -- the lockfile ------------------------------------------------------
 
@@ -111,7 +122,7 @@ class StandardProfile:
 
     def _procedures(self) -> dict[str, Callable[..., Any]]:
         core = self._core
-        caller = core.client_for_key
+        caller = self._client_for_key
         keyed: dict[str, Callable[..., Any]] = {
             "declareMetadata": core.declare_metadata,
             "getMetadata": core.get_metadata,
@@ -135,13 +146,24 @@ class StandardProfile:
         )
         return {f"samp.hub.{name}": method for name, method in methods.items()}
 
+    def _client_for_key(self, private_key: object, stopping_ok: bool = False) -> _Client:
+        # A web client's key is refused here: its MType restrictions hold
+        # only on the Web Profile.
+        client = self._core.client_for_key(private_key, stopping_ok)
+        if not isinstance(client.channel, PushChannel):
+            raise _fault("unknown private key: not a Standard Profile client")
+        return client
+
     def _ping(self, private_key: object = None) -> str:
         # Accepted with or without a key, valid or not, as JSAMP does:
-        # ping only says the hub is alive.
+        # ping only says the hub is alive.  Still, only SAMP data.
+        if private_key is not None:
+            checked(private_key, "the private key")
         return "1"
 
     def _register(self, secret: object) -> dict[str, Any]:
         self._core.check_accepting()
+        checked(secret, "samp.secret")
         if not isinstance(secret, str) or self.secret is None or not hmac.compare_digest(
             key_bytes(secret), key_bytes(self.secret)
         ):
@@ -149,11 +171,11 @@ class StandardProfile:
         return self._core.reg_info(self._core.register(self._delivery))
 
     def _unregister(self, private_key: object) -> str:
-        client = self._core.client_for_key(private_key, stopping_ok=True)
+        client = self._client_for_key(private_key, stopping_ok=True)
         return self._core.unregister(client)
 
-    def _set_xmlrpc_callback(self, private_key: object, url: object) -> str:
-        client = self._core.client_for_key(private_key)
+    def _set_xmlrpc_callback(self, private_key: object, url: object) -> defer.Deferred[str]:
+        client = self._client_for_key(private_key)
         url = check_string(url, "the callback URL")
         checked(url, "the callback URL")
         try:
@@ -168,9 +190,27 @@ class StandardProfile:
                 f"callback URL {url!r} is https, but this hub has no TLS settings to call "
                 f"it with: use an http:// callback URL, or a hub run with TLS"
             )
-        client.channel.set_url(url)
-        self._core.client_changed(client, "callback")
-        return ""
+        checked_url = url
+        # Names resolve in their own time: of two URLs set in a row, the
+        # later one wins even if the earlier one is checked last.
+        turn = self._callback_turns[client] = self._callback_turns.get(client, 0) + 1
+        d = self._callback_policy.check(url, hostname)
+
+        def accepted(_: None) -> str:
+            # The client may have left meanwhile, or the hub be stopping.
+            if not client.active:
+                raise _fault("the callback URL was not set: the client is no longer registered")
+            if self._callback_turns.get(client) == turn:
+                client.channel.set_url(checked_url)
+                self._core.client_changed(client, "callback")
+            return ""
+
+        def refused(failure: Any) -> str:
+            failure.trap(CallbackURLRefused)
+            raise _fault(str(failure.value))
+
+        result: defer.Deferred[str] = d.addCallbacks(accepted, refused)
+        return result
 
 
 def _with_caller(caller: Callable[[object], _Client], operation: Callable[..., Any]) -> Callable[..., Any]:

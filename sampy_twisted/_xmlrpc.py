@@ -67,7 +67,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTT
 from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
-from ._encoding import SAMPValue, check_samp_value, from_xmlrpc
+from ._encoding import SAMPValue, from_xmlrpc
 from . import _limits
 from ._limits import (
     MAX_ELEMENT_DEPTH,
@@ -75,6 +75,7 @@ from ._limits import (
     RejectionLog,
     connection_cap,
 )
+from ._reactor import default_reactor
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 """Largest XML-RPC body, request or response, accepted by default."""
@@ -555,6 +556,9 @@ class XMLRPCProxy:
     :param tls_policy: an ``IPolicyForHTTPS`` for ``https`` URLs.
     :param error_class: exception type raised for transport failures; it is
         called as ``error_class(text)``.
+    :param fault_class: exception type raised for fault answers, a subclass
+        of :class:`xmlrpc.client.Fault` called as ``fault_class(code,
+        text)``.  Every failure of :meth:`call` is translated here, once.
     """
 
     def __init__(
@@ -567,6 +571,7 @@ class XMLRPCProxy:
         max_bytes: int = DEFAULT_MAX_BYTES,
         tls_policy: IPolicyForHTTPS | None = None,
         error_class: type[Exception] = XMLRPCError,
+        fault_class: type[xmlrpc.client.Fault] = xmlrpc.client.Fault,
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("http", "https"):
@@ -589,6 +594,7 @@ class XMLRPCProxy:
         self.timeout = timeout
         self._max_bytes = max_bytes
         self._error_class = error_class
+        self._fault_class = fault_class
 
     def call(
         self, method: str, *args: SAMPValue, timeout: float | None | EllipsisType = ...
@@ -599,8 +605,8 @@ class XMLRPCProxy:
         :param timeout: seconds for this call, ``None`` for none, or the
             proxy's default when not given.
         :return: a Deferred firing with the decoded result, or failing with
-            :class:`xmlrpc.client.Fault` for a fault answer and
-            *error_class* for everything else.
+            *fault_class* for a fault answer and *error_class* for
+            everything else (but cancellation).
         """
         body = dumps_call(method, args)
         if timeout is ...:
@@ -706,8 +712,11 @@ class XMLRPCProxy:
         return timed_out
 
     def _translate(self, failure: Failure, method: str) -> Failure:
-        if failure.check(xmlrpc.client.Fault, self._error_class, defer.CancelledError):
+        if failure.check(self._fault_class, self._error_class, defer.CancelledError):
             return failure
+        fault = failure.value
+        if isinstance(fault, xmlrpc.client.Fault):
+            raise self._fault_class(fault.faultCode, fault.faultString)
         if failure.check(ierror.ConnectingCancelledError):
             raise defer.CancelledError(f"{method} at {self.url} was cancelled while connecting")
         if failure.check(XMLRPCError):
@@ -762,9 +771,7 @@ def _rejections(channel: object) -> RejectionLog:
 
 class _FallbackClock:
     def seconds(self) -> float:
-        from twisted.internet import reactor
-
-        seconds: float = cast(IReactorTime, reactor).seconds()
+        seconds: float = cast(IReactorTime, default_reactor()).seconds()
         return seconds
 
 
@@ -1106,28 +1113,30 @@ class XMLRPCResource(Resource):
     """
     An XML-RPC endpoint serving full dotted method names.
 
-    Arguments arrive converted to SAMP types; a method may return a value, a
-    Deferred or a coroutine.  ``None`` is answered as ``""`` (SAMP has no
+    Arguments arrive converted to SAMP types (or, not *lenient*, as
+    decoded); a method may return a value, a Deferred or a coroutine.  ``None`` is answered as ``""`` (SAMP has no
     nil).  A method raises :class:`xmlrpc.client.Fault` for an error the
     caller should see; any other exception is logged and answered with a
     fault carrying its text.
 
     :param procedures: a mapping of method name to callable.
-    :param bool strict: answer arguments that are not SAMP values (XML-RPC
-        ints, booleans, doubles, nil...) with a fault, as JSAMP's hub does,
-        instead of turning them into strings.
+    :param bool lenient: turn arguments that are not SAMP values (XML-RPC
+        ints, booleans, doubles, nil...) into strings, as a client's
+        callbacks accept them; with ``False`` they are passed as decoded, to
+        procedures that check SAMP data themselves and refuse what breaks it
+        (the hub core, as JSAMP's hub does).
     """
 
     isLeaf = True
     _log = Logger()
 
     def __init__(
-        self, procedures: Mapping[str, Callable[..., object]], strict: bool = False
+        self, procedures: Mapping[str, Callable[..., object]], lenient: bool = True
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._procedures = dict(procedures)
         self._signatures: dict[str, tuple[float, float]] = {}
-        self._strict = strict
+        self._lenient = lenient
 
     def render_GET(self, request: server.Request) -> bytes:
         request.setResponseCode(405)
@@ -1170,13 +1179,7 @@ class XMLRPCResource(Resource):
         function = self._procedures.get(method) if method is not None else None
         if method is None or function is None:
             raise xmlrpc.client.Fault(1, f"unknown method {method!r}")
-        if self._strict:
-            for number, arg in enumerate(args, 1):
-                try:
-                    check_samp_value(arg, f"argument {number} of {method}")
-                except (TypeError, ValueError) as exc:
-                    raise xmlrpc.client.Fault(1, f"not SAMP data: {exc}") from None
-        else:
+        if self._lenient:
             args = [from_xmlrpc(a) for a in args]
         self._check_arguments(method, function, args)
         result = function(*args)

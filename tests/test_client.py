@@ -30,7 +30,10 @@ PARAMS = {"samp.secret": "s3cret", "samp.hub.xmlrpc.url": "http://127.0.0.1:1/xm
 
 
 class RecordingXMLRPC:
-    """Stands in for XMLRPCProxy: records calls, answers from a table."""
+    """
+    Stands in for the hub proxy's XMLRPCProxy: records calls, answers from
+    a table (faults as SAMPProxyError, its fault_class).
+    """
 
     url = PARAMS["samp.hub.xmlrpc.url"]
 
@@ -114,7 +117,7 @@ class RegistrationTests(ClientTestsMixin, SynchronousTestCase):
 
     def test_failed_declaration_unregisters(self):
         """A registration that cannot be completed is undone."""
-        self.wire.answers["samp.hub.setXmlrpcCallback"] = xmlrpc.client.Fault(1, "no")
+        self.wire.answers["samp.hub.setXmlrpcCallback"] = SAMPProxyError(1, "no")
         self.successResultOf(self.client.start())
         self.failureResultOf(self.client.register(), SAMPProxyError)
         self.assertEqual(self.wire.named("samp.hub.unregister"), [(KEY,)])
@@ -482,7 +485,7 @@ class CallAndWaitTests(ClientTestsMixin, SynchronousTestCase):
     def test_call_refused(self):
         """A fault from the hub's call fails the wait at once."""
         self.register()
-        self.wire.answers["samp.hub.call"] = xmlrpc.client.Fault(1, "not subscribed")
+        self.wire.answers["samp.hub.call"] = SAMPProxyError(1, "not subscribed")
         d = self.client.call_and_wait("c2", self.message, "5")
         self.assertIn("not subscribed", str(self.failureResultOf(d, SAMPProxyError).value))
         self.assertEqual(self.reactor.getDelayedCalls(), [])

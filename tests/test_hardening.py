@@ -448,9 +448,10 @@ class _Attacks:
             self.assertEqual(await server.ping(), "ok")
             latencies.append(time.perf_counter() - started)
         answers = await attack
-        # Typically a few milliseconds each; a generous bound for a loaded
-        # machine, which the old parser (1.5 s a body) failed.
-        self.assertLess(max(latencies), 0.5, latencies)
+        # Typically a few milliseconds each; a bound generous enough for a
+        # machine loaded by other work (0.8 s was once seen there), which
+        # the old parser (1.25-1.7 s a body, 4.7 s in all) still failed.
+        self.assertLess(max(latencies), 1.0, latencies)
         for raw in answers:
             self.assertIn("nest more than", self.fault(raw).faultString)
 

@@ -345,6 +345,20 @@ class RegistrationTests(HubTestCase):
         for value in (3, True, 1.5, {"samp.mtype": "a.b", "samp.params": {"n": 3}}):
             await self.assertFault(proxy.call("samp.hub.register", value), "not SAMP data")
 
+    async def test_non_samp_arguments_of_operations(self):
+        """
+        The hub operations refuse non-SAMP data as it arrives over the wire
+        (the resource passes it through unconverted, the core checks it),
+        and ping refuses it too.
+        """
+        sender = await self.client(callable=False)
+        receiver = await self.client(subscriptions={"test.a": {}})
+        bad = {"samp.mtype": "test.a", "samp.params": {"n": 3}}
+        await self.assertFault(sender.hub_call("notifyAll", bad), "not SAMP data", "samp.params['n'] is int 3")
+        await self.assertFault(sender.hub_call("declareMetadata", {"samp.name": True}), "not SAMP data")
+        await self.assertFault(sender.proxy.call("samp.hub.ping", 1.5), "not SAMP data")
+        self.assertEqual(await sender.hub_call("notifyAll", {"samp.mtype": "test.a", "samp.params": {"n": "3"}}), [receiver.id])
+
     async def test_unknown_private_key(self):
         """Every keyed method refuses an unknown or expired private key."""
         client = await self.client(callable=False)

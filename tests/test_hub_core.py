@@ -38,26 +38,33 @@ class FakeChannel:
         (responder, tag, response).
     :ivar on_error: the *on_error* function of each call, by msg-id.
     :ivar closed: ``"close"`` or ``("disconnect", message)`` once closed.
+    :ivar sizes: the size given with each event, in order.
+    :ivar queued_bytes: what the core reads as held; tests set it.
     """
 
     def __init__(self, client, on_drop, callable):
         self.client = client
         self.on_drop = on_drop
         self.callable = callable
+        self.queued_bytes = 0
+        self.sizes = []
         self.events = []
         self.on_error = {}
         self.finals = []
         self.closed = None
 
-    def notify(self, sender_id, message):
+    def notify(self, sender_id, message, size=0):
         self.events.append(("notification", (sender_id, message)))
+        self.sizes.append(size)
 
-    def call(self, sender_id, msg_id, message, on_error):
+    def call(self, sender_id, msg_id, message, on_error, size=0):
         self.events.append(("call", (sender_id, msg_id, message)))
         self.on_error[msg_id] = on_error
+        self.sizes.append(size)
 
-    def respond(self, responder_id, msg_tag, response):
+    def respond(self, responder_id, msg_tag, response, size=0):
         self.events.append(("response", (responder_id, msg_tag, response)))
+        self.sizes.append(size)
 
     def send_final(self, message):
         self.finals.append(message)

@@ -287,7 +287,7 @@ class CommandTests(MonitorHubCase):
 
     def test_monitor_flags(self):
         from sampy_twisted._cli import parse
-        from sampy_twisted._tap import HubOptions, make_hub
+        from sampy_twisted._tap_hub import HubOptions, make_hub
 
         for options in [parse(["hub", "--monitor"]).subOptions, HubOptions()]:
             if isinstance(options, HubOptions) and not options.get("monitor"):

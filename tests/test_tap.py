@@ -28,14 +28,8 @@ from sampy_twisted import SAMPIntegratedClient, read_lockfile
 from sampy_twisted._hub import SAMPHubServer
 from sampy_twisted._process import lockfile_environ, spawn
 from sampy_twisted._service import HUB_AUTO, HUB_EMBEDDED, HUB_RUNNING, SAMPClientService
-from sampy_twisted._tap import (
-    ClientOptions,
-    HubOptions,
-    make_client_service,
-    make_hub,
-    make_hub_service,
-    parse_hub,
-)
+from sampy_twisted._tap_client import ClientOptions, make_client_service, parse_hub
+from sampy_twisted._tap_hub import HubOptions, make_hub, make_hub_service
 from sampy_twisted.testing import CertificateAuthority, MemoryNetwork, hub_for_test, start_memory_hub
 
 from .astropy_peer import AstropyPeer
@@ -177,7 +171,7 @@ class ClientServiceTests(SynchronousTestCase):
         """Subscribed messages are logged; calls are answered samp.ok."""
         from twisted.logger import capturedLogs
 
-        from sampy_twisted._tap import log_message
+        from sampy_twisted._tap_client import log_message
 
         with capturedLogs() as events:
             self.assertEqual(log_message("k", "c9", "m1", "table.load.votable", {"url": "u"}, {}), {})

@@ -19,7 +19,7 @@ from sampy_twisted._errors import SAMPHubError, SAMPProxyError
 from sampy_twisted._lockfile import format_lockfile, new_lockfile_params, write_lockfile
 from sampy_twisted._process import lockfile_environ, spawn
 from sampy_twisted._service import HUB_RUNNING, SAMPClientService
-from sampy_twisted._tap import ClientOptions, make_client_service
+from sampy_twisted._tap_client import ClientOptions, make_client_service
 from sampy_twisted.testing import CertificateAuthority
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,6 +13,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
+from sampy_twisted._errors import SAMPHubError, SAMPProxyError
 from sampy_twisted._xmlrpc import (
     XMLRPCError,
     XMLRPCProxy,
@@ -156,13 +157,45 @@ class ProxyTests(TestCase):
         self.assertEqual((fault.faultCode, fault.faultString), (7, "refused"))
 
     @defer.inlineCallbacks
-    def test_strict(self):
-        """A strict resource refuses non-SAMP arguments, naming them."""
-        site = make_site(XMLRPCResource({"echo": lambda *a: list(a)}, strict=True))
-        proxy = self.proxy(self.serve(site))
-        fault = yield self.assertFailure(proxy.call("echo", "a", {"n": 3}), xmlrpc.client.Fault)
-        self.assertIn("argument 2 of echo: n is int 3", fault.faultString)
-        self.assertEqual((yield proxy.call("echo", "a", {"n": "3"})), ["a", {"n": "3"}])
+    def test_error_classes(self):
+        """
+        A proxy translates every failure once, into its own classes: a
+        fault into *fault_class* (code and text kept), anything else into
+        *error_class*.
+        """
+
+        def refuse():
+            raise xmlrpc.client.Fault(7, "refused")
+
+        _, proxy = self.hub(refuse=refuse)
+        translating = self.proxy(proxy.url, error_class=SAMPHubError, fault_class=SAMPProxyError)
+        fault = yield self.assertFailure(translating.call("refuse"), SAMPProxyError)
+        self.assertEqual((fault.faultCode, fault.faultString), (7, "refused"))
+        listening = reactor.listenTCP(0, protocol.Factory(), interface="127.0.0.1")
+        closed = f"http://127.0.0.1:{listening.getHost().port}/"
+        yield listening.stopListening()
+        unreachable = self.proxy(closed, error_class=SAMPHubError, fault_class=SAMPProxyError)
+        error = yield self.assertFailure(unreachable.call("refuse"), SAMPHubError)
+        self.assertIn("refuse at " + closed, str(error))
+
+    @defer.inlineCallbacks
+    def test_not_lenient(self):
+        """
+        A resource that is not lenient passes arguments as decoded, for its
+        procedures to check (the hub core refuses non-SAMP data); a lenient
+        one turns them into SAMP strings.
+        """
+        received = []
+
+        def record(*args):
+            received.append(args)
+            return ""
+
+        for lenient in (False, True):
+            site = make_site(XMLRPCResource({"record": record}, lenient=lenient))
+            proxy = self.proxy(self.serve(site))
+            yield proxy.call("record", "a", {"n": 3, "b": True})
+        self.assertEqual(received, [("a", {"n": 3, "b": True}), ("a", {"n": "3", "b": "1"})])
 
     @defer.inlineCallbacks
     def test_exception_becomes_fault(self):
