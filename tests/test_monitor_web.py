@@ -312,3 +312,26 @@ class CallbackTests(MonitorHubCase):
         await events.wait_for("client", lambda d: d["id"] == client.id and not d["callable"])
         await client.hub_call("setXmlrpcCallback", client._listen())
         await events.wait_for("client", lambda d: d["id"] == client.id and d["callable"])
+
+
+class WebProfileTests(MonitorHubCase):
+    async def test_web_client_named_web(self):
+        """A Web Profile client shows as such, and the hub lists both profiles."""
+        from sampy_twisted._xmlrpc import XMLRPCProxy
+
+        home = tempfile.mkdtemp(prefix="sampy-monitor-")
+        self.addCleanup(_rmtree, home)
+        hub = SAMPHubServer(reactor=reactor, lockfile=os.path.join(home, ".samp"), monitor=True,
+                            web_profile=True, web_port=0, web_consent=lambda request: True)
+        await hub.start()
+        self.addCleanup(hub.stop)
+        self.agent = Agent(reactor)
+        web = XMLRPCProxy(hub.web_url, reactor)
+        self.addCleanup(web.close)
+        info = await web.call("samp.webhub.register", {"samp.name": "page"}).addTimeout(WAIT, reactor)
+        response, body = await self.get(hub.monitor_url + "state")
+        state = json.loads(body)
+        profiles = {c["id"]: c["profile"] for c in state["clients"]}
+        self.assertEqual(profiles[info["samp.self-id"]], "Web")
+        self.assertEqual(state["facts"]["profiles"], ["Standard", "Web"])
+        self.assertNotIn(info["samp.private-key"].encode(), body)
