@@ -49,6 +49,7 @@ from ._errors import (
 )
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
+from ._monitor_web import MONITOR_URL_KEY
 from ._mtype import check_mtype_pattern, is_mtype
 from ._options import ClientTLSOptionsMixin, positive_seconds
 from ._tap_hub import HubOptions, make_hub
@@ -271,7 +272,7 @@ class HubCommandOptions(_Command, HubOptions):
         f"{PROGRAM} hub",
         f"{PROGRAM} hub --port 21012 --lockfile /tmp/test-hub.samp",
     )
-    order = ("lockfile", "port", "interface", "label", "client-timeout", "multi")
+    order = ("lockfile", "port", "interface", "label", "client-timeout", "multi", "monitor")
 
 
 class SendOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
@@ -432,6 +433,23 @@ class SnoopOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options)
         self.check_tls()
 
 
+class MonitorOptions(_Command, usage.Options):
+    """``sampy-twisted monitor``: print (or open) the hub monitor's URL."""
+
+    command = "monitor"
+
+    synopsis = "[options]"
+    summary = "Print the URL of the hub's live monitor page."
+    examples = (f"{PROGRAM} monitor", f"{PROGRAM} monitor --open")
+    order = ("open",)
+    longdesc = (
+        "Read the lockfile of the running hub (which must have been started with "
+        "--monitor) and print the monitor page's URL, which carries a secret "
+        "token: share it as you would the lockfile."
+    )
+    optFlags: list[list[str | None]] = [["open", None, "Open the page in the default web browser."]]
+
+
 class PingOptions(_Command, _Registering, ClientTLSOptionsMixin, usage.Options):
     """``sampy-twisted ping``: ping the hub or a client."""
 
@@ -481,6 +499,7 @@ class Options(usage.Options):
         ["snoop", None, SnoopOptions, "Print messages as they arrive."],
         ["ping", None, PingOptions, "Ping the hub or a client."],
         ["hub", None, HubCommandOptions, "Run a SAMP hub in the foreground."],
+        ["monitor", None, MonitorOptions, "Print (or open) the hub monitor's URL."],
     ]
     examples = (
         f"{PROGRAM} clients",
@@ -945,12 +964,28 @@ async def _ping_hub(reactor: IReactorTime, console: Console, options: usage.Opti
     return EXIT_OK
 
 
+async def _monitor_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
+    params = await get_hub_params(reactor, environ=console.environ)
+    url = params.get(MONITOR_URL_KEY)
+    if not url:
+        raise UserError("the hub serves no monitor page: start it with --monitor")
+    console.out(url)
+    if options["open"]:
+        import webbrowser
+
+        from twisted.internet import threads
+
+        await threads.deferToThread(webbrowser.open, url)
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[IReactorTime, usage.Options, Console], Coroutine[Any, Any, int]]] = {
     "hub": _hub_command,
     "clients": _clients_command,
     "send": _send_command,
     "snoop": _snoop_command,
     "ping": _ping_command,
+    "monitor": _monitor_command,
 }
 
 

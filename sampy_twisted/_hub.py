@@ -29,6 +29,7 @@ recipient.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,6 +50,8 @@ from ._tls import TLSOptions, usable_as_client_certificate, verifying_copy
 from ._callback_policy import DEFAULT_CALLBACK_HOSTS, CallbackHosts
 from ._limits import DEFAULT_MAX_QUEUED_BYTES, raise_fd_limit
 from ._webprofile import DEFAULT_WEB_PORT, WEB_SAFE_MTYPES, Consent, WebProfile
+from ._monitor import HubMonitor
+from ._monitor_web import MONITOR_URL_KEY, make_monitor_site
 from ._xmlrpc import make_site
 
 __all__ = ["HUB_ID", "SAMPHubServer", "start_hub"]
@@ -123,6 +126,11 @@ class SAMPHubServer(service.Service):
     :raises ValueError: *tls* has no certificate, or asks for client
         certificates without *ca_certs*; *callback_hosts* is malformed.
 
+    :param bool monitor: serve the live monitor page (:mod:`._monitor_web`)
+        on a loopback port of its own; its URL, with its secret token, is
+        the lockfile entry ``sampy_twisted.monitor.url``.
+
+    :ivar monitor_url: the monitor's URL (``None`` unless it runs).
     :ivar params: the lockfile entries (``None`` until started).
     :ivar lockfile: the lockfile path (``None`` until started).
     :ivar url: the hub's XML-RPC URL (``None`` until started).
@@ -156,6 +164,7 @@ class SAMPHubServer(service.Service):
         web_port: int = DEFAULT_WEB_PORT,
         web_consent: Consent | None = None,
         web_safe_mtypes: Iterable[str] = WEB_SAFE_MTYPES,
+        monitor: bool = False,
     ) -> None:
         self._reactor = reactor = default_reactor(reactor)
         self._tls = tls
@@ -211,6 +220,12 @@ class SAMPHubServer(service.Service):
         self._web: WebProfile | None = None
         if web_profile:
             self._web = WebProfile(self._core, reactor, web_consent, web_safe_mtypes)
+        self.monitor_url: str | None = None
+        self._monitor: HubMonitor | None = None
+        self._monitor_port: IListeningPort | None = None
+        self._monitor_connections: ConnectionTracker | None = None
+        if monitor:
+            self._monitor = HubMonitor(self._core, reactor, self._monitor_facts)
 
     # -- lifecycle -----------------------------------------------------
 
@@ -275,11 +290,14 @@ class SAMPHubServer(service.Service):
             self._listening = await self._server_endpoint().listen(self._connections)
             self.url = self._url_for(self._listening.getHost(), "https" if self._tls is not None else "http")
             await self._listen_web()
+            if self._monitor is not None:
+                await self._start_monitor(self._monitor)
             await self._profile.publish(path, self.url)
         except BaseException:
             await self._close_listener()
             self.url = None
             raise
+        self._profile.extra_params = {}
         self.lockfile = self._profile.lockfile
         self.params = self._profile.params
         self._core.running = True
@@ -393,7 +411,35 @@ class SAMPHubServer(service.Service):
         except defer.TimeoutError:
             self._log.info("Some SAMP clients did not take the shutdown notification in time")
 
+    async def _start_monitor(self, monitor: HubMonitor) -> None:
+        token = secrets.token_urlsafe(24)
+        site = make_monitor_site(monitor, token, self._reactor)
+        self._monitor_connections = ConnectionTracker(site, "SAMP hub monitor")
+        endpoint = server_endpoint(self._reactor, "127.0.0.1", 0, None)
+        self._monitor_port = await endpoint.listen(self._monitor_connections)
+        self.monitor_url = listening_url(self._monitor_port.getHost(), "http", f"/{token}/")
+        self._profile.extra_params = {MONITOR_URL_KEY: self.monitor_url}
+
+    def _monitor_facts(self) -> dict[str, Any]:
+        in_flight = 0
+        for client in self._core.clients.values():
+            in_flight += len(getattr(client.channel, "in_flight", ()))
+        return {
+            "url": self.url,
+            "lockfile": self.lockfile,
+            "profiles": ["Standard", "Web"] if self._web is not None else ["Standard"],
+            "tls": self._tls is not None,
+            "in_flight": in_flight,
+        }
+
     async def _close_listener(self) -> None:
+        port, self._monitor_port = self._monitor_port, None
+        if port is not None:
+            await defer.maybeDeferred(port.stopListening)
+        monitor_connections, self._monitor_connections = self._monitor_connections, None
+        if monitor_connections is not None:
+            await monitor_connections.close_all(self._reactor, _CLOSE_CONNECTIONS_TIMEOUT)
+        self.monitor_url = None
         listening, self._listening = self._listening, None
         if listening is not None:
             await defer.maybeDeferred(listening.stopListening)

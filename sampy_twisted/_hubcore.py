@@ -50,7 +50,7 @@ from ._encoding import SAMPValue, check_samp_value, error_response, legal_text, 
 from ._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
 from ._mtype import best_match, is_mtype, is_mtype_pattern
 
-__all__ = ["HUB_ID", "MAX_UNANSWERED_CALLS", "HubCore", "IChannel", "IDelivery"]
+__all__ = ["HUB_ID", "MAX_UNANSWERED_CALLS", "HubCore", "IChannel", "IDelivery", "IHubObserver"]
 
 HUB_ID = "hub"
 """The public id of the hub's own client (``samp.hub-id``)."""
@@ -139,6 +139,30 @@ class IChannel(Interface):
         Stop delivering for good: drop what is queued, cancel what is in
         flight, release the connections.
         """
+
+
+class IHubObserver(Interface):
+    """
+    Something told what happens on the hub, such as the monitor
+    (:mod:`._monitor`).  Each method is called synchronously from the core
+    and must return at once without raising; *client* arguments are the
+    core's records, to be read and never kept beyond the call or changed.
+    """
+
+    def client_changed(client: _Client, what: str) -> None:
+        """*client* registered (``register``), declared ``metadata`` or ``subscriptions``."""
+
+    def client_left(client: _Client, why: str) -> None:
+        """*client* is no longer registered, for the reason *why*."""
+
+    def message_sent(sender: _Client, recipients: list[_Client], message: dict[str, Any], msg_id: str | None) -> None:
+        """A notification (*msg_id* ``None``) or a call was accepted for delivery."""
+
+    def call_closed(msg_id: str, why: str) -> None:
+        """The call *msg_id* awaits no reply any more: answered, failed, timed out..."""
+
+    def call_answered(msg_id: str, response: dict[str, Any]) -> None:
+        """The call *msg_id* was given *response* (a reply, or the hub's error)."""
 
 
 def _fault(text: str) -> xmlrpc.client.Fault:
@@ -291,6 +315,38 @@ class HubCore:
         self._answered: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._outbox: list[tuple[Callable[..., None], tuple[Any, ...], _Client | None, int]] = []
         self._flush_call: IDelayedCall | None = None
+        self._observers: list[Any] = []
+
+    def add_observer(self, observer: Any) -> None:
+        """
+        Tell *observer* what happens from now on.
+
+        :param IHubObserver observer: its methods are called at each event.
+        """
+        self._observers.append(observer)
+
+    def _tell(self, event: str, *args: Any) -> None:
+        # Callers check ``if self._observers:`` first: no cost without any.
+        for observer in self._observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:
+                self._log.failure("SAMP hub observer failed on {event}", event=event)
+
+    def client_changed(self, client: _Client, what: str) -> None:
+        """Tell the observers that a profile changed *client* (``"callback"``)."""
+        if self._observers:
+            self._tell("client_changed", client, what)
+
+    @property
+    def pending_count(self) -> int:
+        """How many calls await a reply."""
+        return len(self._pending)
+
+    @property
+    def hub_client(self) -> _Client:
+        """The hub's own client record."""
+        return self._hub
 
     # -- clients ---------------------------------------------------------
 
@@ -306,6 +362,8 @@ class HubCore:
         client = self._new_client()
         client.channel = delivery.open_channel(client, lambda reason: self.drop(client, reason))
         self._log.info("Registered SAMP client {client_id}", client_id=client.client_id)
+        if self._observers:
+            self._tell("client_changed", client, "register")
         self._broadcast_event("samp.hub.event.register", {"id": client.client_id})
         return client
 
@@ -394,6 +452,8 @@ class HubCore:
         """
         client.active = False
         self.clients.pop(client.client_id, None)
+        if self._observers:
+            self._tell("client_left", client, why)
         self._by_key.pop(hashlib.sha256(client.key_bytes).digest(), None)
         if farewell is None:
             client.channel.close()
@@ -421,6 +481,8 @@ class HubCore:
     def declare_metadata(self, client: _Client, metadata: object) -> str:
         """``samp.hub.declareMetadata``."""
         client.metadata = _check_map(metadata, "metadata")
+        if self._observers:
+            self._tell("client_changed", client, "metadata")
         self._broadcast_event(
             "samp.hub.event.metadata", {"id": client.client_id, "metadata": client.metadata}
         )
@@ -446,6 +508,8 @@ class HubCore:
                     f"map, not {kind(annotation)}"
                 )
         client.set_subscriptions(checked(subscriptions, "subscriptions"))
+        if self._observers:
+            self._tell("client_changed", client, "subscriptions")
         self._broadcast_event(
             "samp.hub.event.subscriptions",
             {"id": client.client_id, "subscriptions": client.subscriptions},
@@ -478,6 +542,8 @@ class HubCore:
         full = self._no_room(recipient, size)
         if full is not None:
             raise _fault(f"notification of {mtype} to {recipient.client_id} refused: {full}")
+        if self._observers:
+            self._tell("message_sent", sender, [recipient], message, None)
         self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message, size)
         return ""
 
@@ -492,8 +558,10 @@ class HubCore:
         for recipient in self._recipients(mtype, sender):
             if self._no_room(recipient, size) is None:
                 self._deliver_later(recipient, size, self._deliver_notification, sender, recipient, message, size)
-                notified.append(recipient.client_id)
-        return notified
+                notified.append(recipient)
+        if self._observers:
+            self._tell("message_sent", sender, notified, message, None)
+        return [r.client_id for r in notified]
 
     def call(self, sender: _Client, recipient_id: object, msg_tag: object, message: object) -> str:
         """``samp.hub.call``: the msg-id."""
@@ -656,6 +724,8 @@ class HubCore:
         self._pending[msg_id] = pending
         sender.outstanding.add(msg_id)
         recipient.awaiting.add(msg_id)
+        if self._observers:
+            self._tell("message_sent", sender, [recipient], message, msg_id)
         size = message_size(message)
         full = self._no_room(recipient, size)
         if full is None:
@@ -684,11 +754,15 @@ class HubCore:
             pending.timer.cancel()
         pending.timer = None
         self._answered[msg_id] = why_closed
+        if self._observers:
+            self._tell("call_closed", msg_id, why_closed)
         if len(self._answered) > _FORGOTTEN_IDS_KEPT:
             self._answered.popitem(last=False)
 
     def _answer(self, pending: _PendingCall, response: dict[str, Any], size: int | None = None) -> None:
         """Give a finished call's *response* to its sender."""
+        if self._observers:
+            self._tell("call_answered", pending.msg_id, response)
         if pending.waiter is not None:
             if not pending.waiter.called:
                 pending.waiter.callback(response)
@@ -792,7 +866,10 @@ class HubCore:
     def _broadcast_event(self, mtype: str, params: dict[str, Any]) -> None:
         message = {"samp.mtype": mtype, "samp.params": params}
         size = message_size(message)
-        for recipient in self._recipients(mtype, self._hub):
+        recipients = self._recipients(mtype, self._hub)
+        if self._observers and recipients:
+            self._tell("message_sent", self._hub, recipients, message, None)
+        for recipient in recipients:
             full = self._no_room(recipient, size)
             if full is None:
                 self._deliver_later(recipient, size, self._deliver_notification, self._hub, recipient, message, size)

@@ -126,6 +126,7 @@ class PullChannel:
     """
 
     _log = Logger()
+    profile_name = "Web"  # as the hub monitor names the profile
 
     def __init__(self, delivery: PullDelivery, client: _Client, on_drop: Callable[[str], None]) -> None:
         self._delivery = delivery

@@ -90,6 +90,7 @@ class StandardProfile:
         self.secret: str | None = None
         self.lockfile: str | None = None
         self.params: dict[str, str] | None = None
+        self.extra_params: dict[str, str] = {}  # implementation-specific lockfile entries
         self.resource = XMLRPCResource(self._procedures(), lenient=False)
 
     # -- the lockfile ------------------------------------------------------
@@ -107,6 +108,7 @@ class StandardProfile:
         """
         assert self.secret is not None  # drawn by lockfile_path
         params = new_lockfile_params(url, self.secret, self._label, tls=self._tls)
+        params.update(self.extra_params)
         await claim_lockfile(path, params, self._reactor, self._ping_timeout)
         self.lockfile = path
         self.params = params
@@ -200,6 +202,7 @@ class StandardProfile:
                 raise _fault("the callback URL was not set: the client is no longer registered")
             if self._callback_turns.get(client) == turn:
                 client.channel.set_url(checked_url)
+                self._core.client_changed(client, "callback")
             return ""
 
         def refused(failure: Any) -> str:

@@ -80,6 +80,7 @@ class HubOptions(usage.Options):
     optFlags = [
         ["multi", None, "astropy-style multi-hub mode: write a new ~/.samp-1/samp-hub-* lockfile."],
         ["https", None, "Serve the hub over TLS (https); needs --cert-file."],
+        ["monitor", None, "Serve a live monitor page; 'sampy-twisted monitor' prints its URL."],
         [
             "web-profile",
             None,
@@ -220,6 +221,7 @@ def make_hub(options: usage.Options, reactor: IReactorTime) -> SAMPHubServer:
         callback_tls=options["callback_tls"],
         callback_hosts=options["callback-hosts"],
         web_profile=web,
+        monitor=bool(options["monitor"]),
         web_port=options.get("web-port", 21012),
         web_consent=consent_for(options.get("web-consent", "ask"), reactor) if web else None,
     )
