@@ -7,6 +7,8 @@ peers connect to once it listens, and a tracker of the open connections.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 
 from twisted.internet import defer
@@ -14,7 +16,7 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IS
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.protocols.policies import WrappingFactory
 
-__all__ = ["ConnectionTracker", "listening_url", "server_endpoint"]
+__all__ = ["ConnectionTracker", "is_loopback_host", "listening_url", "server_endpoint"]
 
 # A wildcard address is no place to connect to: peers are given loopback.
 _CONNECTABLE = {"0.0.0.0": "127.0.0.1", "::": "::1"}
@@ -107,3 +109,34 @@ def _cancel_call(result: Any, call: IDelayedCall) -> Any:
     if call.active():
         call.cancel()
     return result
+
+
+def is_loopback_host(host: bytes | None) -> bool:
+    """
+    Whether an HTTP ``Host`` header names this machine's loopback:
+    ``localhost`` or a ``*.localhost`` name (which browsers resolve to
+    loopback themselves), a ``127.x.y.z`` address or ``[::1]``, with or
+    without a port.  Servers a browser can reach check it, so that a page
+    on a DNS-rebinding name is refused.
+    """
+    if not host:
+        return False
+    try:
+        text = host.decode("ascii").strip().lower()
+    except UnicodeDecodeError:
+        return False
+    if text.startswith("["):
+        name, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not re.fullmatch(r":\d{1,5}", rest)):
+            return False
+    else:
+        name, _, port = text.partition(":")
+        if port and not re.fullmatch(r"\d{1,5}", port):
+            return False
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

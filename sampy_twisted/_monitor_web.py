@@ -26,7 +26,6 @@ page never slows the hub.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from typing import Any
 
@@ -34,10 +33,11 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.web import resource, server
 from zope.interface import implementer
 
+from ._listening import is_loopback_host
 from ._monitor import HubMonitor
 from ._monitor_page import PAGE_CSS, PAGE_HTML, PAGE_JS
 
-__all__ = ["MONITOR_URL_KEY", "make_monitor_site", "is_loopback_host"]
+__all__ = ["MONITOR_URL_KEY", "make_monitor_site"]
 
 MONITOR_URL_KEY = "sampy_twisted.monitor.url"
 """The lockfile entry holding the monitor's URL, token included."""
@@ -56,30 +56,6 @@ _SECURITY_HEADERS = {
 }
 
 
-def is_loopback_host(host: bytes | None) -> bool:
-    """
-    Whether a ``Host`` header names this machine: ``localhost`` (or a
-    ``*.localhost`` name), a loopback IPv4 address, or ``[::1]``, with any
-    port.
-    """
-    if not host:
-        return False
-    try:
-        text = host.decode("ascii").strip().lower()
-    except UnicodeDecodeError:
-        return False
-    if text.startswith("["):
-        name, _, rest = text[1:].partition("]")
-        if rest and not rest.startswith(":"):
-            return False
-    else:
-        name = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _forbidden(request: server.Request, why: str) -> bytes:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from twisted.internet import defer, error as ierror, task
 from twisted.internet.interfaces import IProcessTransport, IReactorProcess, IReactorTime

@@ -42,6 +42,7 @@ from twisted.web.resource import Resource
 
 from ._encoding import decode_boolean
 from ._hubcore import HubCore, _Client, check_string, checked, kind
+from ._listening import is_loopback_host
 from ._mtype import is_mtype, pattern_matches
 from ._pulldelivery import PullChannel, PullDelivery
 from ._xmlrpc import XMLRPCResource, _peer, _rejections
@@ -111,32 +112,6 @@ class WebConsentRequest:
     address: str
 
 
-def is_loopback_host(host: bytes | None) -> bool:
-    """
-    Whether a ``Host`` header names loopback: ``localhost``, ``127.x.y.z``
-    or ``[::1]``, with or without a port.
-    """
-    if not host:
-        return False
-    try:
-        text = host.decode("ascii").strip().lower()
-    except UnicodeDecodeError:
-        return False
-    if text.startswith("["):
-        name, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not re.fullmatch(r":\d{1,5}", rest)):
-            return False
-    else:
-        name, _, port = text.partition(":")
-        if port and not re.fullmatch(r"\d{1,5}", port):
-            return False
-    name = name.rstrip(".")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_loopback_address(host: str) -> bool:

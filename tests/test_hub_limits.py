@@ -14,7 +14,7 @@ import socket
 import time
 import xmlrpc.client
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.trial import unittest
 
@@ -29,7 +29,7 @@ from sampy_twisted._stdprofile import StandardProfile
 from sampy_twisted._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
 from sampy_twisted._xmlrpc import dumps_call
 
-from .test_hub import HubTestCase, TestClient, message
+from .test_hub import HubTestCase, message
 from .test_hub_core import FakeProxyDelivery
 
 MB = 1024 * 1024

@@ -16,7 +16,8 @@ from twisted.web.http_headers import Headers
 
 from sampy_twisted._discovery import read_lockfile
 from sampy_twisted._hub import SAMPHubServer
-from sampy_twisted._monitor_web import MONITOR_URL_KEY, is_loopback_host
+from sampy_twisted._listening import is_loopback_host
+from sampy_twisted._monitor_web import MONITOR_URL_KEY
 
 from .chromium import Chromium
 from .test_hub import WAIT, TestClient, message

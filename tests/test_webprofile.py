@@ -17,12 +17,12 @@ from twisted.web.test.requesthelper import DummyRequest
 from zope.interface.verify import verifyObject
 
 from sampy_twisted._hubcore import HubCore, IChannel
+from sampy_twisted._listening import is_loopback_host
 from sampy_twisted._pulldelivery import PullChannel
 from sampy_twisted._webprofile import (
     WEB_SAFE_MTYPES,
     WebConsentRequest,
     WebProfile,
-    is_loopback_host,
     mtype_allowed,
     origin_allowed,
 )
