@@ -96,6 +96,22 @@ class FakeDelivery:
         return FakeChannel(client, on_drop, self.callable)
 
 
+
+def register_client(core, clock, callable=True, subscriptions=None, metadata=None):
+    """
+    Register a client with *core* through a :class:`FakeDelivery`, declare
+    its subscriptions and metadata, let the outbox run and forget the hub
+    events its channel saw so far.
+    """
+    client = core.register(FakeDelivery(callable))
+    if subscriptions is not None:
+        core.declare_subscriptions(client, subscriptions)
+    if metadata is not None:
+        core.declare_metadata(client, metadata)
+    clock.advance(0)
+    del client.channel.events[:]
+    return client
+
 class CoreTestCase(unittest.SynchronousTestCase):
     """A running core on a :class:`task.Clock`."""
 
@@ -106,14 +122,7 @@ class CoreTestCase(unittest.SynchronousTestCase):
 
     def client(self, callable=True, subscriptions=None, metadata=None):
         """A registered client's record; its channel is ``.channel``."""
-        client = self.core.register(FakeDelivery(callable))
-        if subscriptions is not None:
-            self.core.declare_subscriptions(client, subscriptions)
-        if metadata is not None:
-            self.core.declare_metadata(client, metadata)
-        self.flush()
-        del client.channel.events[:]
-        return client
+        return register_client(self.core, self.clock, callable, subscriptions, metadata)
 
     def flush(self):
         """Let the core's outbox run."""

@@ -26,7 +26,7 @@ from sampy_twisted._webprofile import (
     mtype_allowed,
     origin_allowed,
 )
-from tests.test_hub_core import FakeDelivery, message, ok
+from tests.test_hub_core import message, ok, register_client
 
 
 class WebTestCase(unittest.SynchronousTestCase):
@@ -62,14 +62,7 @@ class WebTestCase(unittest.SynchronousTestCase):
         return key, info["samp.self-id"]
 
     def std_client(self, subscriptions=None, metadata=None):
-        client = self.core.register(FakeDelivery(True))
-        if subscriptions is not None:
-            self.core.declare_subscriptions(client, subscriptions)
-        if metadata is not None:
-            self.core.declare_metadata(client, metadata)
-        self.flush()
-        del client.channel.events[:]
-        return client
+        return register_client(self.core, self.clock, True, subscriptions, metadata)
 
     def flush(self):
         self.clock.advance(0)
