@@ -62,6 +62,15 @@ def legal_text(text: object, limit: int | None = None) -> str:
     return legal
 
 
+def all_strings(items: list[Any] | tuple[Any, ...]) -> bool:
+    """
+    Whether *items* is a non-empty list of exactly ``str``, found in C: the
+    checks, encoders and size estimates of long lists of strings (row
+    lists) then work on them in bulk.
+    """
+    return bool(items) and set(map(type, items)) == {str}
+
+
 def _child(path: str, key: str) -> str:
     return key if not path else f"{path}[{key!r}]"
 
@@ -96,6 +105,8 @@ def _convert(value: object, path: str, what: str) -> SAMPValue:
             out[key] = _convert(item, _child(path, key), what)
         return out
     if isinstance(value, (list, tuple)):
+        if all_strings(value) and _ILLEGAL_CHAR.search("".join(value)) is None:
+            return list(value)  # a million rows checked by one search
         return [
             _convert(item, f"{path}[{index}]" if path else f"[{index}]", what)
             for index, item in enumerate(value)
@@ -156,6 +167,8 @@ def from_xmlrpc(value: object) -> SAMPValue:
     if isinstance(value, dict):
         return {str(k): from_xmlrpc(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if all_strings(value):
+            return list(value)
         return [from_xmlrpc(item) for item in value]
     if isinstance(value, bool):
         return encode_boolean(value)

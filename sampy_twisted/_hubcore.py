@@ -46,6 +46,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
+from ._codec import CachedMap
 from ._encoding import SAMPValue, check_samp_value, error_response, legal_text, ok_response, timeout_seconds
 from ._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
 from ._mtype import best_match, is_mtype, is_mtype_pattern
@@ -682,7 +683,8 @@ class HubCore:
         params = message.get("samp.params")
         if params is not None and not isinstance(params, dict):
             raise _fault(f"samp.params must be a map, not {kind(params)}")
-        return mtype, checked(message, "message")
+        # Passed on unchanged: encoded once for all its recipients.
+        return mtype, CachedMap(checked(message, "message"))
 
     def _recipient(self, recipient_id: object, mtype: str) -> _Client:
         """The client *recipient_id*, if it can receive *mtype*."""

@@ -12,6 +12,8 @@ import resource
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from ._encoding import all_strings
+
 MAX_NESTING = 64
 """
 Deepest nesting of lists and maps accepted in an XML-RPC document.  SAMP
@@ -169,7 +171,11 @@ def message_size(value: object) -> int:
                 size += _MEMBER_MARKUP + len(key)
                 stack.append(member)
         elif isinstance(item, (list, tuple)):
-            stack.extend(item)
+            if all_strings(item):
+                # A row list: counted in C.
+                size += len(item) * _VALUE_MARKUP + sum(map(len, item))
+            else:
+                stack.extend(item)
         else:
             size += len(str(item))
     return size

@@ -13,14 +13,13 @@ never answers ``nil``.
 from __future__ import annotations
 
 import inspect
+import io
 import ipaddress
 import math
-import re
 import xmlrpc.client
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import EllipsisType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
-from xml.etree import ElementTree
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, error as ierror
@@ -67,11 +66,10 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTT
 from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
+from ._codec import dumps_fault, dumps_response, encode_call, safe_loads
 from ._encoding import SAMPValue, from_xmlrpc
 from . import _limits
 from ._limits import (
-    MAX_ELEMENT_DEPTH,
-    MAX_NESTING,
     RejectionLog,
     connection_cap,
 )
@@ -97,241 +95,20 @@ class XMLRPCError(Exception):
         self.url = url
 
 
-class _DTDRefused(ValueError):
-    pass
-
-
-class _TooDeep(ValueError):
-    pass
-
-
-def _refuse_dtd(*args: object) -> NoReturn:
-    raise _DTDRefused("XML-RPC payloads may not contain a DTD or entities")
-
-
-def _too_deep() -> _TooDeep:
-    return _TooDeep(f"XML-RPC values may not nest more than {MAX_NESTING} deep")
-
-
-# Documents whose bytes show every "<!DOCTYPE" they hold: no NUL (UTF-16 and
-# UTF-32 have them), and no declared encoding but these.
-_PLAIN_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin-1", b"latin1"}
-_DECLARED_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)")
-_CHUNK = 16 * 1024
-
-
-def safe_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
-    """
-    Parse an XML-RPC request or response, refusing DTDs, entities and
-    values nested deeper than :data:`~sampy_twisted._limits.MAX_NESTING`
-    (as soon as the parser meets them, without recursion).
-
-    :param bytes data: the XML document.
-    :return: ``(params, methodname)`` as :func:`xmlrpc.client.loads`.
-    :raises xmlrpc.client.Fault: the document is a fault response.
-    :raises ValueError: the document has a DTD, nests too deep or is not
-        XML-RPC.
-    """
-    # Documents that may hold a DTD go straight to the strict parser, which
-    # stops at the declaration.
-    if _plain_bytes(data):
-        try:
-            return _fast_loads(data)
-        except (xmlrpc.client.Fault, _TooDeep):
-            raise
-        except Exception:
-            pass  # unusual or broken: the strict parser decides, and words the error
-    return _strict_loads(data)
-
-
-def _plain_bytes(data: bytes) -> bool:
-    if b"<!DOCTYPE" in data or b"\x00" in data:
-        return False
-    declared = _DECLARED_ENCODING.match(data)
-    return declared is None or declared.group(1).lower() in _PLAIN_ENCODINGS
-
-
-def _strict_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
-    parser, unmarshaller = xmlrpc.client.getparser()
-    expat = getattr(parser, "_parser", None)
-    if expat is None:  # pragma: no cover - the stdlib always uses expat
-        raise ValueError("no expat parser available to parse XML-RPC safely")
-    expat.StartDoctypeDeclHandler = _refuse_dtd
-    expat.EntityDeclHandler = _refuse_dtd
-    _count_depth(expat)
-    try:
-        parser.feed(data)
-        parser.close()
-        return unmarshaller.close(), unmarshaller.getmethodname()
-    except (xmlrpc.client.Fault, _DTDRefused, _TooDeep):
-        raise
-    except Exception as exc:
-        raise ValueError(f"not an XML-RPC document: {exc}") from None
-
-
-def _count_depth(expat: Any) -> None:
-    """Make *expat* raise :class:`_TooDeep` at the first element nested
-    deeper than MAX_ELEMENT_DEPTH."""
-    start, end = expat.StartElementHandler, expat.EndElementHandler
-    depth = 0
-
-    def counting_start(tag: str, attrs: Any) -> None:
-        nonlocal depth
-        depth += 1
-        if depth > MAX_ELEMENT_DEPTH:
-            raise _too_deep()
-        start(tag, attrs)
-
-    def counting_end(tag: str) -> None:
-        nonlocal depth
-        depth -= 1
-        end(tag)
-
-    expat.StartElementHandler = counting_start
-    expat.EndElementHandler = counting_end
-
-
-class _Unusual(Exception):
-    """Something only the stdlib unmarshaller should judge."""
-
-
-def _parse_tree(data: bytes) -> ElementTree.Element:
-    """
-    The root element of *data*, parsed by ElementTree's C parser and tree
-    builder, in chunks: the elements' depth is followed from the parser's
-    events between chunks, so a document nested too deep is refused after
-    its first chunk, at the cost of parsing that chunk only.
-    """
-    if data.count(b"<") <= MAX_ELEMENT_DEPTH:
-        # Too few tags to nest too deep: no events to follow.
-        parser = ElementTree.XMLParser()
-        parser.feed(data)
-        return parser.close()
-    pull: ElementTree.XMLPullParser[ElementTree.Element] = ElementTree.XMLPullParser(
-        ("start", "end")
-    )
-    root: ElementTree.Element | None = None
-    depth = 0
-    for offset in range(0, len(data), _CHUNK):
-        pull.feed(data[offset : offset + _CHUNK])
-        # Only "start" and "end" events were asked for: each with an element.
-        events = cast("Iterator[tuple[str, ElementTree.Element]]", pull.read_events())
-        for event, element in events:
-            if event == "start":
-                depth += 1
-                if depth > MAX_ELEMENT_DEPTH:
-                    raise _too_deep()
-                if root is None:
-                    root = element
-            else:
-                depth -= 1
-    pull.close()
-    if root is None:
-        raise _Unusual()
-    return root
-
-
-def _fast_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
-    """
-    The common XML-RPC documents, parsed by ElementTree's C parser and tree
-    builder: several times faster than :mod:`xmlrpc.client`'s unmarshaller,
-    which calls Python for each tag and each piece of text.  Anything but the
-    plain shapes of the types SAMP peers send raises :class:`_Unusual` (or
-    another error), so :func:`_strict_loads` gives the same results and
-    errors as before.  Only for documents that cannot hold a DTD (see
-    :func:`_plain_bytes`).
-    """
-    root = _parse_tree(data)
-    method: str | None
-    if root.tag == "methodCall":
-        if len(root) != 2:
-            raise _Unusual()
-        name, params = root
-        if name.tag != "methodName" or len(name):
-            raise _Unusual()
-        method = name.text or ""
-    elif root.tag == "methodResponse" and len(root) == 1:
-        method = None
-        params = root[0]
-        if params.tag == "fault":
-            if len(params) != 1 or params[0].tag != "value":
-                raise _Unusual()
-            fault = _fast_value(params[0])
-            if not isinstance(fault, dict):
-                raise _Unusual()
-            raise xmlrpc.client.Fault(**fault)  # a TypeError here: _Unusual
-    else:
-        raise _Unusual()
-    if params.tag != "params":
-        raise _Unusual()
-    values = []
-    for param in params:
-        if param.tag != "param" or len(param) != 1 or param[0].tag != "value":
-            raise _Unusual()
-        values.append(_fast_value(param[0]))
-    return tuple(values), method
-
-
-def _fast_value(value: ElementTree.Element) -> Any:
-    """A ``<value>`` element as xmlrpc.client's unmarshaller decodes it."""
-    if not len(value):
-        return value.text or ""
-    if len(value) != 1:
-        raise _Unusual()
-    node = value[0]
-    tag = node.tag
-    if tag == "struct":
-        result: dict[str, Any] = {}
-        for member in node:
-            if member.tag != "member" or len(member) != 2:
-                raise _Unusual()
-            name, item = member
-            if name.tag != "name" or len(name) or item.tag != "value":
-                raise _Unusual()
-            result[name.text or ""] = _fast_value(item)
-        return result
-    if tag == "array":
-        if len(node) != 1 or node[0].tag != "data":
-            raise _Unusual()
-        items: list[Any] = []
-        for item in node[0]:
-            if item.tag != "value":
-                raise _Unusual()
-            items.append(_fast_value(item))
-        return items
-    if len(node):
-        raise _Unusual()
-    text = node.text or ""
-    if tag == "string":
-        return text
-    if tag == "int" or tag == "i4":
-        return int(text)
-    if tag == "boolean" and text in ("0", "1"):
-        return text == "1"
-    if tag == "double":
-        return float(text)
-    if tag == "nil":
-        return None
-    raise _Unusual()
-
-
-def dumps_call(method: str, args: Iterable[SAMPValue]) -> bytes:
-    """Encode a method call; values must already be SAMP-checked."""
-    return xmlrpc.client.dumps(
-        tuple(args), methodname=method, allow_none=False, encoding="utf-8"
-    ).encode("utf-8")
-
-
 @implementer(IBodyProducer)
 class _BytesProducer:
-    """A request body of known length (never chunked: HTTP/1.0 hubs)."""
+    """
+    A request body of known length (never chunked: HTTP/1.0 hubs), written
+    in its parts: a message shared by many requests is not copied into each.
+    """
 
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
+    def __init__(self, parts: list[bytes]) -> None:
+        self._parts = parts
+        self.length = sum(map(len, parts))
 
     def startProducing(self, consumer: IConsumer) -> defer.Deferred[None]:
-        consumer.write(self._body)
+        for part in self._parts:
+            consumer.write(part)
         return defer.succeed(None)
 
     def pauseProducing(self) -> None:
@@ -608,7 +385,7 @@ class XMLRPCProxy:
             *fault_class* for a fault answer and *error_class* for
             everything else (but cancellation).
         """
-        body = dumps_call(method, args)
+        body = encode_call(method, args)
         if timeout is ...:
             timeout = self.timeout
         d: defer.Deferred[Any] = self._semaphore.run(self._request, method, body)
@@ -618,7 +395,7 @@ class XMLRPCProxy:
             d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         return d.addErrback(self._translate, method)
 
-    def _request(self, method: str, body: bytes, retry: bool = True) -> defer.Deferred[Any]:
+    def _request(self, method: str, body: list[bytes], retry: bool = True) -> defer.Deferred[Any]:
         d: defer.Deferred[Any] = self._agent.request(
             b"POST", self._url_bytes, _CONTENT_TYPE, _BytesProducer(body)
         )
@@ -629,7 +406,7 @@ class XMLRPCProxy:
             d.addErrback(self._retry_unsent, method, body)
         return d
 
-    def _retry_unsent(self, failure: Failure, method: str, body: bytes) -> defer.Deferred[Any]:
+    def _retry_unsent(self, failure: Failure, method: str, body: list[bytes]) -> defer.Deferred[Any]:
         failure.trap(RequestNotSent)
         return self._request(method, body, retry=False)
 
@@ -797,7 +574,9 @@ class _BoundedRequest(server.Request):
         if length is not None and length > self._limit():
             self._refuse(length)
             return
-        super().gotLength(length)  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        # In memory, however long (Twisted writes bodies from 100 kB on to
+        # a temporary file): the body is bounded, and is parsed from bytes.
+        self.content = io.BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
         if self._refused:
@@ -1103,10 +882,15 @@ def _arity(function: Callable[..., object]) -> tuple[float, float]:
     return fewest, most
 
 
-def _fault_body(code: int, text: str) -> bytes:
-    return xmlrpc.client.dumps(
-        xmlrpc.client.Fault(code, text), methodresponse=True, allow_none=False
-    ).encode("utf-8")
+def _take_body(request: server.Request) -> bytes:
+    """The request's whole body, which the request no longer keeps: a big
+    message would otherwise be held twice while it is handled."""
+    content = cast(IO[bytes], request.content)
+    request.content = None
+    if isinstance(content, io.BytesIO):
+        return content.getvalue()  # the buffer itself, not a copy
+    content.seek(0, 0)
+    return content.read()
 
 
 class XMLRPCResource(Resource):
@@ -1145,16 +929,14 @@ class XMLRPCResource(Resource):
 
     def render_POST(self, request: server.Request) -> bytes | int:
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
-        content = cast(IO[bytes], request.content)  # a _BoundedRequest's, whole
-        content.seek(0, 0)
         try:
-            args, method = safe_loads(content.read())
+            args, method = safe_loads(_take_body(request))
         except (ValueError, xmlrpc.client.Fault) as exc:
             # Expected from hostile or broken peers: one short line (rate
             # limited by the site), no traceback, nothing of the request kept.
             reason = f"cannot parse XML-RPC request: {exc}"
             _rejections(request.channel).refused(_peer(request.channel), reason)
-            return _fault_body(1, reason)
+            return dumps_fault(1, reason)
         try:
             result = self._invoke(method, args)
             if not isinstance(result, defer.Deferred):
@@ -1203,22 +985,20 @@ class XMLRPCResource(Resource):
     def _encode_result(self, result: Any) -> bytes:
         if result is None:
             result = ""
-        return xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False).encode(
-            "utf-8"
-        )
+        return dumps_response(result)
 
     def _encode_failure(self, failure: Failure, method: str | None) -> bytes:
         if failure.check(xmlrpc.client.Fault):
             fault = cast(xmlrpc.client.Fault, failure.value)
-            return _fault_body(fault.faultCode, fault.faultString)
+            return dumps_fault(fault.faultCode, fault.faultString)
         if failure.check(defer.CancelledError):
-            return _fault_body(1, f"{method} was cancelled")
+            return dumps_fault(1, f"{method} was cancelled")
         # Unexpected: logged with its traceback as text, but without the
         # frames, whose variables would keep the request alive in Twisted's
         # buffer of early log events.
         failure.cleanFailure()
         self._log.failure("XML-RPC method {method} failed", failure, method=method)
-        return _fault_body(1, f"{method} failed: {failure.getErrorMessage()}")
+        return dumps_fault(1, f"{method} failed: {failure.getErrorMessage()}")
 
     def _write(self, body: bytes, request: server.Request, gone: list[Failure]) -> None:
         if gone:  # the caller hung up; nobody to answer

@@ -25,14 +25,8 @@ from twisted.web.resource import Resource
 from sampy_twisted import SAMPIntegratedClient, _limits
 from sampy_twisted._hub import start_hub
 from sampy_twisted._limits import MAX_NESTING, RejectionLog
-from sampy_twisted._xmlrpc import (
-    XMLRPCProxy,
-    XMLRPCResource,
-    _strict_loads,
-    dumps_call,
-    make_site,
-    safe_loads,
-)
+from sampy_twisted._codec import _strict_loads, dumps_call, safe_loads
+from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, make_site
 
 WAIT = 30.0
 """Seconds a test waits for what should happen at once (generous: shared CI)."""

@@ -27,7 +27,7 @@ from sampy_twisted._callback_policy import (
 from sampy_twisted._hubcore import HubCore
 from sampy_twisted._stdprofile import StandardProfile
 from sampy_twisted._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
-from sampy_twisted._xmlrpc import dumps_call
+from sampy_twisted._codec import dumps_call
 
 from .test_hub import HubTestCase, message
 from .test_hub_core import FakeProxyDelivery

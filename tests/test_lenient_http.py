@@ -18,14 +18,8 @@ from twisted.web.resource import Resource
 
 from sampy_twisted import SAMPIntegratedClient
 from sampy_twisted._hub import start_hub
-from sampy_twisted._xmlrpc import (
-    XMLRPCError,
-    XMLRPCProxy,
-    XMLRPCResource,
-    dumps_call,
-    make_site,
-    safe_loads,
-)
+from sampy_twisted._codec import dumps_call, safe_loads
+from sampy_twisted._xmlrpc import XMLRPCError, XMLRPCProxy, XMLRPCResource, make_site
 
 WAIT = 30.0
 """Seconds a test waits for what should happen at once (generous: shared CI)."""

@@ -16,7 +16,8 @@ from twisted.web.http_headers import Headers
 
 from sampy_twisted import SAMPHubServer, SAMPIntegratedClient, read_lockfile
 from sampy_twisted._process import spawn
-from sampy_twisted._xmlrpc import XMLRPCProxy, dumps_call
+from sampy_twisted._codec import dumps_call
+from sampy_twisted._xmlrpc import XMLRPCProxy
 from tests.test_tap import checkout_environ, twistd_argv
 
 WAIT = 30.0

@@ -22,8 +22,8 @@ from sampy_twisted._xmlrpc import (
     _NamedHostEndpoint,
 
     make_site,
-    safe_loads,
 )
+from sampy_twisted._codec import safe_loads
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]>
@@ -221,7 +221,7 @@ class ProxyTests(TestCase):
         pool = HTTPConnectionPool(reactor, persistent=False)
         agent = Agent(reactor, pool=pool)
         response = yield agent.request(
-            b"POST", url.encode(), Headers({b"content-type": [b"text/xml"]}), _BytesProducer(body)
+            b"POST", url.encode(), Headers({b"content-type": [b"text/xml"]}), _BytesProducer([body])
         )
         content = yield readBody(response)
         return response.code, content

@@ -1,0 +1,699 @@
+# -*- test-case-name: tests.test_codec -*-
+"""
+XML-RPC documents: reading them safely and quickly, and writing them.
+
+Reading (:func:`safe_loads`) tries three parsers in turn, each giving up on
+what it does not know for the next, so that all three give the same values
+and the same errors:
+
+1. a scanner built on regular expressions (:func:`_scan_loads`) for the
+   plain documents SAMP peers send; a run of string values in an array (a
+   ``table.select.rowList`` of a million rows, say) is read by one call
+   into the regular-expression engine instead of an element per value;
+2. ElementTree's C parser and tree builder (:func:`_tree_loads`), for
+   documents with character references, comments, CDATA and the like;
+3. the standard library's unmarshaller on expat (:func:`_strict_loads`),
+   which decides every remaining case and words the errors.
+
+All three refuse DTDs and entities, and values nested deeper than
+:data:`~sampy_twisted._limits.MAX_NESTING`, as soon as they meet them.
+
+Writing (:func:`encode_call`, :func:`dumps_response`, :func:`dumps_fault`)
+gives byte for byte what :func:`xmlrpc.client.dumps` gives, several times
+faster on lists of strings, and the encoding of a :class:`CachedMap` (a
+message the hub passes on to many recipients) is made once and its bytes
+sent to each.
+"""
+
+from __future__ import annotations
+
+import re
+import xmlrpc.client
+from collections.abc import Iterable, Iterator
+from typing import Any, NoReturn, cast
+from xml.etree import ElementTree
+
+from ._encoding import all_strings
+from ._limits import MAX_ELEMENT_DEPTH, MAX_NESTING
+
+__all__ = [
+    "CachedMap",
+    "dumps_call",
+    "dumps_fault",
+    "dumps_response",
+    "encode_call",
+    "safe_loads",
+]
+
+
+class _DTDRefused(ValueError):
+    pass
+
+
+class _TooDeep(ValueError):
+    pass
+
+
+class _Unusual(Exception):
+    """Something only a later parser should judge."""
+
+
+def _refuse_dtd(*args: object) -> NoReturn:
+    raise _DTDRefused("XML-RPC payloads may not contain a DTD or entities")
+
+
+def _too_deep() -> _TooDeep:
+    return _TooDeep(f"XML-RPC values may not nest more than {MAX_NESTING} deep")
+
+
+# Documents whose bytes show every "<!DOCTYPE" they hold: no NUL (UTF-16 and
+# UTF-32 have them), and no declared encoding but these.
+_PLAIN_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin-1", b"latin1"}
+_DECLARED_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)")
+_CHUNK = 16 * 1024
+
+
+def safe_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
+    """
+    Parse an XML-RPC request or response, refusing DTDs, entities and
+    values nested deeper than :data:`~sampy_twisted._limits.MAX_NESTING`
+    (as soon as the parser meets them, without recursion).
+
+    :param bytes data: the XML document.
+    :return: ``(params, methodname)`` as :func:`xmlrpc.client.loads`.
+    :raises xmlrpc.client.Fault: the document is a fault response.
+    :raises ValueError: the document has a DTD, nests too deep or is not
+        XML-RPC.
+    """
+    # Documents that may hold a DTD go straight to the strict parser, which
+    # stops at the declaration.
+    if _plain_bytes(data):
+        for fast in (_scan_loads, _tree_loads):
+            try:
+                return fast(data)
+            except (xmlrpc.client.Fault, _TooDeep):
+                raise
+            except Exception:
+                pass  # unusual or broken: the next parser decides
+    return _strict_loads(data)
+
+
+def _plain_bytes(data: bytes) -> bool:
+    if b"<!DOCTYPE" in data or b"\x00" in data:
+        return False
+    declared = _DECLARED_ENCODING.match(data)
+    return declared is None or declared.group(1).lower() in _PLAIN_ENCODINGS
+
+
+# -- 1. the scanner ----------------------------------------------------------
+
+_SPACE = re.compile(r"[ \t\n]*")
+_TAG = re.compile(r"<(/?)([A-Za-z_][A-Za-z0-9_.-]*)[ \t\n]*(/?)>")
+_DECLARATION = re.compile(
+    r"[ \t\n]*<\?xml[ \t\n]+version[ \t\n]*=[ \t\n]*(['\"])1\.0\1"
+    r"(?:[ \t\n]+encoding[ \t\n]*=[ \t\n]*(['\"])[A-Za-z][A-Za-z0-9._-]*\2)?"
+    r"(?:[ \t\n]+standalone[ \t\n]*=[ \t\n]*(['\"])(?:yes|no)\3)?[ \t\n]*\?>"
+)
+# What the scanner leaves to ElementTree: bytes of characters XML forbids
+# (and CR, which XML turns into LF), character references and CDATA ends.
+# Each is looked for with a bytes operation that runs at memory speed.
+_CONTROL_BYTES = bytes(byte for byte in range(0x20) if byte not in b"\t\n")
+_NON_CHARACTERS = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")  # U+FFFE, U+FFFF in UTF-8
+_ENTITY = re.compile(r"&(?!(?:amp|lt|gt|quot|apos);)")
+# Runs of plain string values, as xmlrpc.client writes them and as values
+# without a type element; each run is at most 4096 values long, so that no
+# single call into the engine lasts long.
+_STRING_RUN = re.compile(r"(?:[ \t\n]*<value><string>[^<&]*</string></value>){1,4096}")
+_STRING_ITEM = re.compile(r"<value><string>([^<&]*)</string></value>")
+_BARE_RUN = re.compile(r"(?:[ \t\n]*<value>[^<&]*</value>){1,4096}")
+_BARE_ITEM = re.compile(r"<value>([^<&]*)</value>")
+
+
+def _after_space(text: str, at: int) -> int:
+    """Where the XML white space from *at* on ends."""
+    return cast("re.Match[str]", _SPACE.match(text, at)).end()  # it matches "" too
+
+
+def _unescape(text: str) -> str:
+    if "&" not in text:
+        return text
+    if _ENTITY.search(text):
+        raise _Unusual()
+    return (
+        text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'")
+        .replace("&amp;", "&")
+    )
+
+
+def _scan_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
+    """
+    The plain XML-RPC documents, read by :class:`_Scanner`: anything else
+    raises :class:`_Unusual` (or another error) for ElementTree to judge.
+    """
+    if not data.isascii():
+        declared = _DECLARED_ENCODING.match(data)
+        if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+            raise _Unusual()
+        if any(character in data for character in _NON_CHARACTERS):
+            raise _Unusual()
+    if (
+        len(data.translate(None, _CONTROL_BYTES)) != len(data)
+        or (b"&" in data and b"&#" in data)
+        or (b"]" in data and b"]]>" in data)
+    ):
+        raise _Unusual()
+    return _Scanner(data.decode("utf-8")).document()
+
+
+class _Scanner:
+    """
+    Reads one XML-RPC document, tag by tag, counting the depth of its
+    elements as the other parsers do; only the elements and text XML-RPC
+    has, in the order it has them.
+    """
+
+    def __init__(self, document: str) -> None:
+        self._text = document
+        self._at = 0
+        self._depth = 0
+
+    def document(self) -> tuple[tuple[Any, ...], str | None]:
+        declaration = _DECLARATION.match(self._text)
+        if declaration is not None:
+            self._at = declaration.end()
+        closing, root, empty = self._tag()
+        if closing or empty:
+            raise _Unusual()
+        self._enter()
+        method: str | None = None
+        if root == "methodCall":
+            if self._start("methodName"):
+                raise _Unusual()
+            method = self._chars()
+            self._end("methodName")
+            params = self._params()
+        elif root == "methodResponse":
+            params = self._response()
+        else:
+            raise _Unusual()
+        self._end(root)
+        if _after_space(self._text, self._at) != len(self._text):
+            raise _Unusual()
+        return params, method
+
+    def _response(self) -> tuple[Any, ...]:
+        closing, tag, empty = self._tag()
+        if closing or empty:
+            raise _Unusual()
+        self._enter()
+        if tag == "params":
+            return self._param_list()
+        if tag != "fault":
+            raise _Unusual()
+        fault = self._value()
+        self._end("fault")
+        if not isinstance(fault, dict):
+            raise _Unusual()
+        raise xmlrpc.client.Fault(**fault)  # a TypeError here: unusual
+
+    def _params(self) -> tuple[Any, ...]:
+        if self._start("params"):
+            return ()
+        return self._param_list()
+
+    def _param_list(self) -> tuple[Any, ...]:
+        values: list[Any] = []
+        while True:
+            closing, tag, empty = self._tag()
+            if closing:
+                if tag != "params":
+                    raise _Unusual()
+                self._depth -= 1
+                return tuple(values)
+            if tag != "param" or empty:
+                raise _Unusual()
+            self._enter()
+            values.append(self._value())
+            self._end("param")
+
+    def _value(self) -> Any:
+        """The next ``<value>`` element, which must come next."""
+        if self._start("value"):
+            return ""
+        text = self._chars()
+        closing, tag, empty = self._tag()
+        if closing:
+            if tag != "value":
+                raise _Unusual()
+            self._depth -= 1
+            return text  # a string without a type element
+        if text.strip(" \t\n"):
+            raise _Unusual()
+        self._enter()
+        if tag == "struct":
+            result: Any = {} if empty else self._struct()
+        elif tag == "array":
+            if empty:
+                raise _Unusual()
+            result = self._array()
+        else:
+            result = self._scalar(tag, empty)
+        self._end("value")
+        return result
+
+    def _scalar(self, tag: str, empty: bool) -> Any:
+        if empty:
+            self._depth -= 1
+            text = ""
+        else:
+            text = self._chars()
+            self._end(tag)
+        if tag == "string":
+            return text
+        if tag == "int" or tag == "i4":
+            return int(text)
+        if tag == "boolean" and text in ("0", "1"):
+            return text == "1"
+        if tag == "double":
+            return float(text)
+        if tag == "nil" and not text:
+            return None
+        raise _Unusual()
+
+    def _struct(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        while True:
+            closing, tag, empty = self._tag()
+            if closing:
+                if tag != "struct":
+                    raise _Unusual()
+                self._depth -= 1
+                return result
+            if tag != "member" or empty:
+                raise _Unusual()
+            self._enter()
+            if self._start("name"):
+                key = ""
+            else:
+                key = self._chars()
+                self._end("name")
+            result[key] = self._value()
+            self._end("member")
+
+    def _array(self) -> list[Any]:
+        if self._start("data"):
+            self._end("array")
+            return []
+        items: list[Any] = []
+        while True:
+            self._string_runs(items)
+            closing, tag, empty = self._tag()
+            if closing:
+                if tag != "data":
+                    raise _Unusual()
+                self._depth -= 1
+                break
+            if tag != "value":
+                raise _Unusual()
+            self._at = self._tag_start
+            items.append(self._value())
+        self._end("array")
+        return items
+
+    def _string_runs(self, items: list[Any]) -> None:
+        """Read the plain string values that come next in bulk."""
+        text = self._text
+        for run, item in ((_STRING_RUN, _STRING_ITEM), (_BARE_RUN, _BARE_ITEM)):
+            while True:
+                match = run.match(text, self._at)
+                if match is None:
+                    break
+                if self._depth + 2 > MAX_ELEMENT_DEPTH:
+                    raise _too_deep()
+                items += item.findall(text, self._at, match.end())
+                self._at = match.end()
+
+    # -- tags and text
+
+    _tag_start = 0
+
+    def _tag(self) -> tuple[bool, str, bool]:
+        """The next tag, after white space: (closing, name, empty)."""
+        self._tag_start = _after_space(self._text, self._at)
+        match = _TAG.match(self._text, self._tag_start)
+        if match is None:
+            raise _Unusual()
+        closing, name, empty = match.groups()
+        if closing and empty:
+            raise _Unusual()
+        self._at = match.end()
+        return bool(closing), name, bool(empty)
+
+    def _enter(self) -> None:
+        self._depth += 1
+        if self._depth > MAX_ELEMENT_DEPTH:
+            raise _too_deep()
+
+    def _start(self, name: str) -> bool:
+        """Read the start tag of *name*; whether the element is empty."""
+        closing, tag, empty = self._tag()
+        if closing or tag != name:
+            raise _Unusual()
+        self._enter()
+        if empty:
+            self._depth -= 1
+        return empty
+
+    def _end(self, name: str) -> None:
+        closing, tag, _ = self._tag()
+        if not closing or tag != name:
+            raise _Unusual()
+        self._depth -= 1
+
+    def _chars(self) -> str:
+        """The text up to the next tag."""
+        end = self._text.find("<", self._at)
+        if end < 0:
+            raise _Unusual()
+        text = _unescape(self._text[self._at : end])
+        self._at = end
+        return text
+
+
+# -- 2. ElementTree ----------------------------------------------------------
+
+
+def _parse_tree(data: bytes) -> ElementTree.Element:
+    """
+    The root element of *data*, parsed by ElementTree's C parser and tree
+    builder, in chunks: the elements' depth is followed from the parser's
+    events between chunks, so a document nested too deep is refused after
+    its first chunk, at the cost of parsing that chunk only.
+    """
+    if data.count(b"<") <= MAX_ELEMENT_DEPTH:
+        # Too few tags to nest too deep: no events to follow.
+        parser = ElementTree.XMLParser()
+        parser.feed(data)
+        return parser.close()
+    pull: ElementTree.XMLPullParser[ElementTree.Element] = ElementTree.XMLPullParser(
+        ("start", "end")
+    )
+    root: ElementTree.Element | None = None
+    depth = 0
+    for offset in range(0, len(data), _CHUNK):
+        pull.feed(data[offset : offset + _CHUNK])
+        # Only "start" and "end" events were asked for: each with an element.
+        events = cast("Iterator[tuple[str, ElementTree.Element]]", pull.read_events())
+        for event, element in events:
+            if event == "start":
+                depth += 1
+                if depth > MAX_ELEMENT_DEPTH:
+                    raise _too_deep()
+                if root is None:
+                    root = element
+            else:
+                depth -= 1
+    pull.close()
+    if root is None:
+        raise _Unusual()
+    return root
+
+
+def _tree_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
+    """
+    The common XML-RPC documents, parsed by ElementTree's C parser and tree
+    builder: several times faster than :mod:`xmlrpc.client`'s unmarshaller,
+    which calls Python for each tag and each piece of text.  Anything but the
+    plain shapes of the types SAMP peers send raises :class:`_Unusual` (or
+    another error), so :func:`_strict_loads` gives the same results and
+    errors.  Only for documents that cannot hold a DTD (see
+    :func:`_plain_bytes`).
+    """
+    root = _parse_tree(data)
+    method: str | None
+    if root.tag == "methodCall":
+        if len(root) != 2:
+            raise _Unusual()
+        name, params = root
+        if name.tag != "methodName" or len(name):
+            raise _Unusual()
+        method = name.text or ""
+    elif root.tag == "methodResponse" and len(root) == 1:
+        method = None
+        params = root[0]
+        if params.tag == "fault":
+            if len(params) != 1 or params[0].tag != "value":
+                raise _Unusual()
+            fault = _tree_value(params[0])
+            if not isinstance(fault, dict):
+                raise _Unusual()
+            raise xmlrpc.client.Fault(**fault)  # a TypeError here: _Unusual
+    else:
+        raise _Unusual()
+    if params.tag != "params":
+        raise _Unusual()
+    values = []
+    for param in params:
+        if param.tag != "param" or len(param) != 1 or param[0].tag != "value":
+            raise _Unusual()
+        values.append(_tree_value(param[0]))
+    return tuple(values), method
+
+
+def _tree_value(value: ElementTree.Element) -> Any:
+    """A ``<value>`` element as xmlrpc.client's unmarshaller decodes it."""
+    if not len(value):
+        return value.text or ""
+    if len(value) != 1:
+        raise _Unusual()
+    node = value[0]
+    tag = node.tag
+    if tag == "struct":
+        result: dict[str, Any] = {}
+        for member in node:
+            if member.tag != "member" or len(member) != 2:
+                raise _Unusual()
+            name, item = member
+            if name.tag != "name" or len(name) or item.tag != "value":
+                raise _Unusual()
+            result[name.text or ""] = _tree_value(item)
+        return result
+    if tag == "array":
+        if len(node) != 1 or node[0].tag != "data":
+            raise _Unusual()
+        items: list[Any] = []
+        for item in node[0]:
+            if item.tag != "value":
+                raise _Unusual()
+            items.append(_tree_value(item))
+        return items
+    if len(node):
+        raise _Unusual()
+    text = node.text or ""
+    if tag == "string":
+        return text
+    if tag == "int" or tag == "i4":
+        return int(text)
+    if tag == "boolean" and text in ("0", "1"):
+        return text == "1"
+    if tag == "double":
+        return float(text)
+    if tag == "nil":
+        return None
+    raise _Unusual()
+
+
+# -- 3. the standard library ------------------------------------------------
+
+
+def _strict_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
+    parser, unmarshaller = xmlrpc.client.getparser()
+    expat = getattr(parser, "_parser", None)
+    if expat is None:  # pragma: no cover - the stdlib always uses expat
+        raise ValueError("no expat parser available to parse XML-RPC safely")
+    expat.StartDoctypeDeclHandler = _refuse_dtd
+    expat.EntityDeclHandler = _refuse_dtd
+    _count_depth(expat)
+    try:
+        parser.feed(data)
+        parser.close()
+        return unmarshaller.close(), unmarshaller.getmethodname()
+    except (xmlrpc.client.Fault, _DTDRefused, _TooDeep):
+        raise
+    except Exception as exc:
+        raise ValueError(f"not an XML-RPC document: {exc}") from None
+
+
+def _count_depth(expat: Any) -> None:
+    """Make *expat* raise :class:`_TooDeep` at the first element nested
+    deeper than MAX_ELEMENT_DEPTH."""
+    start, end = expat.StartElementHandler, expat.EndElementHandler
+    depth = 0
+
+    def counting_start(tag: str, attrs: Any) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_ELEMENT_DEPTH:
+            raise _too_deep()
+        start(tag, attrs)
+
+    def counting_end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+        end(tag)
+
+    expat.StartElementHandler = counting_start
+    expat.EndElementHandler = counting_end
+
+
+# -- writing -----------------------------------------------------------------
+
+
+class CachedMap(dict[str, Any]):
+    """
+    A map whose XML-RPC encoding is made the first time it is written and
+    reused after: a message the hub passes on, unchanged, to many
+    recipients.  It must not change once written.
+    """
+
+    _encoded: bytes | None = None
+
+    def encoded(self) -> bytes:
+        """The ``<value>`` element of this map, as UTF-8."""
+        if self._encoded is None:
+            writer = _Writer()
+            writer.struct(self)
+            self._encoded = b"".join(writer.parts())
+        return self._encoded
+
+
+def _escape(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+class _Writer:
+    """
+    Writes values as :class:`xmlrpc.client.Marshaller` does, into byte
+    parts: the cached bytes of a :class:`CachedMap` become a part of their
+    own, shared by every document that holds the map.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._text: list[str] = []
+        self.write = self._text.append
+
+    def parts(self) -> list[bytes]:
+        """Everything written, as byte strings to send one after the other."""
+        self._flush()
+        return self._parts
+
+    def _flush(self) -> None:
+        if self._text:
+            self._parts.append("".join(self._text).encode("utf-8"))
+            self._text.clear()
+
+    def value(self, value: Any) -> None:
+        """Write one ``<value>`` element."""
+        if isinstance(value, str):
+            self.write(f"<value><string>{_escape(value)}</string></value>\n")
+        elif type(value) is CachedMap:
+            self._flush()
+            self._parts.append(value.encoded())
+        elif isinstance(value, dict):
+            self.struct(value)
+        elif isinstance(value, (list, tuple)):
+            self._array(value)
+        else:
+            # int, float, bool and the rest, as the standard library has them.
+            marshalled = xmlrpc.client.Marshaller(allow_none=False).dumps((value,))
+            self.write(marshalled[len("<params>\n<param>\n") : -len("</param>\n</params>\n")])
+
+    def struct(self, value: dict[Any, Any]) -> None:
+        """Write a map as a ``<value><struct>``."""
+        write = self.write
+        write("<value><struct>\n")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("dictionary key must be string")
+            write(f"<member>\n<name>{_escape(key)}</name>\n")
+            self.value(item)
+            write("</member>\n")
+        write("</struct></value>\n")
+
+    def _array(self, items: list[Any] | tuple[Any, ...]) -> None:
+        write = self.write
+        write("<value><array><data>\n")
+        if all_strings(items):
+            joined = "".join(items)
+            strings: Iterable[str] = items
+            if "&" in joined or "<" in joined or ">" in joined:
+                strings = map(_escape, items)
+            write("<value><string>")
+            write("</string></value>\n<value><string>".join(strings))
+            write("</string></value>\n")
+        else:
+            for item in items:
+                self.value(item)
+        write("</data></array></value>\n")
+
+    def params(self, values: Iterable[Any]) -> None:
+        """Write a ``<params>`` block."""
+        write = self.write
+        write("<params>\n")
+        for value in values:
+            write("<param>\n")
+            self.value(value)
+            write("</param>\n")
+        write("</params>\n")
+
+
+_HEADER = "<?xml version='1.0'?>\n"
+
+
+def encode_call(method: str, args: Iterable[Any]) -> list[bytes]:
+    """
+    Encode a method call as :func:`xmlrpc.client.dumps` does, as byte
+    strings to send one after the other (their concatenation is the body).
+
+    :param str method: the method name.
+    :param args: the parameters, already SAMP-checked.
+    :raises TypeError: a value XML-RPC cannot carry (``None``).
+    """
+    writer = _Writer()
+    writer.write(f"{_HEADER}<methodCall>\n<methodName>{_escape(method)}</methodName>\n")
+    writer.params(args)
+    writer.write("</methodCall>\n")
+    return writer.parts()
+
+
+def dumps_call(method: str, args: Iterable[Any]) -> bytes:
+    """:func:`encode_call` as one byte string."""
+    return b"".join(encode_call(method, args))
+
+
+def dumps_response(value: Any) -> bytes:
+    """
+    Encode a method response holding *value*, as
+    ``xmlrpc.client.dumps((value,), methodresponse=True)`` does.
+    """
+    writer = _Writer()
+    writer.write(f"{_HEADER}<methodResponse>\n")
+    writer.params((value,))
+    writer.write("</methodResponse>\n")
+    return b"".join(writer.parts())
+
+
+def dumps_fault(code: int, text: str) -> bytes:
+    """Encode a fault response, as :func:`xmlrpc.client.dumps` does."""
+    writer = _Writer()
+    writer.write(f"{_HEADER}<methodResponse>\n<fault>\n")
+    writer.struct({"faultCode": code, "faultString": text})
+    writer.write("</fault>\n</methodResponse>\n")
+    return b"".join(writer.parts())
