@@ -49,13 +49,13 @@ from ._errors import (
 )
 from ._hub_proxy import SAMPHubProxy
 from ._integrated import SAMPIntegratedClient
-from ._monitor_web import MONITOR_URL_KEY
 from ._mtype import check_mtype_pattern, is_mtype
 from ._options import ClientTLSOptionsMixin, positive_seconds
 from ._tap_hub import HubOptions, make_hub
-from ._tls import TLSOptions
 
 if TYPE_CHECKING:
+    from ._tls import TLSOptions
+
     # For the type checker, the mixins below are the Options they are mixed into.
     _OptionsBase = usage.Options
 else:
@@ -965,6 +965,8 @@ async def _ping_hub(reactor: IReactorTime, console: Console, options: usage.Opti
 
 
 async def _monitor_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:
+    from ._monitor_web import MONITOR_URL_KEY  # the hub's modules, loaded for this command only
+
     params = await get_hub_params(reactor, environ=console.environ)
     url = params.get(MONITOR_URL_KEY)
     if not url:

@@ -12,7 +12,7 @@ import itertools
 import secrets
 import xmlrpc.client
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Generic, Optional, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar, Union
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime, IStreamServerEndpoint
@@ -26,9 +26,11 @@ from ._hub_proxy import SAMPHubProxy
 from ._listening import listening_url, server_endpoint
 from ._mtype import best_match, check_mtype_pattern
 from ._reactor import default_reactor
-from ._tls import TLSOptions
 from ._limits import raise_fd_limit
 from ._xmlrpc import XMLRPCResource, make_site
+
+if TYPE_CHECKING:
+    from ._tls import TLSOptions
 
 # Twisted's legacy log context, which sets the "[system]" of its own lines;
 # not annotated in Twisted.
@@ -107,6 +109,14 @@ def _split_message(message: object) -> tuple[str, dict[str, Any], dict[str, Any]
         raise ValueError("samp.params is not a map")
     extra = {k: v for k, v in message.items() if k not in ("samp.mtype", "samp.params")}
     return message["samp.mtype"], params, extra
+
+
+def _tls_arguments(
+    key_file: str | None, cert_file: str | None, cert_reqs: int | None, ca_certs: str | None, ssl_version: object
+) -> bool:
+    """Whether any TLS argument differs from the defaults, which build no
+    TLS settings worth keeping (``cert_reqs`` defaults to ``CERT_NONE``)."""
+    return cert_reqs not in (None, 0) or any(v is not None for v in (key_file, cert_file, ca_certs, ssl_version))
 
 
 class _Binding(Generic[_Handler]):
@@ -191,7 +201,9 @@ class SAMPClient:
         endpoint: IStreamServerEndpoint | None = None,
         tls: TLSOptions | None = None,
     ) -> None:
-        if tls is None:
+        if tls is None and _tls_arguments(key_file, cert_file, cert_reqs, ca_certs, ssl_version):
+            from ._tls import TLSOptions  # only clients given TLS settings load TLS
+
             tls = TLSOptions.from_arguments(key_file, cert_file, cert_reqs, ca_certs, ssl_version)
         if https and (tls is None or not tls.has_certificate):
             raise ValueError("https callbacks need cert_file (and key_file unless the key is in it)")

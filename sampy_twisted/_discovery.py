@@ -240,12 +240,12 @@ def ping_hub(params: Mapping[str, str], reactor: IReactorTime, timeout: float = 
 
     :return: a Deferred firing with ``True`` or ``False``; it never fails.
     """
-    from ._tls import TLSOptions  # only https hubs need TLS
-
     try:
         url = params["samp.hub.xmlrpc.url"]
         policy = None
         if urlsplit(url).scheme == "https":
+            from ._tls import TLSOptions  # only https hubs need TLS
+
             policy = TLSOptions(cert_reqs=ssl.CERT_NONE).client_policy()
         proxy = XMLRPCProxy(url, reactor, timeout=timeout, tls_policy=policy)
     except (KeyError, TypeError, ValueError):

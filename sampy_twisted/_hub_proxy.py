@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import EllipsisType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -18,8 +19,12 @@ from ._discovery import get_hub_params
 from ._encoding import SAMPValue, check_samp_value, timeout_seconds
 from ._errors import SAMPHubError, SAMPProxyError
 from ._reactor import default_reactor
-from ._tls import TLSOptions
 from ._xmlrpc import DEFAULT_MAX_BYTES, XMLRPCProxy
+
+if TYPE_CHECKING:
+    from twisted.web.iweb import IPolicyForHTTPS
+
+    from ._tls import TLSOptions
 
 #: Extra seconds the HTTP request of ``callAndWait`` may take beyond the SAMP
 #: timeout, so that the hub's own timeout fault arrives first.
@@ -32,6 +37,19 @@ class RunningHub(Protocol):
     @property
     def params(self) -> Mapping[str, str] | None:
         """The hub's lockfile entries; ``None`` while it is not running."""
+
+
+def _tls_policy(tls: TLSOptions | None, url: str) -> IPolicyForHTTPS | None:
+    """The TLS policy for the hub at *url*: *tls*, else the defaults
+    (verifying the hub against the system's trust) for an https hub; a
+    plain http hub given no TLS settings needs none, and loads no TLS."""
+    if tls is None:
+        if urlsplit(url).scheme != "https":
+            return None
+        from ._tls import TLSOptions
+
+        tls = TLSOptions()
+    return tls.client_policy()
 
 
 def _check_string(value: object, what: str) -> str:
@@ -110,7 +128,9 @@ class SAMPHubProxy:
         :raises ValueError: bad TLS settings (a missing file, a key that
             does not match its certificate, an obsolete protocol...).
         """
-        if tls is None:
+        if tls is None and any(v is not None for v in (key_file, cert_file, cert_reqs, ca_certs, ssl_version)):
+            from ._tls import TLSOptions  # only hubs given TLS settings load TLS
+
             tls = TLSOptions.from_arguments(key_file, cert_file, cert_reqs, ca_certs, ssl_version)
         if self._proxy is not None:
             return defer.fail(SAMPHubError("the hub proxy is already connected"))
@@ -124,10 +144,10 @@ class SAMPHubProxy:
             d = defer.succeed(dict(hub_params))
         else:
             d = get_hub_params(self._reactor)
-        return d.addCallback(self._connect_to, pool_size, max_bytes, tls or TLSOptions())
+        return d.addCallback(self._connect_to, pool_size, max_bytes, tls)
 
     def _connect_to(
-        self, params: dict[str, str], pool_size: int, max_bytes: int, tls: TLSOptions
+        self, params: dict[str, str], pool_size: int, max_bytes: int, tls: TLSOptions | None
     ) -> defer.Deferred[SAMPHubProxy]:
         url = params.get("samp.hub.xmlrpc.url")
         if not url or not params.get("samp.secret"):
@@ -139,7 +159,7 @@ class SAMPHubProxy:
                 max_concurrent=pool_size,
                 timeout=self._timeout,
                 max_bytes=max_bytes,
-                tls_policy=tls.client_policy(),
+                tls_policy=_tls_policy(tls, url),
                 error_class=SAMPHubError,
                 fault_class=SAMPProxyError,
             )

@@ -23,11 +23,11 @@ from ._encoding import SAMPValue
 from ._hub_proxy import RunningHub, SAMPHubProxy
 from ._liveness import HubLivenessCheck
 from ._reactor import default_reactor
-from ._tls import TLSOptions
 from ._tracker import ClientTracker
 
 if TYPE_CHECKING:
     from ._hub import SAMPHubServer
+    from ._tls import TLSOptions
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

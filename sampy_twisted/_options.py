@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.python import usage
 
-from ._tls import TLSOptions
-
 if TYPE_CHECKING:
+    from ._tls import TLSOptions
+
     # For the type checker, the mixin below is the Options it is mixed into.
     _OptionsBase = usage.Options
 else:
@@ -150,6 +150,8 @@ def checked_tls(**settings: Any) -> TLSOptions:
 
     :raises usage.UsageError: *settings* are refused.
     """
+    from ._tls import TLSOptions  # only commands given TLS options load TLS
+
     try:
         return TLSOptions(**settings)
     except ValueError as exc:

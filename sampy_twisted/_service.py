@@ -35,10 +35,10 @@ from ._errors import SAMPClientError, SAMPHubError
 from ._hub_finder import find_or_start_hub, stop_started_hub
 from ._integrated import SAMPIntegratedClient
 from ._reactor import default_reactor
-from ._tls import TLSOptions
 
 if TYPE_CHECKING:
     from ._hub import SAMPHubServer
+    from ._tls import TLSOptions
 
 __all__ = [
     "HUB_AUTO",

@@ -96,32 +96,89 @@ class ExportTests(SynchronousTestCase):
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# What `import sampy_twisted` and the client must not load unless used.
+TLS_MODULES = (
+    "OpenSSL",
+    "cryptography",
+    "service_identity",
+    "twisted.internet.ssl",
+    "twisted.internet._sslverify",
+    "sampy_twisted._tls",
+    "sampy_twisted._pki",
+)
+HUB_MODULES = (
+    "sampy_twisted._hub",
+    "sampy_twisted._hubcore",
+    "sampy_twisted._delivery",
+    "sampy_twisted._stdprofile",
+    "sampy_twisted._pulldelivery",
+    "sampy_twisted._lockfile",
+    "sampy_twisted._callback_policy",
+    "sampy_twisted._webprofile",
+    "sampy_twisted._webconsent",
+    "sampy_twisted._monitor",
+    "sampy_twisted._monitor_page",
+    "sampy_twisted._monitor_web",
+)
+CLI_MODULES = ("sampy_twisted._cli",)
+
 _LOADED = """
 import sys
-import sampy_twisted
+{statement}
 print(" ".join(sorted(sys.modules)))
 """
 
 
 class StartUpTests(SynchronousTestCase):
     """
-    C{import sampy_twisted} loads what a client needs and no more: the hub
-    and the CLI are imported when used.
+    C{import sampy_twisted} loads next to nothing: each name is imported from
+    its module when first asked for, so TLS, the hub and the CLI are loaded
+    only when used.
     """
 
-    def loaded_by_import(self):
+    def loaded_by(self, statement):
+        """The modules a new interpreter has loaded after *statement*."""
         env = dict(os.environ, PYTHONPATH=ROOT)
         done = subprocess.run(
-            [sys.executable, "-c", _LOADED], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", _LOADED.format(statement=statement)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         self.assertEqual(done.returncode, 0, done.stderr)
         return set(done.stdout.split())
 
-    def test_hub_and_cli_not_imported(self):
-        loaded = self.loaded_by_import()
+    def assertNotLoaded(self, loaded, modules):
+        """None of *modules* (nor any of their submodules) is in *loaded*."""
+        found = sorted(m for m in loaded if any(m == name or m.startswith(name + ".") for name in modules))
+        self.assertEqual(found, [])
+
+    def test_import_loads_no_tls_hub_cli_or_reactor(self):
+        """The bare import loads neither TLS, the hub, the CLI, Twisted's
+        reactor, nor even the client."""
+        loaded = self.loaded_by("import sampy_twisted")
+        self.assertNotLoaded(loaded, TLS_MODULES + HUB_MODULES + CLI_MODULES)
+        self.assertNotLoaded(loaded, ("twisted.internet.reactor", "sampy_twisted._client"))
+
+    def test_client_loads_no_hub_cli_or_our_tls(self):
+        """The client API loads neither the hub, the CLI, our TLS modules,
+        nor Twisted's application framework.  (Twisted's HTTP client, which
+        it is built on, imports pyOpenSSL itself.)"""
+        loaded = self.loaded_by(
+            "from sampy_twisted import SAMPClient, SAMPHubProxy, SAMPIntegratedClient, ClientTracker, "
+            "get_hub_params, read_lockfile"
+        )
         self.assertIn("sampy_twisted._client", loaded)
-        for module in ("sampy_twisted._hub", "sampy_twisted._hubcore", "sampy_twisted._cli"):
-            self.assertNotIn(module, loaded)
+        self.assertNotLoaded(loaded, HUB_MODULES + CLI_MODULES)
+        self.assertNotLoaded(loaded, ("sampy_twisted._tls", "sampy_twisted._pki", "twisted.application"))
+
+    def test_cli_loads_no_hub_or_our_tls(self):
+        """The command line loads the hub (for ``hub`` and ``monitor``) and
+        our TLS modules (for TLS options) only when a command needs them."""
+        loaded = self.loaded_by("import sampy_twisted._cli")
+        self.assertNotLoaded(loaded, HUB_MODULES + ("sampy_twisted._tls", "sampy_twisted._pki"))
 
     def test_hub_imported_when_asked_for(self):
         from sampy_twisted._hub import SAMPHubServer, start_hub
@@ -131,3 +188,15 @@ class StartUpTests(SynchronousTestCase):
         self.assertIn("SAMPHubServer", dir(sampy_twisted))
         with self.assertRaises(AttributeError):
             sampy_twisted.no_such_name
+
+    def test_every_name_from_its_module(self):
+        """Each public name is the object of the module that defines it;
+        the lazy table names every public name."""
+        from sampy_twisted._client import SAMPClient
+        from sampy_twisted._errors import SAMP_STATUS_OK
+        from sampy_twisted._tls import TLSOptions
+
+        self.assertIs(sampy_twisted.SAMPClient, SAMPClient)
+        self.assertIs(sampy_twisted.TLSOptions, TLSOptions)
+        self.assertEqual(sampy_twisted.SAMP_STATUS_OK, SAMP_STATUS_OK)
+        self.assertEqual(set(sampy_twisted._LAZY), PUBLIC)
