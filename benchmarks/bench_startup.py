@@ -29,6 +29,10 @@ JSAMP messagesender
     ``samp.hub.callAndWait``, prints the answer, unregisters.
 python -c "import sampy_twisted", python -c pass, java -version
     what importing the package costs, and each runtime's floor.
+Twisted's floor
+    ``python -c "import twisted.internet.reactor, twisted.web.client,
+    twisted.web.server"``: what the reactor, HTTP client and server that a
+    registering command runs on cost to import, before any of our code.
 
 Our commands run with ``PYTHONPATH`` set to this checkout, and without
 ``PYTHONDONTWRITEBYTECODE``: like an installed package, they use cached
@@ -63,6 +67,12 @@ SCRIPT = "sampy-twisted"
 JSAMP_PING = ("-mtype", "samp.app.ping", "-targetid", "hub", "-mode", "sync")
 RUN_TIMEOUT = 60.0  # seconds one command may take before it is killed
 GOAL = "ping hub (console script)"  # the row compared with JSAMP's
+# What any command built on Twisted's reactor, HTTP client and server loads.
+TWISTED_FLOOR = "import twisted.internet.reactor, twisted.web.client, twisted.web.server"
+
+
+class Stopped(Exception):
+    """The run is being cut short (Ctrl-C, SIGTERM)."""
 
 
 class Command:
@@ -126,6 +136,7 @@ def commands(options, home):
         print(f"note: {exc}: no JSAMP row", file=sys.stderr)
     rows += [
         Command("import sampy_twisted", [python, "-c", "import sampy_twisted"], ROOT),
+        Command("Twisted's floor", [python, "-c", TWISTED_FLOOR]),
         Command("python -c pass", [python, "-c", "pass"]),
     ]
     if options.baseline:
@@ -156,7 +167,7 @@ class Runner:
             took longer than RUN_TIMEOUT.
         """
         if self.stopping:
-            raise RuntimeError("stopping")
+            raise Stopped()
         env = dict(self._environ)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # installed packages have their bytecode cached
         env.pop("PYTHONPATH", None)
@@ -180,6 +191,8 @@ class Runner:
             process.returncode = os.waitstatus_to_exitcode(status)
             output.seek(0)
             text = output.read().decode("utf-8", "replace")
+        if self.stopping:
+            raise Stopped()
         if process.returncode != 0 or (command.expect and command.expect not in text):
             raise RuntimeError(f"{command.shown()} exited with {process.returncode}:\n{text.rstrip()}")
         return wall, usage.ru_utime + usage.ru_stime
@@ -282,6 +295,8 @@ async def orchestrate(reactor, options):
             print(_goal(results))
             await state["hub"].stop()
             state["hub"] = None
+    except Stopped:
+        print("\ninterrupted: every child process stopped", file=sys.stderr)
     finally:
         await clean_up_once()
 
