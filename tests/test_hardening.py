@@ -398,7 +398,7 @@ class _Attacks:
         self.assertNotIn("root:", fault.faultString)
 
     async def test_body_too_large(self):
-        """A body announced over 16 MB is answered 413 at once."""
+        """A body announced over the limit is answered 413 at once."""
         server = await self.serve()
         peer = await self.connect(server)
         peer.transport.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n" + b"x" * 100_000)
