@@ -193,6 +193,7 @@ class _Scanner:
         self._text = document
         self._at = 0
         self._depth = 0
+        self._found: dict[str, int] = {}
 
     def document(self) -> tuple[tuple[Any, ...], str | None]:
         declaration = _DECLARATION.match(self._text)
@@ -345,9 +346,9 @@ class _Scanner:
         one.
         """
         text, start = self._text, self._at
-        end = text.find("</data>", start)
-        if end < 0:
-            return []
+        end = self._next("</data>")
+        if end == len(text) or self._next("<array") < end or self._next("<struct") < end:
+            return []  # holds other lists or maps: not a list of strings
         tags = text.count("<", start, end)
         for form, form_tags, markup, depth in _BULK_FORMS:
             items = _find_all(form, text, start, end)
@@ -362,6 +363,19 @@ class _Scanner:
             self._at = end
             return items
         return []
+
+    def _next(self, marker: str) -> int:
+        """
+        Where *marker* next appears from here on (the text's length if
+        nowhere), remembered: the text is searched from where the last
+        search found it, so that looking ahead from every list of a
+        deeply nested document costs one pass, not one each.
+        """
+        found = self._found.get(marker, -1)
+        if found < self._at:
+            found = self._text.find(marker, self._at)
+            self._found[marker] = found = len(self._text) if found < 0 else found
+        return found
 
     # -- tags and text
 

@@ -935,7 +935,7 @@ class XMLRPCResource(Resource):
     def render_POST(self, request: server.Request) -> bytes | int:
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
         body = _take_body(request)
-        reactor = getattr(getattr(request.channel, "site", None), "reactor", None)
+        reactor = getattr(getattr(getattr(request, "channel", None), "site", None), "reactor", None)
         if len(body) < THREADED_PARSE_BYTES or not IReactorThreads.providedBy(reactor):
             try:
                 args, method = safe_loads(body)
