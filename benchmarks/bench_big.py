@@ -23,12 +23,15 @@ time
     ``time.monotonic()``, one clock system-wide on Linux).  Building the row
     list is not timed; encoding, the hub and decoding are.
 hub peak memory
-    the hub process's peak resident memory during the round above what it
-    had when the send began (the kernel's high-water mark ``VmHWM``, reset
-    through ``/proc/<pid>/clear_refs`` just before the send; where that
-    fails, ``VmRSS`` sampled every 5 ms), and that as a multiple of the
-    message's size (its ``samp.hub.notify`` body as the standard library's
-    XML-RPC encoder writes it).
+    the hub process's peak resident memory during the round (the kernel's
+    high-water mark ``VmHWM``, reset through ``/proc/<pid>/clear_refs`` just
+    before the send; where that fails, ``VmRSS`` sampled every 5 ms) above
+    its resident memory before the first measured round, and that as a
+    multiple of the message's size (its ``samp.hub.notify`` body as the
+    standard library's XML-RPC encoder writes it).  Not above its memory at
+    the send: Python's allocator and the JVM keep much of what a round used,
+    which would hide the next round's peak.  For the same reason every
+    round of the smaller messages comes before the bigger ones.
 ping latency
     the median and the longest ``samp.hub.ping`` answered while the message
     was in the hub.
@@ -345,10 +348,14 @@ class RoundFailed(Exception):
 class Sample:
     """One round's figures (seconds, bytes, milliseconds)."""
 
-    def __init__(self, elapsed, accepted, memory, pings, hub_cpu):
+    def __init__(self, elapsed, accepted, memory, idle, pings, hub_cpu):
         self.elapsed, self.accepted, self.hub_cpu = elapsed, accepted, hub_cpu
         self.start_rss, self.peak_rss, self.end_rss = memory
-        self.rise = (self.peak_rss - self.start_rss) if None not in memory[:2] else None
+        self.idle_rss = idle
+        # Over the hub's size before the first measured round, not at the
+        # send: memory a hub kept from the round before (Python's allocator
+        # and the JVM's heap keep much of it) would hide its peak.
+        self.rise = (self.peak_rss - idle) if None not in (idle, self.peak_rss) else None
         self.ping_count, self.ping_median, self.ping_max, self.ping_errors = pings
 
 
@@ -442,7 +449,12 @@ async def orchestrate(reactor, options):
         sender.send(f"send {key}")
         failure = None
         try:
-            t0, accepted = map(float, (await sender.expect(f"sent {key} ", limit)).split())
+            try:
+                t0, accepted = map(float, (await sender.expect(f"sent {key} ", limit)).split())
+            except bench_client.WorkerFailed as exc:
+                if sender.exited or "within" not in str(exc):
+                    raise
+                raise RoundFailed(f"the hub did not answer the sender within {limit:g} s (timed out)") from None
             remaining = max(deadline - reactor.seconds(), 0.1)
             try:
                 received_at, count = (await receiver.expect(f"received {key} ", remaining)).split()
@@ -468,9 +480,10 @@ async def orchestrate(reactor, options):
         if failure is not None:
             failure.memory, failure.pings = memory, pings
             raise failure
-        return Sample(float(received_at) - t0, accepted, memory, pings, cpu)
+        return Sample(float(received_at) - t0, accepted, memory, idle_rss.get(kind), pings, cpu)
 
     results, failed, broken, timed_out = {}, {}, {}, set()
+    idle_rss = {}  # hub -> its resident memory before the first measured round
     notes = []
 
     def line(figure, text):
@@ -478,10 +491,13 @@ async def orchestrate(reactor, options):
         return f"  {lib + ' client':14s} {rows:>8d} rows  {HUB_TITLES[kind] + ' hub':12s} {text}"
 
     def describe(sample):
-        rise = "-" if sample.rise is None else f"{sample.rise / MB:+.1f} MB"
+        def mb(value, form="{:.0f}"):
+            return "-" if value is None else form.format(value / MB)
+
         return (f"{sample.elapsed * 1000:7.0f} ms (hub answered the sender in {sample.accepted * 1000:.0f} ms; "
-                f"hub CPU {sample.hub_cpu * 1000:.0f} ms)  hub peak {rise} over "
-                f"{sample.start_rss / MB:.0f} MB, {sample.end_rss / MB:.0f} MB after  "
+                f"hub CPU {sample.hub_cpu * 1000:.0f} ms)  hub memory: idle {mb(sample.idle_rss)}, at the send "
+                f"{mb(sample.start_rss)}, peak {mb(sample.peak_rss)} (+{mb(sample.rise, '{:.1f}')}), after "
+                f"{mb(sample.end_rss)} MB  "
                 f"pings: {sample.ping_count}, median {sample.ping_median:.1f} ms, max {sample.ping_max:.0f} ms"
                 + (f", {sample.ping_errors} failed" if sample.ping_errors else ""))
 
@@ -542,17 +558,19 @@ async def orchestrate(reactor, options):
                 for lib in options.libraries:
                     await measure(kind, lib, options.warmup_rows)
             print(f"warmed up ({options.warmup_rows} rows) after {time.monotonic() - started:.0f} s", flush=True)
+        idle_rss.update((kind, _status_kb(hubs[kind].pid, "VmRSS")) for kind in options.hubs)
 
-        for r in range(options.repeat):
-            k = r % len(options.hubs)
-            order = options.hubs[k:] + options.hubs[:k]
-            for rows in options.rows:
+        # The smaller messages first: the memory a hub keeps from a bigger
+        # one would hide their peaks.
+        for rows in options.rows:
+            for r in range(options.repeat):
+                k = r % len(options.hubs)
+                order = options.hubs[k:] + options.hubs[:k]
                 for lib in options.libraries:
                     for kind in order:
                         await measure(kind, lib, rows, (lib, rows, kind))
-        for figure in sorted(timed_out):
-            lib, rows, kind = figure
-            notes.append(f"{lib} client, {rows} rows, {HUB_TITLES[kind]} hub: timed out, not repeated")
+        if timed_out:
+            notes.append("a figure whose round timed out was not measured again")
         for (lib, kind), why in broken.items():
             notes.append(f"the {lib} clients on the {HUB_TITLES[kind]} hub stopped answering: {why}")
         print(f"load average after: {bench_client._load()}; {time.monotonic() - started:.0f} s in all; "
@@ -608,9 +626,10 @@ def report(results, failed, sizes, options, notes):
                 ))
     lines = [
         f"Big notification ({MTYPE}), median of {options.repeat} rounds.  time: send call to receipt; "
-        "ratio: time / the time through JSAMP's hub; hub CPU: during the round; peak MB: the hub's peak "
-        "resident memory above its size at the send; x msg: that / the message's size; ping: samp.hub.ping "
-        "latency during the round (medians of each round's median and maximum).",
+        "ratio: time / the time through JSAMP's hub;\nhub CPU: during the round; peak MB: the hub's peak "
+        "resident memory during the round above its size before the first measured round; x msg: that / the "
+        "message's size;\nping: samp.hub.ping latency during the round (medians of each round's median and "
+        "maximum).",
         "",
         format_table(rows_out, right_from=1),
         "",
