@@ -446,6 +446,7 @@ async def orchestrate(reactor, options):
         memory.start()
         cpu = bench_client._process_cpu(hub.pid)
         deadline = reactor.seconds() + limit
+        receiver_stderr = receiver._stderr
         sender.send(f"send {key}")
         failure = None
         try:
@@ -461,7 +462,8 @@ async def orchestrate(reactor, options):
             except bench_client.WorkerFailed as exc:
                 if receiver.exited or "within" not in str(exc):
                     raise
-                raise RoundFailed(f"not received within {limit:g} s (timed out)") from None
+                raise RoundFailed(f"not received within {limit:g} s (timed out)"
+                                  + _new_stderr(receiver, receiver_stderr)) from None
             if int(count) != rows:
                 raise RoundFailed(f"{count} of {rows} rows arrived")
         except bench_client.WorkerFailed as exc:
@@ -582,6 +584,16 @@ async def orchestrate(reactor, options):
         print("stopped: interrupted", flush=True)
     finally:
         await clean_up_once()
+
+
+def _new_stderr(worker, before):
+    """The last line *worker* wrote on stderr since it had written
+    *before* (say, why a delivery was refused), or ``""``."""
+    after = worker._stderr
+    if after == before:
+        return ""
+    lines = after.decode(errors="replace").strip().splitlines()
+    return f"; the receiver's last words: {lines[-1].strip()[:300]}" if lines else ""
 
 
 def _median(values):
