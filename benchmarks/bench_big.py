@@ -26,8 +26,8 @@ hub peak memory
     the hub process's peak resident memory during the round (the kernel's
     high-water mark ``VmHWM``, reset through ``/proc/<pid>/clear_refs`` just
     before the send; where that fails, ``VmRSS`` sampled every 5 ms) above
-    its resident memory before the first measured round, and that as a
-    multiple of the message's size (its ``samp.hub.notify`` body as the
+    its resident memory before any message (before the warm-up), and that
+    as a multiple of the message's size (its ``samp.hub.notify`` body as the
     standard library's XML-RPC encoder writes it).  Not above its memory at
     the send: Python's allocator and the JVM keep much of what a round used,
     which would hide the next round's peak.  For the same reason every
@@ -352,7 +352,7 @@ class Sample:
         self.elapsed, self.accepted, self.hub_cpu = elapsed, accepted, hub_cpu
         self.start_rss, self.peak_rss, self.end_rss = memory
         self.idle_rss = idle
-        # Over the hub's size before the first measured round, not at the
+        # Over the hub's size before the first big message, not at the
         # send: memory a hub kept from the round before (Python's allocator
         # and the JVM's heap keep much of it) would hide its peak.
         self.rise = (self.peak_rss - idle) if None not in (idle, self.peak_rss) else None
@@ -439,7 +439,7 @@ async def orchestrate(reactor, options):
             sender.send(f"prepare {key} {rows}")
             await sender.expect(f"prepared {key}", 30 + rows / 1e4)
             ping.send(f"start {key}")
-            await ping.expect(f"pinging {key}", 15)
+            await ping.expect(f"pinging {key}", limit)
         except bench_client.WorkerFailed as exc:
             raise RoundFailed(str(exc).strip()) from None
         memory = PeakMemory(reactor, hub.pid)
@@ -473,7 +473,8 @@ async def orchestrate(reactor, options):
         cpu = bench_client._process_cpu(hub.pid) - cpu
         try:
             ping.send(f"stop {key}")
-            count, median, longest, errors = (await ping.expect(f"pings {key} ", 15)).split()
+            # The ping in flight may wait for the hub as long as the message.
+            count, median, longest, errors = (await ping.expect(f"pings {key} ", limit)).split()
             pings = (int(count), float(median), float(longest), int(errors))
         except bench_client.WorkerFailed as exc:
             pings = (0, float("nan"), float("nan"), 0)
@@ -485,7 +486,7 @@ async def orchestrate(reactor, options):
         return Sample(float(received_at) - t0, accepted, memory, idle_rss.get(kind), pings, cpu)
 
     results, failed, broken, timed_out = {}, {}, {}, set()
-    idle_rss = {}  # hub -> its resident memory before the first measured round
+    idle_rss = {}  # hub -> its resident memory before the first big message
     notes = []
 
     def line(figure, text):
@@ -554,13 +555,14 @@ async def orchestrate(reactor, options):
             [defer.ensureDeferred(pair(k, lib)) for k in options.hubs for lib in options.libraries]))
         pingers = dict(await defer.gatherResults([defer.ensureDeferred(pinger(k)) for k in options.hubs]))
         print(f"hubs and clients ready after {time.monotonic() - started:.0f} s", flush=True)
+        # Idle: before the warm-up, whose memory the hubs partly keep.
+        idle_rss.update((kind, _status_kb(hubs[kind].pid, "VmRSS")) for kind in options.hubs)
         if options.warmup_rows:
             # JSAMP's JIT compiler, and every process's first big allocations.
             for kind in options.hubs:
                 for lib in options.libraries:
                     await measure(kind, lib, options.warmup_rows)
             print(f"warmed up ({options.warmup_rows} rows) after {time.monotonic() - started:.0f} s", flush=True)
-        idle_rss.update((kind, _status_kb(hubs[kind].pid, "VmRSS")) for kind in options.hubs)
 
         # The smaller messages first: the memory a hub keeps from a bigger
         # one would hide their peaks.
@@ -639,7 +641,7 @@ def report(results, failed, sizes, options, notes):
     lines = [
         f"Big notification ({MTYPE}), median of {options.repeat} rounds.  time: send call to receipt; "
         "ratio: time / the time through JSAMP's hub;\nhub CPU: during the round; peak MB: the hub's peak "
-        "resident memory during the round above its size before the first measured round; x msg: that / the "
+        "resident memory during the round above its size before the first message; x msg: that / the "
         "message's size;\nping: samp.hub.ping latency during the round (medians of each round's median and "
         "maximum).",
         "",
@@ -647,7 +649,7 @@ def report(results, failed, sizes, options, notes):
         "",
         "Goals (our client through our hub):",
     ]
-    lines += [f"- {goal}" for goal in goals(medians, sizes, options)]
+    lines += [f"- {goal}" for goal in goals(medians, failed, sizes, options)]
     for (lib, rows, kind), whys in failed.items():
         notes = [*notes, f"{lib} client, {rows} rows, {HUB_TITLES[kind]} hub: {len(whys)} round(s) failed: "
                  f"{'; '.join(sorted(set(whys)))}"]
@@ -660,7 +662,7 @@ def _fmt(value, scale, form):
     return "-" if value is None else form.format(value * scale)
 
 
-def goals(medians, sizes, options):
+def goals(medians, failed, sizes, options):
     """One line per goal of issue 14 that this run measured."""
     out = []
 
@@ -672,7 +674,8 @@ def goals(medians, sizes, options):
     for rows in options.rows:
         ours, jsamp = medians["ours", rows, "ours"], medians["ours", rows, "jsamp"]
         if ours["time"] is None:
-            out.append(f"{rows} rows: no round through our hub succeeded")
+            whys = failed.get(("ours", rows, "ours"))
+            out.append(f"{rows} rows: no round through our hub succeeded" + (f" ({whys[0]})" if whys else ""))
             continue
         if jsamp["time"]:
             ratio = ours["time"] / jsamp["time"]
@@ -721,7 +724,8 @@ def main(argv=None):
     parser.add_argument("--ping-interval", type=float, default=10.0, metavar="MS",
                         help="milliseconds between the starts of the pinger's pings (default 10)")
     parser.add_argument("--warmup-rows", type=int, default=10000, metavar="N",
-                        help="one unmeasured round of N rows per hub and client first (default 10000; 0: none)")
+                        help="one unmeasured round of N rows per hub and client first (default 10000 or the "
+                             "smallest --rows; 0: none)")
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--root", default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=("sender", "receiver", "pinger"), help=argparse.SUPPRESS)
@@ -740,6 +744,7 @@ def main(argv=None):
     if any(rows < 1 for rows in options.rows):
         parser.error("--rows must be at least 1")
     options.rows = sorted(set(options.rows))
+    options.warmup_rows = min(options.warmup_rows, options.rows[0])
     options.ping_interval /= 1000
     options.libraries = ["ours", "astropy"] if options.astropy else ["ours"]
     options.hubs = ["ours", "jsamp"]
