@@ -557,6 +557,8 @@ async def orchestrate(reactor, options):
         print(f"hubs and clients ready after {time.monotonic() - started:.0f} s", flush=True)
         # Idle: before the warm-up, whose memory the hubs partly keep.
         idle_rss.update((kind, _status_kb(hubs[kind].pid, "VmRSS")) for kind in options.hubs)
+        print("hub resident memory before any message: " + ", ".join(
+            f"{HUB_TITLES[k]} {'-' if v is None else f'{v / MB:.0f} MB'}" for k, v in idle_rss.items()), flush=True)
         if options.warmup_rows:
             # JSAMP's JIT compiler, and every process's first big allocations.
             for kind in options.hubs:
