@@ -12,6 +12,7 @@ never answers ``nil``.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import io
 import ipaddress
@@ -84,6 +85,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 for a ``table.select.rowList`` of about 1.7 million rows."""
 
 _ERROR_BODY_BYTES = 64 * 1024
+_BODY_PIECE = 64 * 1024
 _CONTENT_TYPE = Headers({b"content-type": [b"text/xml; charset=utf-8"]})
 
 
@@ -104,26 +106,57 @@ class XMLRPCError(Exception):
 class _BytesProducer:
     """
     A request body of known length (never chunked: HTTP/1.0 hubs), written
-    in its parts: a message shared by many requests is not copied into each.
+    from its parts as the connection takes it: a message shared by many
+    requests is neither copied into each nor, a big one, whole into each
+    connection's buffer.
     """
 
     def __init__(self, parts: list[bytes]) -> None:
-        self._parts = parts
+        self._parts = collections.deque(parts)
+        self._offset = 0  # in the first part: what of it has been written
         self.length = sum(map(len, parts))
+        self._paused = self._stopped = False
 
     def startProducing(self, consumer: IConsumer) -> defer.Deferred[None]:
-        for part in self._parts:
-            consumer.write(part)
-        return defer.succeed(None)
+        self._consumer = consumer
+        self._done: defer.Deferred[None] = defer.Deferred()
+        self._write()
+        return self._done
+
+    def _write(self) -> None:
+        # The connection (a streaming consumer) pauses us, from within
+        # write(), once it holds more than its buffer's worth.
+        parts = self._parts
+        while parts and not self._paused:
+            part, start = parts[0], self._offset
+            if start == 0 and len(part) <= _BODY_PIECE:
+                piece = part
+            else:
+                piece = part[start : start + _BODY_PIECE]
+            if start + len(piece) == len(part):
+                parts.popleft()
+                self._offset = 0
+            else:
+                self._offset = start + len(piece)
+            self._consumer.write(piece)
+        if not parts and not self._paused and not self._done.called:
+            self._done.callback(None)
 
     def pauseProducing(self) -> None:
-        pass
+        self._paused = True
 
     def resumeProducing(self) -> None:
-        pass
+        if self._stopped:
+            return
+        self._paused = False
+        if not self._done.called:
+            self._write()
 
     def stopProducing(self) -> None:
-        pass
+        # The request failed; its Deferred never fires (as Twisted's own
+        # FileBodyProducer does).
+        self._stopped = self._paused = True
+        self._parts.clear()
 
 
 class _BoundedBody(Protocol):

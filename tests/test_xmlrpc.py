@@ -491,3 +491,50 @@ def _next_turn():
     d = defer.Deferred()
     reactor.callLater(0, d.callback, None)
     return d
+
+
+class _PausingConsumer:
+    """Pauses its producer after every write, as a full connection does."""
+
+    def __init__(self):
+        self.written = []
+        self.producer = None
+
+    def write(self, data):
+        self.written.append(data)
+        self.producer.pauseProducing()
+
+
+class BytesProducerTests(SynchronousTestCase):
+    """
+    L{_BytesProducer} writes its parts as the connection takes them.
+    """
+
+    def test_pieces_as_taken(self):
+        """Big parts go out a piece at a time, each after the connection
+        asks for more; small ones whole; the Deferred fires after the
+        last."""
+        parts = [b"head", bytes(range(256)) * 1000, b"", b"tail"]
+        producer = _BytesProducer(parts)
+        self.assertEqual(producer.length, sum(map(len, parts)))
+        consumer = _PausingConsumer()
+        consumer.producer = producer
+        done = producer.startProducing(consumer)
+        while not done.called:
+            producer.resumeProducing()
+        self.assertEqual(b"".join(consumer.written), b"".join(parts))
+        self.assertLessEqual(max(map(len, consumer.written)), 64 * 1024)
+        self.assertEqual(consumer.written[0], b"head")
+        self.assertIsNone(self.successResultOf(done))
+
+    def test_stopped(self):
+        """After stopProducing nothing more is written and the Deferred
+        never fires."""
+        producer = _BytesProducer([b"x" * 200_000])
+        consumer = _PausingConsumer()
+        consumer.producer = producer
+        done = producer.startProducing(consumer)
+        producer.stopProducing()
+        producer.resumeProducing()
+        self.assertEqual(len(consumer.written), 1)
+        self.assertNoResult(done)
