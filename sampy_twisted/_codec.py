@@ -602,14 +602,14 @@ class CachedMap(dict[str, Any]):
     recipients.  It must not change once written.
     """
 
-    _encoded: bytes | None = None
+    _encoded: list[bytes] | None = None
 
-    def encoded(self) -> bytes:
-        """The ``<value>`` element of this map, as UTF-8."""
+    def encoded(self) -> list[bytes]:
+        """The ``<value>`` element of this map, as UTF-8, in parts."""
         if self._encoded is None:
             writer = _Writer()
             writer.struct(self)
-            self._encoded = b"".join(writer.parts())
+            self._encoded = writer.parts()
         return self._encoded
 
 
@@ -651,7 +651,7 @@ class _Writer:
             self.write(f"<value><string>{_escape(value)}</string></value>\n")
         elif type(value) is CachedMap:
             self._flush()
-            self._parts.append(value.encoded())
+            self._parts += value.encoded()
         elif isinstance(value, dict):
             self.struct(value)
         elif isinstance(value, (list, tuple)):
@@ -682,7 +682,10 @@ class _Writer:
             if "&" in joined or "<" in joined or ">" in joined:
                 strings = map(_escape, items)
             write("<value><string>")
-            write("</string></value>\n<value><string>".join(strings))
+            # A part of its own: the long text is encoded, and dropped, at
+            # once instead of being copied into a longer one first.
+            self._flush()
+            self._parts.append("</string></value>\n<value><string>".join(strings).encode("utf-8"))
             write("</string></value>\n")
         else:
             for item in items:

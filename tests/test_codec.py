@@ -128,7 +128,7 @@ class WriterTests(SynchronousTestCase):
         second = encode_call("samp.client.receiveNotification", ["key2", "c1", message])
         self.assertEqual(b"".join(first), stdlib_call("samp.client.receiveNotification", ["key1", "c1", dict(message)]))
         shared = [part for part in first if any(part is other for other in second)]
-        self.assertEqual(shared, [message.encoded()])
+        self.assertEqual(shared, message.encoded())
 
 
 class ReaderTests(SynchronousTestCase):
