@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import xmlrpc.client
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NoReturn, cast
 from xml.etree import ElementTree
 
@@ -623,6 +623,20 @@ def _escape(text: str) -> str:
     return text
 
 
+def _joined_parts(strings: Sequence[str]) -> list[bytes]:
+    """
+    *strings* joined by the markup between string values, encoded a
+    thousand at a time into parts of their own: a long list is never
+    held as one text besides its bytes.
+    """
+    separator = "</string></value>\n<value><string>"
+    return [
+        (separator if start else "").encode("ascii")
+        + separator.join(strings[start : start + 1000]).encode("utf-8")
+        for start in range(0, len(strings), 1000)
+    ]
+
+
 class _Writer:
     """
     Writes values as :class:`xmlrpc.client.Marshaller` does, into byte
@@ -678,14 +692,12 @@ class _Writer:
         write("<value><array><data>\n")
         joined = joined_strings(items)
         if joined is not None:
-            strings: Iterable[str] = items
+            strings: Sequence[str] = items
             if "&" in joined or "<" in joined or ">" in joined:
-                strings = map(_escape, items)
+                strings = [_escape(item) for item in items]
             write("<value><string>")
-            # A part of its own: the long text is encoded, and dropped, at
-            # once instead of being copied into a longer one first.
             self._flush()
-            self._parts.append("</string></value>\n<value><string>".join(strings).encode("utf-8"))
+            self._parts += _joined_parts(strings)
             write("</string></value>\n")
         else:
             for item in items:

@@ -111,7 +111,8 @@ class WriterTests(SynchronousTestCase):
     def test_string_lists(self):
         """Lists of strings, written in bulk, with and without characters
         to escape; empty lists and tuples."""
-        for value in (["1", "2"], ["a&b", "<", ">", ""], [], ("x", "y"), [""] * 3):
+        long_lists = ([str(i) for i in range(2500)], ["a"] * 1000 + [""], [""] * 2001, ["&"] * 1001)
+        for value in (["1", "2"], ["a&b", "<", ">", ""], [], ("x", "y"), [""] * 3, *long_lists):
             self.assertEqual(dumps_call("m", [value]), stdlib_call("m", [value]))
 
     def test_refusals(self):
