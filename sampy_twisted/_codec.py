@@ -154,9 +154,18 @@ def _after_space(text: str, at: int) -> int:
     return cast("re.Match[str]", _SPACE.match(text, at)).end()  # it matches "" too
 
 
-def _spaces(text: str, start: int, end: int) -> int:
-    """How many XML white space characters *text* has from *start* to *end*."""
-    return text.count(" ", start, end) + text.count("\n", start, end) + text.count("\t", start, end)
+def _only_space_between(text: str, start: int, end: int, items: str, between: int) -> bool:
+    """
+    Whether the *between* characters of *text*, from *start* to *end*, that
+    are not in *items* (the texts of the values found there) are all XML
+    white space: counted, first for line feeds alone, as writers put
+    between values.
+    """
+    line_feeds = text.count("\n", start, end) - items.count("\n")
+    if between == line_feeds:
+        return True
+    spaces = sum(text.count(space, start, end) - items.count(space) for space in " \t")
+    return between == line_feeds + spaces
 
 
 def _unescape(text: str) -> str:
@@ -356,8 +365,8 @@ class _Scanner:
                 continue  # (every "<" is in an item: no other element)
             joined = "".join(items)
             between = end - start - len(joined) - markup * len(items)
-            if between != _spaces(text, start, end) - _spaces(joined, 0, len(joined)):
-                continue  # something other than white space between items
+            if not _only_space_between(text, start, end, joined, between):
+                continue
             if self._depth + depth > MAX_ELEMENT_DEPTH:
                 raise _too_deep()
             self._at = end

@@ -230,6 +230,11 @@ class ReaderTests(SynchronousTestCase):
             "<param><value><string>a</string>junk</value></param>",
             "<param><value>junk<string>a</string></value></param>",
             "<param><value>a</value><value>b</value></param>",
+            "<param><value><array><data> <value>a b</value>\t<value>c\nd</value>\n</data></array></value></param>",
+            "<param><value><array><data><value>a</value>x<value>b</value></data></array></value></param>",
+            "<param><value><array><data><value>a\n</value>x<value>b</value>\n</data></array></value></param>",
+            "<param><value><array><data><value><string>a</string></value> x <value><string>b</string></value>"
+            "</data></array></value></param>",
         ]
         for piece in params:
             self.assertSameAsStrict(call.format(piece).encode("utf-8"))
