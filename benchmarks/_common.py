@@ -51,10 +51,14 @@ def our_hub_argv(lockfile, via="cli", profile=None, settings=None):
     return [sys.executable, "-m", "sampy_twisted._cli", "hub", "--lockfile", lockfile]
 
 
-def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile=None, settings=None):
+def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile=None, settings=None,
+                      root=ROOT):
     """
     Start a hub of *kind* (``ours``, ``jsamp`` or ``astropy``) in a child
     process, its home and lockfile (``<directory>/.samp``) in *directory*.
+
+    :param str root: for ``ours``, the checkout whose ``sampy_twisted`` the
+        hub runs (this one by default; another to compare a change).
 
     :return: a Deferred firing with a
         :class:`sampy_twisted.testing.HubProcess` once the hub answers.
@@ -70,10 +74,12 @@ def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile
         raise ValueError(f"unknown hub kind {kind!r}")
     lockfile = os.path.join(directory, ".samp")
     env = lockfile_environ(directory, lockfile)
-    # The child must import this checkout (and twistd find its plugin).
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # The child must import that checkout (and twistd find its plugin).
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     argv = our_hub_argv(lockfile, via, profile, settings)
     name = "our hub" if profile or settings else f"our hub ({via})"
+    if root != ROOT:
+        name += f" from {root}"
     return start_hub(argv, env, directory, lockfile, timeout, reactor, name=name)
 
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import re
 import xmlrpc.client
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NoReturn, cast
 from xml.etree import ElementTree
 
-from ._encoding import all_strings
+from ._encoding import joined_strings
 from ._limits import MAX_ELEMENT_DEPTH, MAX_NESTING
 
 __all__ = [
@@ -114,24 +114,58 @@ _DECLARATION = re.compile(
     r"(?:[ \t\n]+encoding[ \t\n]*=[ \t\n]*(['\"])[A-Za-z][A-Za-z0-9._-]*\2)?"
     r"(?:[ \t\n]+standalone[ \t\n]*=[ \t\n]*(['\"])(?:yes|no)\3)?[ \t\n]*\?>"
 )
-# What the scanner leaves to ElementTree: bytes of characters XML forbids
-# (and CR, which XML turns into LF), character references and CDATA ends.
-# Each is looked for with a bytes operation that runs at memory speed.
-_CONTROL_BYTES = bytes(byte for byte in range(0x20) if byte not in b"\t\n")
-_NON_CHARACTERS = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")  # U+FFFE, U+FFFF in UTF-8
+# What the scanner leaves to ElementTree in text: characters XML forbids,
+# CR (which XML turns into LF) and CDATA ends; character references are
+# left to it by _unescape.
+_NOT_PLAIN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]|]]>")
 _ENTITY = re.compile(r"&(?!(?:amp|lt|gt|quot|apos);)")
-# Runs of plain string values, as xmlrpc.client writes them and as values
-# without a type element; each run is at most 4096 values long, so that no
-# single call into the engine lasts long.
-_STRING_RUN = re.compile(r"(?:[ \t\n]*<value><string>[^<&]*</string></value>){1,4096}")
-_STRING_ITEM = re.compile(r"<value><string>([^<&]*)</string></value>")
-_BARE_RUN = re.compile(r"(?:[ \t\n]*<value>[^<&]*</value>){1,4096}")
-_BARE_ITEM = re.compile(r"<value>([^<&]*)</value>")
+# String values as xmlrpc.client writes them, and without a type element,
+# whose text needs no unescaping nor any other look (no "&", no "]", nothing
+# _NOT_PLAIN_TEXT finds): the lists of them are read in bulk.
+_PLAIN = "[^<&\\]\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]*"
+_STRING_VALUE = re.compile(f"<value><string>({_PLAIN})</string></value>")
+_BARE_VALUE = re.compile(f"<value>({_PLAIN})</value>")
+_BULK_PIECE = 1 << 20
+_BULK_FORMS = (
+    # (pattern, its tags, its characters besides the text, its depth)
+    (_STRING_VALUE, 4, len("<value><string></string></value>"), 2),
+    (_BARE_VALUE, 2, len("<value></value>"), 1),
+)
+
+
+def _find_all(form: re.Pattern[str], text: str, start: int, end: int) -> list[Any]:
+    """
+    ``form.findall(text, start, end)``, a megabyte at a time, cut after a
+    ``</value>`` (where every match ends): a thread parsing a long list
+    lets go of the GIL between pieces, so the reactor's thread waits for
+    none of them long.
+    """
+    items: list[Any] = []
+    while start < end:
+        cut = text.find("</value>", min(start + _BULK_PIECE, end), end)
+        cut = end if cut < 0 else cut + len("</value>")
+        items += form.findall(text, start, cut)
+        start = cut
+    return items
 
 
 def _after_space(text: str, at: int) -> int:
     """Where the XML white space from *at* on ends."""
     return cast("re.Match[str]", _SPACE.match(text, at)).end()  # it matches "" too
+
+
+def _only_space_between(text: str, start: int, end: int, items: str, between: int) -> bool:
+    """
+    Whether the *between* characters of *text*, from *start* to *end*, that
+    are not in *items* (the texts of the values found there) are all XML
+    white space: counted, first for line feeds alone, as writers put
+    between values.
+    """
+    line_feeds = text.count("\n", start, end) - items.count("\n")
+    if between == line_feeds:
+        return True
+    spaces = sum(text.count(space, start, end) - items.count(space) for space in " \t")
+    return between == line_feeds + spaces
 
 
 def _unescape(text: str) -> str:
@@ -154,14 +188,6 @@ def _scan_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
         declared = _DECLARED_ENCODING.match(data)
         if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
             raise _Unusual()
-        if any(character in data for character in _NON_CHARACTERS):
-            raise _Unusual()
-    if (
-        len(data.translate(None, _CONTROL_BYTES)) != len(data)
-        or (b"&" in data and b"&#" in data)
-        or (b"]" in data and b"]]>" in data)
-    ):
-        raise _Unusual()
     return _Scanner(data.decode("utf-8")).document()
 
 
@@ -176,6 +202,7 @@ class _Scanner:
         self._text = document
         self._at = 0
         self._depth = 0
+        self._found: dict[str, int] = {}
 
     def document(self) -> tuple[tuple[Any, ...], str | None]:
         declaration = _DECLARATION.match(self._text)
@@ -304,9 +331,8 @@ class _Scanner:
         if self._start("data"):
             self._end("array")
             return []
-        items: list[Any] = []
+        items = self._plain_strings()
         while True:
-            self._string_runs(items)
             closing, tag, empty = self._tag()
             if closing:
                 if tag != "data":
@@ -320,18 +346,45 @@ class _Scanner:
         self._end("array")
         return items
 
-    def _string_runs(self, items: list[Any]) -> None:
-        """Read the plain string values that come next in bulk."""
-        text = self._text
-        for run, item in ((_STRING_RUN, _STRING_ITEM), (_BARE_RUN, _BARE_ITEM)):
-            while True:
-                match = run.match(text, self._at)
-                if match is None:
-                    break
-                if self._depth + 2 > MAX_ELEMENT_DEPTH:
-                    raise _too_deep()
-                items += item.findall(text, self._at, match.end())
-                self._at = match.end()
+    def _plain_strings(self) -> list[Any]:
+        """
+        The items of the array whose ``<data>`` was just read, if they are
+        all plain string values of one form: read by one ``findall`` over
+        the array, then checked by counting that nothing but white space
+        lies between them.  Else nothing, for the items to be read one by
+        one.
+        """
+        text, start = self._text, self._at
+        end = self._next("</data>")
+        if end == len(text) or self._next("<array") < end or self._next("<struct") < end:
+            return []  # holds other lists or maps: not a list of strings
+        tags = text.count("<", start, end)
+        for form, form_tags, markup, depth in _BULK_FORMS:
+            items = _find_all(form, text, start, end)
+            if not items or tags != form_tags * len(items):
+                continue  # (every "<" is in an item: no other element)
+            joined = "".join(items)
+            between = end - start - len(joined) - markup * len(items)
+            if not _only_space_between(text, start, end, joined, between):
+                continue
+            if self._depth + depth > MAX_ELEMENT_DEPTH:
+                raise _too_deep()
+            self._at = end
+            return items
+        return []
+
+    def _next(self, marker: str) -> int:
+        """
+        Where *marker* next appears from here on (the text's length if
+        nowhere), remembered: the text is searched from where the last
+        search found it, so that looking ahead from every list of a
+        deeply nested document costs one pass, not one each.
+        """
+        found = self._found.get(marker, -1)
+        if found < self._at:
+            found = self._text.find(marker, self._at)
+            self._found[marker] = found = len(self._text) if found < 0 else found
+        return found
 
     # -- tags and text
 
@@ -375,9 +428,11 @@ class _Scanner:
         end = self._text.find("<", self._at)
         if end < 0:
             raise _Unusual()
-        text = _unescape(self._text[self._at : end])
+        text = self._text[self._at : end]
+        if _NOT_PLAIN_TEXT.search(text):
+            raise _Unusual()
         self._at = end
-        return text
+        return _unescape(text)
 
 
 # -- 2. ElementTree ----------------------------------------------------------
@@ -556,14 +611,14 @@ class CachedMap(dict[str, Any]):
     recipients.  It must not change once written.
     """
 
-    _encoded: bytes | None = None
+    _encoded: list[bytes] | None = None
 
-    def encoded(self) -> bytes:
-        """The ``<value>`` element of this map, as UTF-8."""
+    def encoded(self) -> list[bytes]:
+        """The ``<value>`` element of this map, as UTF-8, in parts."""
         if self._encoded is None:
             writer = _Writer()
             writer.struct(self)
-            self._encoded = b"".join(writer.parts())
+            self._encoded = writer.parts()
         return self._encoded
 
 
@@ -575,6 +630,20 @@ def _escape(text: str) -> str:
     if ">" in text:
         text = text.replace(">", "&gt;")
     return text
+
+
+def _joined_parts(strings: Sequence[str]) -> list[bytes]:
+    """
+    *strings* joined by the markup between string values, encoded a
+    thousand at a time into parts of their own: a long list is never
+    held as one text besides its bytes.
+    """
+    separator = "</string></value>\n<value><string>"
+    return [
+        (separator if start else "").encode("ascii")
+        + separator.join(strings[start : start + 1000]).encode("utf-8")
+        for start in range(0, len(strings), 1000)
+    ]
 
 
 class _Writer:
@@ -605,7 +674,7 @@ class _Writer:
             self.write(f"<value><string>{_escape(value)}</string></value>\n")
         elif type(value) is CachedMap:
             self._flush()
-            self._parts.append(value.encoded())
+            self._parts += value.encoded()
         elif isinstance(value, dict):
             self.struct(value)
         elif isinstance(value, (list, tuple)):
@@ -630,13 +699,14 @@ class _Writer:
     def _array(self, items: list[Any] | tuple[Any, ...]) -> None:
         write = self.write
         write("<value><array><data>\n")
-        if all_strings(items):
-            joined = "".join(items)
-            strings: Iterable[str] = items
+        joined = joined_strings(items)
+        if joined is not None:
+            strings: Sequence[str] = items
             if "&" in joined or "<" in joined or ">" in joined:
-                strings = map(_escape, items)
+                strings = [_escape(item) for item in items]
             write("<value><string>")
-            write("</string></value>\n<value><string>".join(strings))
+            self._flush()
+            self._parts += _joined_parts(strings)
             write("</string></value>\n")
         else:
             for item in items:

@@ -62,13 +62,16 @@ def legal_text(text: object, limit: int | None = None) -> str:
     return legal
 
 
-def all_strings(items: list[Any] | tuple[Any, ...]) -> bool:
+def joined_strings(items: list[Any] | tuple[Any, ...]) -> str | None:
     """
-    Whether *items* is a non-empty list of exactly ``str``, found in C: the
-    checks, encoders and size estimates of long lists of strings (row
-    lists) then work on them in bulk.
+    The strings *items* holds, joined, or ``None`` if it is empty or holds
+    anything else: found in C, so that the checks, encoders and size
+    estimates of long lists of strings (row lists) work on them in bulk.
     """
-    return bool(items) and set(map(type, items)) == {str}
+    try:
+        return "".join(items) if items else None
+    except TypeError:
+        return None
 
 
 def _child(path: str, key: str) -> str:
@@ -105,7 +108,8 @@ def _convert(value: object, path: str, what: str) -> SAMPValue:
             out[key] = _convert(item, _child(path, key), what)
         return out
     if isinstance(value, (list, tuple)):
-        if all_strings(value) and _ILLEGAL_CHAR.search("".join(value)) is None:
+        joined = joined_strings(value)
+        if joined is not None and _ILLEGAL_CHAR.search(joined) is None:
             return list(value)  # a million rows checked by one search
         return [
             _convert(item, f"{path}[{index}]" if path else f"[{index}]", what)
@@ -167,7 +171,7 @@ def from_xmlrpc(value: object) -> SAMPValue:
     if isinstance(value, dict):
         return {str(k): from_xmlrpc(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        if all_strings(value):
+        if joined_strings(value) is not None:
             return list(value)
         return [from_xmlrpc(item) for item in value]
     if isinstance(value, bool):

@@ -12,7 +12,7 @@ import resource
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from ._encoding import all_strings
+from ._encoding import joined_strings
 
 MAX_NESTING = 64
 """
@@ -171,9 +171,9 @@ def message_size(value: object) -> int:
                 size += _MEMBER_MARKUP + len(key)
                 stack.append(member)
         elif isinstance(item, (list, tuple)):
-            if all_strings(item):
-                # A row list: counted in C.
-                size += len(item) * _VALUE_MARKUP + sum(map(len, item))
+            joined = joined_strings(item)
+            if joined is not None:  # a row list: counted in C
+                size += len(item) * _VALUE_MARKUP + len(joined)
             else:
                 stack.extend(item)
         else:

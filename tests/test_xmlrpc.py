@@ -4,6 +4,7 @@ Tests for XML-RPC over Agent and the XML-RPC resource in
 L{sampy_twisted._xmlrpc}, over loopback.
 """
 
+import threading
 import xmlrpc.client
 
 from twisted.internet import defer, protocol, reactor
@@ -20,10 +21,10 @@ from sampy_twisted._xmlrpc import (
     XMLRPCResource,
     _BytesProducer,
     _NamedHostEndpoint,
-
     make_site,
 )
-from sampy_twisted._codec import safe_loads
+from sampy_twisted import _xmlrpc
+from sampy_twisted._codec import dumps_call, safe_loads
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]>
@@ -244,6 +245,83 @@ class ProxyTests(TestCase):
         fault = self.assertRaises(xmlrpc.client.Fault, xmlrpc.client.loads, body)
         self.assertIn("cannot parse", fault.faultString)
 
+    def parsed_in_threads(self):
+        """Record the thread each request is parsed in."""
+        where = []
+
+        def recording_loads(data):
+            where.append(threading.current_thread() is threading.main_thread())
+            return safe_loads(data)
+
+        self.patch(_xmlrpc, "safe_loads", recording_loads)
+        return where
+
+    @defer.inlineCallbacks
+    def test_big_request_parsed_in_thread(self):
+        """A body over THREADED_PARSE_BYTES is parsed in the reactor's
+        thread pool, and answered as any other; a small one is parsed at
+        once."""
+        where = self.parsed_in_threads()
+        _, proxy = self.hub()
+        rows = [str(i) for i in range(100_000)]
+        self.assertEqual((yield proxy.call("echo", rows)), [rows])
+        self.assertEqual((yield proxy.call("echo", "small")), ["small"])
+        # The big request in a thread; its answer, the small request and
+        # its answer in the reactor's.
+        self.assertEqual(where, [False, True, True, True])
+
+    @defer.inlineCallbacks
+    def test_big_malformed_request(self):
+        """A big body that is not XML-RPC is a fault, parsed in a thread."""
+        where = self.parsed_in_threads()
+        called = []
+        _, proxy = self.hub(echo=lambda *a: called.append(a))
+        body = dumps_call("echo", [["x"] * 100_000])[:-20]
+        code, answer = yield self.raw_post(proxy.url, body)
+        fault = self.assertRaises(xmlrpc.client.Fault, xmlrpc.client.loads, answer)
+        self.assertIn("cannot parse", fault.faultString)
+        self.assertEqual((where, called), ([False], []))
+
+    @defer.inlineCallbacks
+    def test_hang_up_while_parsing(self):
+        """A call whose caller hangs up while its big body is parsed is
+        not made."""
+        called, started, release = [], defer.Deferred(), threading.Event()
+
+        def slow_loads(data):
+            reactor.callFromThread(started.callback, None)
+            release.wait(10)
+            return safe_loads(data)
+
+        self.patch(_xmlrpc, "safe_loads", slow_loads)
+        resource = XMLRPCResource({"echo": lambda *a: called.append(a)})
+        answered = defer.Deferred()
+        original = resource._parsed
+
+        def parsed(*args):
+            original(*args)
+            answered.callback(None)
+
+        resource._parsed = parsed
+        site = make_site(resource)
+        closed = defer.Deferred()
+        site_closed = site.channel_closed
+
+        def channel_closed(channel):
+            site_closed(channel)
+            closed.callback(None)
+
+        site.channel_closed = channel_closed
+        proxy = self.proxy(self.serve(site))
+        call = proxy.call("echo", ["x"] * 100_000)
+        yield started
+        call.cancel()  # the proxy closes the connection
+        yield self.assertFailure(call, defer.CancelledError, XMLRPCError)
+        yield closed
+        release.set()
+        yield answered
+        self.assertEqual(called, [])
+
     @defer.inlineCallbacks
     def test_get_refused(self):
         _, proxy = self.hub()
@@ -413,3 +491,50 @@ def _next_turn():
     d = defer.Deferred()
     reactor.callLater(0, d.callback, None)
     return d
+
+
+class _PausingConsumer:
+    """Pauses its producer after every write, as a full connection does."""
+
+    def __init__(self):
+        self.written = []
+        self.producer = None
+
+    def write(self, data):
+        self.written.append(data)
+        self.producer.pauseProducing()
+
+
+class BytesProducerTests(SynchronousTestCase):
+    """
+    L{_BytesProducer} writes its parts as the connection takes them.
+    """
+
+    def test_pieces_as_taken(self):
+        """Big parts go out a piece at a time, each after the connection
+        asks for more; small ones whole; the Deferred fires after the
+        last."""
+        parts = [b"head", bytes(range(256)) * 1000, b"", b"tail"]
+        producer = _BytesProducer(parts)
+        self.assertEqual(producer.length, sum(map(len, parts)))
+        consumer = _PausingConsumer()
+        consumer.producer = producer
+        done = producer.startProducing(consumer)
+        while not done.called:
+            producer.resumeProducing()
+        self.assertEqual(b"".join(consumer.written), b"".join(parts))
+        self.assertLessEqual(max(map(len, consumer.written)), 64 * 1024)
+        self.assertEqual(consumer.written[0], b"head")
+        self.assertIsNone(self.successResultOf(done))
+
+    def test_stopped(self):
+        """After stopProducing nothing more is written and the Deferred
+        never fires."""
+        producer = _BytesProducer([b"x" * 200_000])
+        consumer = _PausingConsumer()
+        consumer.producer = producer
+        done = producer.startProducing(consumer)
+        producer.stopProducing()
+        producer.resumeProducing()
+        self.assertEqual(len(consumer.written), 1)
+        self.assertNoResult(done)
