@@ -295,17 +295,7 @@ class _Scanner:
         else:
             text = self._chars()
             self._end(tag)
-        if tag == "string":
-            return text
-        if tag == "int" or tag == "i4":
-            return int(text)
-        if tag == "boolean" and text in ("0", "1"):
-            return text == "1"
-        if tag == "double":
-            return float(text)
-        if tag == "nil" and not text:
-            return None
-        raise _Unusual()
+        return _scalar(tag, text)
 
     def _struct(self) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -544,7 +534,12 @@ def _tree_value(value: ElementTree.Element) -> Any:
         return items
     if len(node):
         raise _Unusual()
-    text = node.text or ""
+    return _scalar(tag, node.text or "")
+
+
+def _scalar(tag: str, text: str) -> Any:
+    """The value of a scalar element *tag* holding *text*, as
+    xmlrpc.client's unmarshaller decodes the types SAMP peers send."""
     if tag == "string":
         return text
     if tag == "int" or tag == "i4":
