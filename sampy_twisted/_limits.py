@@ -32,6 +32,10 @@ list or map adds three (``array``, ``data``, ``value``, or ``struct``,
 ``member``, ``value``), and the innermost value holds a type element.
 """
 
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""Largest XML-RPC body, request or response, accepted by default: room
+for a ``table.select.rowList`` of about 1.7 million rows."""
+
 DEFAULT_MAX_CONNECTIONS = 1000
 """
 Most connections open at once on one server, lowered to half the process's
