@@ -1,6 +1,7 @@
 """
-The ``sampy-twisted`` console script: ``ping`` runs without Twisted
-(:mod:`._oneshot`) when its command line is one that module serves; every
+The ``sampy-twisted`` console script: ``ping`` and ``send --notify`` run
+without Twisted (:mod:`._oneshot`) when the command line is one that module
+serves; every
 other command line goes to the full command, :func:`sampy_twisted._cli.main`,
 unchanged.  This module imports only the standard library until it knows
 which.
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         :func:`sampy_twisted._cli.main`).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["ping"]:
+    if argv[:1] in (["ping"], ["send"]):
         from . import _oneshot
 
         command = _oneshot.parse(argv)

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_oneshot -*-
 """
-One-shot CLI commands without a reactor: ``sampy-twisted ping`` and
-``sampy-twisted ping TARGET``, served by blocking XML-RPC requests to the
-hub over :mod:`http.client`.
+One-shot CLI commands without a reactor: ``sampy-twisted ping``,
+``sampy-twisted ping TARGET`` and ``sampy-twisted send MTYPE ... --notify``,
+served by blocking XML-RPC requests to the hub over :mod:`http.client`.
 
 Importing Twisted's reactor, HTTP client and server alone takes longer
 than JSAMP's whole ``messagesender`` ping; these commands need none of it.
@@ -39,8 +39,9 @@ from ._encoding import check_samp_value, from_xmlrpc, message_map
 from ._errors import SAMPHubError
 from ._hubfile import lockfile_location, read_lockfile
 from ._limits import DEFAULT_MAX_BYTES
+from ._mtype import is_mtype
 
-__all__ = ["NotServed", "Ping", "parse", "run"]
+__all__ = ["Command", "NotServed", "Notify", "Ping", "parse", "run"]
 
 HUB_TIMEOUT = 30.0
 """Seconds a hub request may take (the Twisted hub proxy's default)."""
@@ -52,9 +53,6 @@ CALL_GRACE = 1
 """Seconds the hub's own ``callAndWait`` timeout exceeds ``--wait``, so
 that ours runs out first and the outcome reads as it does in the full
 command ("no response within ..."), never as a refusal by the hub."""
-
-_COMMAND = "ping"
-
 
 class NotServed(Exception):
     """The full command must run this one: nothing was sent to the hub."""
@@ -99,6 +97,27 @@ class Ping:
     name: str
 
 
+@dataclass(frozen=True)
+class Notify:
+    """
+    A ``send --notify`` command line.
+
+    :ivar mtype: the MType.
+    :ivar params: the ``samp.params`` map.
+    :ivar to: the recipients' names or ids; empty for every subscriber.
+    :ivar name: the ``samp.name`` to register with.
+    """
+
+    mtype: str
+    params: dict[str, str]
+    to: tuple[str, ...]
+    name: str
+
+
+Command = Ping | Notify
+"""A command line this module serves."""
+
+
 def _seconds(value: str) -> float | None:
     # What _options.positive_seconds accepts, without its error.
     try:
@@ -108,19 +127,23 @@ def _seconds(value: str) -> float | None:
     return seconds if 0 < seconds < math.inf else None
 
 
-def _name(value: str) -> str | None:
-    if not value:
-        return None
+def _samp_string(value: str) -> str | None:
+    """*value* if it is a SAMP string, else ``None``."""
     try:
-        return check_samp_value(value, "--name")
+        return check_samp_value(value, "value")
     except (TypeError, ValueError):
         return None
 
 
-def _options(arguments: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
-    """``--wait`` and ``--name`` (each at most once) and the positional
-    arguments, or ``None`` for anything else."""
-    values: dict[str, str] = {}
+def _options(
+    arguments: Sequence[str], valued: Sequence[str], flags: Sequence[str] = (), repeatable: Sequence[str] = ()
+) -> tuple[dict[str, list[str]], list[str]] | None:
+    """
+    The options among *arguments* (each ``--name VALUE`` or ``--name=VALUE``
+    in *valued*, or a flag in *flags*; only those in *repeatable* more than
+    once), and the positional arguments; ``None`` for anything else.
+    """
+    values: dict[str, list[str]] = {}
     positional: list[str] = []
     rest = iter(arguments)
     for argument in rest:
@@ -131,20 +154,61 @@ def _options(arguments: Sequence[str]) -> tuple[dict[str, str], list[str]] | Non
             positional.append(argument)
             continue
         option, equals, value = argument.partition("=")
-        if option not in ("--wait", "--name") or option in values:
+        if option in values and option not in repeatable:
             return None
-        if not equals:
+        if option in flags and not equals:
+            value = ""
+        elif option not in valued:
+            return None
+        elif not equals:
             following = next(rest, None)
             if following is None:
                 return None
             value = following
-        values[option] = value
+        values.setdefault(option, []).append(value)
     return values, positional
 
 
-def parse(argv: Sequence[str]) -> Ping | None:
+def _ping(arguments: Sequence[str]) -> Ping | None:
+    parsed = _options(arguments, ("--wait", "--name"))
+    if parsed is None:
+        return None
+    values, positional = parsed
+    if len(positional) > 1:
+        return None
+    wait = _seconds(values["--wait"][0]) if "--wait" in values else text.DEFAULT_WAIT
+    name = _samp_string(values["--name"][0]) if "--name" in values else f"{text.PROGRAM} ping"
+    if wait is None or not name:
+        return None
+    return Ping(positional[0] if positional else None, wait, name)
+
+
+def _notify(arguments: Sequence[str]) -> Notify | None:
+    parsed = _options(arguments, ("--to", "--name"), flags=("--notify",), repeatable=("--to",))
+    if parsed is None:
+        return None
+    values, positional = parsed
+    if "--notify" not in values or not positional or not is_mtype(positional[0]):
+        return None
+    params: dict[str, str] = {}
+    for pair in positional[1:]:
+        key, sep, value = pair.partition("=")
+        checked = _samp_string(value)
+        if not sep or not key or key in params or checked is None:
+            return None
+        params[key] = checked
+    to = values.get("--to", [])
+    name = _samp_string(values["--name"][0]) if "--name" in values else f"{text.PROGRAM} send"
+    if not name or not all(to):
+        return None
+    return Notify(positional[0], params, tuple(to), name)
+
+
+def parse(argv: Sequence[str]) -> Command | None:
     """
-    Recognise a command line this module serves, strictly.
+    Recognise a command line this module serves, strictly: ``ping
+    [NAME_OR_ID] [--wait SECONDS] [--name NAME]``, and ``send MTYPE
+    [KEY=VALUE ...] --notify [--to NAME_OR_ID ...] [--name NAME]``.
 
     :param argv: the arguments, without the program name.
     :return: the command, or ``None`` when the full command must run it:
@@ -152,19 +216,11 @@ def parse(argv: Sequence[str]) -> Ping | None:
         abbreviations), a repeated option, or a value the full command
         rejects (it then says why).
     """
-    if not argv or argv[0] != _COMMAND:
-        return None
-    parsed = _options(argv[1:])
-    if parsed is None:
-        return None
-    values, positional = parsed
-    if len(positional) > 1:
-        return None
-    wait = _seconds(values["--wait"]) if "--wait" in values else text.DEFAULT_WAIT
-    name = _name(values["--name"]) if "--name" in values else f"{text.PROGRAM} {_COMMAND}"
-    if wait is None or name is None:
-        return None
-    return Ping(positional[0] if positional else None, wait, name)
+    if argv[:1] == ["ping"]:
+        return _ping(argv[1:])
+    if argv[:1] == ["send"]:
+        return _notify(argv[1:])
+    return None
 
 
 # -- the hub, over http.client -------------------------------------------------
@@ -350,20 +406,50 @@ def _ping_hub(params: Mapping[str, str], out: Callable[[str], None]) -> int:
     return text.EXIT_OK
 
 
-def _ping_client(command: Ping, params: Mapping[str, str], out: Callable[[str], None]) -> int:
-    assert command.target is not None
+@contextmanager
+def _registration(params: Mapping[str, str], name: str) -> Iterator[tuple[_Hub, str]]:
+    """
+    Registered with the hub as *name*, as the full command's client
+    registers (a ping first, then metadata), without a callback; always
+    unregistered at the end.
+
+    :return: a context giving the hub and the private key.
+    """
     hub = _Hub(params["samp.hub.xmlrpc.url"])
-    _first_call(hub, "samp.hub.ping")  # as the full command's client does first
+    _first_call(hub, "samp.hub.ping")
     key: str | None = None
     try:
         key = _register(hub, params["samp.secret"])
-        hub.call("samp.hub.declareMetadata", key, {"samp.name": command.name})
-        recipients, names = _resolve(hub, key, command.target)
-        results = [_ping_one(hub, key, recipient, command.wait, names, out) for recipient in recipients]
+        hub.call("samp.hub.declareMetadata", key, {"samp.name": name})
+        yield hub, key
     finally:
         with _signals_ignored():
             _unregister(hub, key)
+
+
+def _ping_client(command: Ping, params: Mapping[str, str], out: Callable[[str], None]) -> int:
+    assert command.target is not None
+    with _registration(params, command.name) as (hub, key):
+        recipients, names = _resolve(hub, key, [command.target])
+        results = [_ping_one(hub, key, recipient, command.wait, names, out) for recipient in recipients]
     return text.EXIT_OK if all(results) else text.EXIT_FAILED
+
+
+def _send_notification(command: Notify, params: Mapping[str, str], out: Callable[[str], None]) -> int:
+    message = message_map(command.mtype, command.params)
+    with _registration(params, command.name) as (hub, key):
+        if command.to:
+            recipients, names = _resolve(hub, key, list(command.to))
+            for recipient in recipients:
+                hub.call("samp.hub.notify", key, recipient, message)
+        else:
+            recipients = sorted(hub.call("samp.hub.notifyAll", key, message), key=text.natural)
+            names = _names(hub, key, recipients)
+        if not recipients:
+            raise _UserError(f"no client is subscribed to {command.mtype}")
+        for recipient in recipients:
+            out(f"{text.label(recipient, names)}: notified")
+    return text.EXIT_OK
 
 
 def _register(hub: _Hub, secret: str) -> str:
@@ -399,21 +485,25 @@ def _names(hub: _Hub, key: str, ids: list[str]) -> dict[str, str | None]:
     return names
 
 
-def _resolve(hub: _Hub, key: str, target: str) -> tuple[list[str], dict[str, str | None]]:
-    """The ids *target* (an id or a name) stands for, as the full command
-    resolves them, and the names of every client."""
+def _resolve(hub: _Hub, key: str, targets: list[str]) -> tuple[list[str], dict[str, str | None]]:
+    """The ids *targets* (ids or names) stand for, in order and without
+    repeats, as the full command resolves them, and every client's name."""
     ids = list(hub.call("samp.hub.getRegisteredClients", key))
     names = _names(hub, key, ids)
-    if target in ids:
-        return [target], names
-    wanted = target.casefold()
-    matches = sorted(
-        (cid for cid, name in names.items() if name is not None and name.casefold() == wanted),
-        key=text.natural,
-    )
-    if not matches:
-        raise _UserError(text.not_found(target))
-    return matches, names
+    found: list[str] = []
+    for target in targets:
+        if target in ids:
+            matches = [target]
+        else:
+            wanted = target.casefold()
+            matches = sorted(
+                (cid for cid, name in names.items() if name is not None and name.casefold() == wanted),
+                key=text.natural,
+            )
+        if not matches:
+            raise _UserError(text.not_found(target))
+        found.extend(cid for cid in matches if cid not in found)
+    return found, names
 
 
 def _ping_one(
@@ -440,7 +530,7 @@ def _ping_one(
 
 
 def run(
-    command: Ping,
+    command: Command,
     environ: Mapping[str, str],
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -465,6 +555,8 @@ def run(
     try:
         with _signals_stop():
             params = _hub_params(environ)
+            if isinstance(command, Notify):
+                return _send_notification(command, params, out)
             if command.target is None:
                 return _ping_hub(params, out)
             return _ping_client(command, params, out)
@@ -472,5 +564,5 @@ def run(
         message = "interrupted"
     except (SAMPHubError, _HubFault, _Unreachable, _UserError) as exc:
         message = str(exc)
-    print(text.failed(_COMMAND, message), file=errors, flush=True)
+    print(text.failed("send" if isinstance(command, Notify) else "ping", message), file=errors, flush=True)
     return text.EXIT_FAILED

@@ -1,5 +1,5 @@
 """
-The one-shot ``ping`` without Twisted (``sampy_twisted._oneshot``), reached
+The one-shot ``ping`` and ``send --notify`` without Twisted (``sampy_twisted._oneshot``), reached
 through the console script's entry (``sampy_twisted._cli_entry``): it must
 print what the full command prints and exit as it does, against our hub
 and JSAMP's, without importing Twisted; anything else goes to the full
@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from sampy_twisted import SAMPIntegratedClient
 from sampy_twisted import _cli
 from sampy_twisted._hub import SAMPHubServer
-from sampy_twisted._oneshot import Ping, parse
+from sampy_twisted._oneshot import Notify, Ping, parse
 from sampy_twisted._process import lockfile_environ, spawn
 from sampy_twisted.testing import hub_for_test
 
@@ -84,6 +84,31 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(parse(["ping", "--wait", "2.5", "topcat"]), Ping("topcat", 2.5, name))
         self.assertEqual(parse(["ping", "x", "--wait=3", "--name=me"]), Ping("x", 3.0, "me"))
         self.assertEqual(parse(["ping", "--name", "a b", "--", "-odd"]), Ping("-odd", 10.0, "a b"))
+        self.assertEqual(parse(["ping", "--name=x=y"]), Ping(None, 10.0, "x=y"))
+
+    def test_served_notify(self):
+        """send --notify, with KEY=VALUE parameters, --to (repeatable) and
+        --name."""
+        name = "sampy-twisted send"
+        self.assertEqual(parse(["send", "x.y", "--notify"]), Notify("x.y", {}, (), name))
+        self.assertEqual(
+            parse(["send", "--notify", "table.load.votable", "url=file:///t.vot", "a==b", "--to", "topcat",
+                   "--to=c1", "--name", "me"]),
+            Notify("table.load.votable", {"url": "file:///t.vot", "a": "=b"}, ("topcat", "c1"), "me"),
+        )
+
+    def test_not_served_send(self):
+        """Calls, and anything the full command refuses, go to it."""
+        for argv in (
+            ["send", "x.y"], ["send", "x.y", "--call"], ["send", "x.y", "--notify", "--wait", "1"],
+            ["send", "--notify"], ["send", "not an mtype", "--notify"], ["send", "x.y", "a", "--notify"],
+            ["send", "x.y", "=a", "--notify"], ["send", "x.y", "a=1", "a=2", "--notify"],
+            ["send", "x.y", "a=caf\u00e9", "--notify"], ["send", "x.y", "--notify", "--to", ""],
+            ["send", "x.y", "--notify", "--notify"], ["send", "x.y", "--notify=yes"], ["send", "x.y", "--notify", "--to"],
+            ["send", "x.y", "--notify", "--name", ""], ["-v", "send", "x.y", "--notify"],
+            ["send", "x.y", "--notify", "--cert-file", "c.pem"],
+        ):
+            self.assertIsNone(parse(argv), argv)
 
     def test_not_served(self):
         """Anything else, or anything the full command refuses (it says
@@ -210,6 +235,46 @@ class ParityMixin:
         self.assertRegex(out, rf"^{grumpy.get_public_id()} \(grumpy\): samp\.error: .*not today.* \(N ms\)\n$")
         self.assertEqual(len(self.flushLoggedErrors(LookupError)), 2)
 
+    async def listener(self, name="listener"):
+        client = await self.client(name)
+        heard = []
+        client.bind_receive_notification("x-test.note", lambda key, sender, mtype, params, extra: heard.append(params))
+        return client, heard
+
+    async def test_notify_all(self):
+        """send --notify to every subscriber."""
+        listener, heard = await self.listener()
+        before = await self.registered()
+        code, out, err = await self.both("send", "x-test.note", "a=1", "b=x y", "--notify")
+        self.assertEqual((code, out, err), (0, f"{listener.get_public_id()} (listener): notified\n", ""))
+        self.assertEqual(await self.registered(), before)
+        self.assertEqual(heard, [{"a": "1", "b": "x y"}] * 2)
+
+    async def test_notify_to(self):
+        """send --notify --to: each client once, in order."""
+        listener, heard = await self.listener()
+        other, _ = await self.listener("other")
+        code, out, err = await self.both(
+            "send", "x-test.note", "--notify", "--to", "other", "--to", "LISTENER", "--to", listener.get_public_id(),
+            "--name", "notifier",
+        )
+        expected = f"{other.get_public_id()} (other): notified\n{listener.get_public_id()} (listener): notified\n"
+        self.assertEqual((code, out, err), (0, expected, ""))
+        self.assertEqual(len(heard), 2)
+
+    async def test_notify_refused(self):
+        """A client not subscribed, no subscriber at all, no such client:
+        one line on stderr, exit 1."""
+        code, out, err = await self.both("send", "x-test.note", "--notify", "--to", "hub")
+        self.assertEqual((code, out), (1, ""))
+        self.assertRegex(err, r"^sampy-twisted send: .+\n$")
+        code, out, err = await self.both("send", "x-test.none", "--notify")
+        self.assertEqual((code, out, err), (1, "", "sampy-twisted send: no client is subscribed to x-test.none\n"))
+        code, out, err = await self.both("send", "x-test.note", "--notify", "--to", "nobody")
+        self.assertEqual(
+            (code, out, err), (1, "", "sampy-twisted send: no registered client is named 'nobody' or has that id\n")
+        )
+
     async def interrupted(self, signum):
         """A ping waiting for an answer, stopped by *signum*: one line,
         exit status 1, unregistered; the one-shot and the full command."""
@@ -279,9 +344,9 @@ class NoHubTests(TestCase):
     async def test_no_lockfile(self):
         """The lockfile is missing."""
         lockfile = os.path.join(self.directory, "absent.samp")
-        for argv in (["ping"], ["ping", "hub"]):
+        for argv in (["ping"], ["ping", "hub"], ["send", "x.y", "--notify"]):
             result = await self.both(argv, self.environ(lockfile))
-            message = f"sampy-twisted ping: no SAMP hub is running: lockfile {lockfile} does not exist\n"
+            message = f"sampy-twisted {argv[0]}: no SAMP hub is running: lockfile {lockfile} does not exist\n"
             self.assertEqual(result, (1, "", message))
 
     async def test_dead_hub(self):
@@ -293,9 +358,10 @@ class NoHubTests(TestCase):
         lockfile = os.path.join(self.directory, "dead.samp")
         with open(lockfile, "w") as f:
             f.write(f"samp.secret=0123456789abcdef\nsamp.hub.xmlrpc.url={url}\nsamp.profile.version=1.3\n")
-        for argv in (["ping"], ["ping", "hub"]):
+        for argv in (["ping"], ["ping", "hub"], ["send", "x.y", "--notify"]):
             result = await self.both(argv, self.environ(lockfile))
-            self.assertEqual(result, (1, "", f"sampy-twisted ping: samp.hub.ping at {url} failed: connection refused\n"))
+            message = f"sampy-twisted {argv[0]}: samp.hub.ping at {url} failed: connection refused\n"
+            self.assertEqual(result, (1, "", message))
 
 
 class FallbackTests(TestCase):
@@ -310,7 +376,8 @@ class FallbackTests(TestCase):
         os.makedirs(directory)
         environ = lockfile_environ(directory, os.path.join(directory, "absent.samp"))
         environ["PYTHONPATH"] = ROOT
-        for argv in (["ping", "--help"], ["ping", "--wait", "0"], ["ping", "a", "b"], ["-v", "ping"], ["clients"]):
+        for argv in (["ping", "--help"], ["ping", "--wait", "0"], ["ping", "a", "b"], ["-v", "ping"], ["clients"],
+                     ["send", "x.y", "a=1", "a=2", "--notify"], ["send", "x.y"]):
             code, out, err, loaded = await fast(argv, environ, directory)
             self.assertTrue(loaded, argv)
             expected = await full(argv, environ, directory)
