@@ -6,6 +6,7 @@ and JSAMP's, without importing Twisted; anything else goes to the full
 command.
 """
 
+import configparser
 import os
 import re
 import signal
@@ -131,6 +132,17 @@ class ParseTests(SynchronousTestCase):
             served = parse(argv)
             self.assertEqual((served.target, served.wait, served.name),
                              (options["target"], options["wait"], options["name"]))
+
+
+class EntryPointTests(SynchronousTestCase):
+    """The console script setup.cfg declares."""
+
+    def test_declared(self):
+        """sampy-twisted runs _cli_entry.main, which tests here run."""
+        config = configparser.ConfigParser()
+        config.read(os.path.join(ROOT, "setup.cfg"))
+        scripts = config["options.entry_points"]["console_scripts"].split("\n")
+        self.assertIn("sampy-twisted = sampy_twisted._cli_entry:main", [line.strip() for line in scripts])
 
 
 class ParityMixin:
