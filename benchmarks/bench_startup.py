@@ -16,13 +16,19 @@ time of the process (user + system, children included).
 sampy-twisted ping hub
     the console script: registers, sends ``samp.app.ping`` to the client
     named (or with the id) ``hub`` (the hub itself), waits for its answer,
-    unregisters.  Run as installed next to this interpreter (and, if the
-    ``sampy-twisted`` on PATH is another program, such as a pyenv shim, as
-    that too), importing this checkout's package.
+    unregisters.  The script is the one pip writes for the entry point
+    setup.cfg declares (``sampy_twisted._cli_entry:main``), written to the
+    temporary directory: it runs ``ping`` without Twisted
+    (``sampy_twisted._oneshot``), through the hub's ``samp.hub.callAndWait``.
+    If the ``sampy-twisted`` installed next to this interpreter (or first on
+    PATH, such as a pyenv shim) runs another entry point (an install older
+    than the one-shot path), it gets a row of its own.
+sampy-twisted ping
+    the console script's ``samp.hub.ping`` only: no registration.
 python -m sampy_twisted._cli ping hub
-    the same without the console script.
+    the full command, on Twisted: a callback server, ``samp.hub.call``.
 python -m sampy_twisted._cli ping
-    ``samp.hub.ping`` only: no registration, no callback server.
+    the full command's ``samp.hub.ping`` only.
 JSAMP messagesender
     ``messagesender -mtype samp.app.ping -targetid hub -mode sync``:
     registers, sends ``samp.app.ping`` to the hub through
@@ -47,6 +53,7 @@ end, on error and on Ctrl-C.  See benchmarks/README.md.
 """
 
 import argparse
+import configparser
 import os
 import shutil
 import signal
@@ -98,33 +105,76 @@ class Command:
         return f"PYTHONPATH={self.root} {line}" if self.root else line
 
 
-def _console_scripts():
+def _entry_point():
+    """``(module, function)`` of the ``sampy-twisted`` console script, as
+    setup.cfg declares it."""
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    for line in config["options.entry_points"]["console_scripts"].splitlines():
+        name, _, target = line.partition("=")
+        if name.strip() == SCRIPT:
+            module, _, function = target.strip().partition(":")
+            return module, function
+    raise LookupError(f"setup.cfg declares no {SCRIPT} console script")
+
+
+def write_console_script(directory):
     """
-    The ``sampy-twisted`` scripts to run: the one installed next to this
-    interpreter, and the one on PATH when that is another program (a pyenv
-    shim, which runs the first through a shell script).
+    Write the ``sampy-twisted`` script pip would install for setup.cfg's
+    entry point (the same lines, this interpreter in its ``#!`` line).
+
+    :return: its path.
+    """
+    module, function = _entry_point()
+    path = os.path.join(directory, SCRIPT)
+    with open(path, "w") as f:
+        f.write(
+            f"#!{sys.executable}\n"
+            "# -*- coding: utf-8 -*-\n"
+            "import re\n"
+            "import sys\n"
+            f"from {module} import {function}\n"
+            "if __name__ == '__main__':\n"
+            "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+            f"    sys.exit({function}())\n"
+        )
+    os.chmod(path, 0o755)
+    return path
+
+
+def _installed_scripts():
+    """
+    The installed ``sampy-twisted`` scripts that run another entry point
+    than setup.cfg's (an install older than this checkout): the one next to
+    this interpreter, and the one on PATH when that is another program (a
+    pyenv shim, which runs the first through a shell script).
 
     :return: a list of ``(title, path)``.
     """
+    module, function = _entry_point()
     scripts = []
     beside = os.path.join(os.path.dirname(sys.executable), SCRIPT)
     if os.path.isfile(beside) and os.access(beside, os.X_OK):
-        scripts.append((GOAL, beside))
+        with open(beside, errors="replace") as f:
+            current = f"from {module} import {function}" in f.read()
+        if not current:
+            scripts.append(("ping hub (installed script, older entry)", beside))
     on_path = shutil.which(SCRIPT)
-    if on_path and not any(os.path.samefile(on_path, path) for _, path in scripts):
-        title = GOAL if not scripts else "ping hub (sampy-twisted on PATH)"
-        scripts.append((title, on_path))
+    if on_path and not (os.path.exists(beside) and os.path.samefile(on_path, beside)):
+        scripts.append(("ping hub (sampy-twisted on PATH)", on_path))
     return scripts
 
 
-def commands(options, home):
+def commands(options, home, script):
     """The command lines of one run, in their first order."""
     from sampy_twisted._jsamp import JSampNotFound, find_jsamp, jsamp_command
 
     python = sys.executable
-    rows = [Command(title, [path, "ping", "hub"], ROOT, "samp.ok") for title, path in _console_scripts()]
-    if not rows:
-        print(f"note: no {SCRIPT} console script installed; 'pip install .' adds it", file=sys.stderr)
+    rows = [
+        Command(GOAL, [script, "ping", "hub"], ROOT, "samp.ok"),
+        Command("ping (console script, hub only)", [script, "ping"], ROOT, "alive"),
+    ]
+    rows += [Command(title, [path, "ping", "hub"], ROOT, "samp.ok") for title, path in _installed_scripts()]
     rows += [
         Command("python -m ... ping hub", [python, "-m", "sampy_twisted._cli", "ping", "hub"], ROOT, "samp.ok"),
         Command("python -m ... ping (hub only)", [python, "-m", "sampy_twisted._cli", "ping"], ROOT, "alive"),
@@ -277,7 +327,7 @@ async def orchestrate(reactor, options):
             # directory, so none of them reads the hub's own files.
             environ = dict(state["hub"].environ, HOME=home)
             runner = state["runner"] = Runner(environ, home)
-            rows = commands(options, home)
+            rows = commands(options, home, write_console_script(directory))
             print(f"\n{HUB_TITLES[kind]} hub, {options.n} rounds; the commands:")
             for row in rows:
                 print(f"  {row.name}: {row.shown()}")

@@ -12,9 +12,7 @@ goes to stderr only with ``-v``.
 from __future__ import annotations
 
 import getopt
-import json
 import os
-import re
 import shutil
 import sys
 import textwrap
@@ -36,6 +34,9 @@ from twisted.python.failure import Failure
 
 import sampy_twisted
 
+from . import _cli_text
+from ._cli_text import DEFAULT_WAIT, DISCONNECT_TIMEOUT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROGRAM
+from ._cli_text import as_json as _json, describe as _describe, label as _label, natural as _natural
 from ._discovery import get_hub_params
 from ._encoding import check_samp_value, message_map
 from ._errors import (
@@ -68,22 +69,11 @@ _ClientRow = tuple[str, str, list[str]]
 
 __all__ = ["Options", "main", "run"]
 
-PROGRAM = "sampy-twisted"
-DEFAULT_WAIT = 10.0
-"""Seconds ``send`` and ``ping`` wait for each response by default."""
-
-DISCONNECT_TIMEOUT = 5.0
-"""Seconds a command waits for the hub while unregistering at its end."""
-
 HUB_CHECK_INTERVAL = 5.0
 """Seconds between ``snoop``'s checks that the hub still knows it."""
 
 HUB_CHECK_TIMEOUT = 10.0
 """Seconds the hub may take to answer one of ``snoop``'s checks."""
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 class UserError(Exception):
@@ -95,15 +85,6 @@ def _wait_seconds(text: str) -> float:
         return positive_seconds("wait")(text)
     except ValueError as exc:
         raise usage.UsageError(str(exc)) from None
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=True)
-
-
-def _natural(client_id: str) -> list[int | str]:
-    """Sort ``c2`` before ``c10``."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", client_id)]
 
 
 # -- options ------------------------------------------------------------------
@@ -661,11 +642,6 @@ async def _names(client: SAMPIntegratedClient, ids: list[str]) -> dict[str, str 
     return dict(zip(ids, names))
 
 
-def _label(client_id: str, names: Mapping[str, str | None]) -> str:
-    name = names.get(client_id)
-    return f"{client_id} ({name})" if name else client_id
-
-
 async def _resolve(client: SAMPIntegratedClient, targets: list[str]) -> tuple[list[str], dict[str, str | None]]:
     """The ids of *targets* (ids or names), in order, without repeats."""
     ids = list(await client.get_registered_clients())
@@ -681,7 +657,7 @@ async def _resolve(client: SAMPIntegratedClient, targets: list[str]) -> tuple[li
                 key=_natural,
             )
         if not matches:
-            raise UserError(f"no registered client is named {target!r} or has that id")
+            raise UserError(_cli_text.not_found(target))
         found.extend(cid for cid in matches if cid not in found)
     return found, names
 
@@ -848,24 +824,13 @@ async def _call_one(
     try:
         response = await client.call_and_wait(recipient, message, wait)
     except SAMPCallTimeout:
-        console.out(f"{label}: no response within {wait:g} s")
+        console.out(_cli_text.no_response(label, wait))
         return False
     except SAMPProxyError as exc:
-        console.out(f"{label}: refused by the hub: {exc}")
+        console.out(_cli_text.refused(label, str(exc)))
         return False
     console.out(f"{label}: {_describe(response)}")
     return response.get("samp.status") == SAMP_STATUS_OK
-
-
-def _describe(response: dict[str, Any]) -> str:
-    status = response.get("samp.status", "?")
-    text = str(status)
-    error = response.get("samp.error")
-    if status != SAMP_STATUS_OK and isinstance(error, dict):
-        text += f": {error.get('samp.errortxt', '')}"
-    if status in (SAMP_STATUS_OK, SAMP_STATUS_WARNING):
-        text += f" {_json(response.get('samp.result', {}))}"
-    return text
 
 
 def _snooped(mtype: str, sender: str, msg_id: str | None, params: dict[str, Any]) -> str:
@@ -949,8 +914,7 @@ class _Timed:
 
     def out(self, text: str) -> None:
         """Write a line of results, with the time taken."""
-        elapsed = (self._reactor.seconds() - self._started) * 1000
-        self._console.out(f"{text} ({elapsed:.0f} ms)")
+        self._console.out(_cli_text.timed(text, self._reactor.seconds() - self._started))
 
 
 async def _ping_hub(reactor: IReactorTime, console: Console, options: usage.Options) -> int:
@@ -958,9 +922,9 @@ async def _ping_hub(reactor: IReactorTime, console: Console, options: usage.Opti
     hub = SAMPHubProxy(reactor=reactor)
     started = reactor.seconds()
     await hub.connect(hub_params=params, tls=options["hub_tls"])  # pings it
-    elapsed = (reactor.seconds() - started) * 1000
+    elapsed = reactor.seconds() - started
     await hub.disconnect()
-    console.out(f"hub at {params['samp.hub.xmlrpc.url']}: alive ({elapsed:.0f} ms)")
+    console.out(_cli_text.hub_alive(params["samp.hub.xmlrpc.url"], elapsed))
     return EXIT_OK
 
 
@@ -1030,7 +994,7 @@ async def run(reactor: IReactorTime, options: Options, console: Console | None =
             message = "interrupted"
         if message is None:
             raise
-        console.err(f"{PROGRAM} {name}: {message}")
+        console.err(_cli_text.failed(name, message))
         return EXIT_FAILED
 
 

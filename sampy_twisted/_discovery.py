@@ -1,6 +1,8 @@
 # -*- test-case-name: tests.test_discovery -*-
 """
-Standard Profile hub discovery: where the lockfile is and what it says.
+Standard Profile hub discovery: where the lockfile is and what it says
+(read by :mod:`._hubfile`, which needs no Twisted), lockfiles fetched over
+http, and which hubs answer.
 
 ``SAMP_HUB=std-lockurl:<url>`` names the lockfile (``file:`` or ``http:``);
 otherwise it is ``.samp`` in the home directory (``USERPROFILE`` on Windows).
@@ -12,9 +14,8 @@ from __future__ import annotations
 import os
 import ssl
 import xmlrpc.client
-from urllib.parse import unquote, urlsplit
 from collections.abc import Mapping
-from urllib.request import url2pathname
+from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -22,7 +23,18 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
+from . import _hubfile
 from ._errors import SAMPHubError
+from ._hubfile import (  # re-exported: the names this module always had
+    MAX_LOCKFILE_BYTES as MAX_LOCKFILE_BYTES,
+    MULTI_HUB_DIR as MULTI_HUB_DIR,
+    REQUIRED_KEYS as REQUIRED_KEYS,
+    STD_LOCKURL as STD_LOCKURL,
+    _home,
+    decode_lockfile,
+    default_lockfile_path as default_lockfile_path,
+    lockfile_location as lockfile_location,
+)
 from ._reactor import default_reactor
 from ._xmlrpc import XMLRPCProxy, _BoundedBody
 
@@ -37,67 +49,8 @@ __all__ = [
 
 _log = Logger()
 
-STD_LOCKURL = "std-lockurl:"
-REQUIRED_KEYS = ("samp.secret", "samp.hub.xmlrpc.url")
-MULTI_HUB_DIR = ".samp-1"
-MAX_LOCKFILE_BYTES = 1024 * 1024
-
-
-def _home(environ: Mapping[str, str]) -> str:
-    if os.name == "nt" and environ.get("USERPROFILE"):
-        return environ["USERPROFILE"]
-    home = environ.get("HOME")
-    if not home:
-        raise SAMPHubError(
-            "cannot find the SAMP lockfile: neither SAMP_HUB nor HOME is set"
-        )
-    return home
-
-
-def default_lockfile_path(environ: Mapping[str, str] | None = None) -> str:
-    """
-    The standard lockfile path, ``~/.samp``, ignoring ``SAMP_HUB``.
-
-    :param environ: the environment to read (``os.environ`` by default).
-    :rtype: str
-    """
-    environ = os.environ if environ is None else environ
-    return os.path.join(_home(environ), ".samp")
-
-
-def lockfile_location(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """
-    Where the Standard Profile lockfile is, following SAMP 1.3 §4.
-
-    :param environ: the environment to read (``os.environ`` by default).
-    :return: ``("file", path)`` for a local file, or ``("url", url)`` for a
-        lockfile published over ``http:``/``https:``.
-    :raises SAMPHubError: ``SAMP_HUB`` is set but is not a ``std-lockurl:``
-        with a ``file:`` or ``http(s):`` URL.
-    """
-    environ = os.environ if environ is None else environ
-    value = environ.get("SAMP_HUB", "").strip()
-    if not value:
-        return "file", default_lockfile_path(environ)
-    if not value.startswith(STD_LOCKURL):
-        raise SAMPHubError(
-            f"SAMP_HUB={value!r} is not supported: only the Standard Profile "
-            f"form 'std-lockurl:<url>' is understood"
-        )
-    url = value[len(STD_LOCKURL):]
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise SAMPHubError(
-                f"SAMP_HUB={value!r}: file URL names host {parts.netloc!r}; "
-                f"only local files can be read"
-            )
-        return "file", url2pathname(unquote(parts.path))
-    if parts.scheme in ("http", "https"):
-        return "url", url
-    raise SAMPHubError(
-        f"SAMP_HUB={value!r}: the lockfile URL must be file:, http: or https:"
-    )
+def _bad_line(number: int, source: str) -> None:
+    _log.warn("Ignoring line {number} of SAMP lockfile {source}: not key=value", number=number, source=source)
 
 
 def parse_lockfile(text: str, source: str = "lockfile") -> dict[str, str]:
@@ -105,8 +58,9 @@ def parse_lockfile(text: str, source: str = "lockfile") -> dict[str, str]:
     Parse lockfile text into a dict of its entries.
 
     Lines starting ``#`` and blank lines are skipped; each other line is split
-    at its first ``=``, so values may themselves contain ``=``.  Java-style
-    ``\\:`` escapes in the hub URL are undone.
+    at its first ``=``, so values may themselves contain ``=`` (other lines
+    are logged and skipped).  Java-style ``\\:`` escapes in the hub URL are
+    undone.
 
     :param str text: the lockfile's content.
     :param str source: the file or URL, named in errors.
@@ -114,51 +68,7 @@ def parse_lockfile(text: str, source: str = "lockfile") -> dict[str, str]:
     :raises SAMPHubError: a required key is missing or the hub URL is not an
         http(s) URL.
     """
-    params: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            _log.warn(
-                "Ignoring line {number} of SAMP lockfile {source}: not key=value",
-                number=number,
-                source=source,
-            )
-            continue
-        params[key] = value.strip()
-    missing = [key for key in REQUIRED_KEYS if not params.get(key)]
-    if missing:
-        raise SAMPHubError(
-            f"SAMP lockfile {source} is incomplete or broken: no "
-            f"{' or '.join(missing)} (try deleting it if no hub is running)"
-        )
-    url = params["samp.hub.xmlrpc.url"].replace("\\", "")
-    if not _is_hub_url(url):
-        raise SAMPHubError(
-            f"SAMP lockfile {source}: samp.hub.xmlrpc.url={url!r} is not a valid "
-            f"http or https URL"
-        )
-    params["samp.hub.xmlrpc.url"] = url
-    return params
-
-
-def _is_hub_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # a port out of range raises only when read
-    except ValueError:  # an unclosed [ or a bad port
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
-
-
-def _decode(data: bytes, source: str) -> str:
-    try:
-        return data.decode("ascii")
-    except UnicodeDecodeError:
-        raise SAMPHubError(f"SAMP lockfile {source} is not an ASCII text file") from None
+    return _hubfile.parse_lockfile(text, source, _bad_line)
 
 
 def read_lockfile(path: str) -> dict[str, str]:
@@ -170,16 +80,7 @@ def read_lockfile(path: str) -> dict[str, str]:
     :raises SAMPHubError: the file is missing ("no hub is running"),
         unreadable, too large, or malformed.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_LOCKFILE_BYTES + 1)
-    except FileNotFoundError:
-        raise SAMPHubError(f"no SAMP hub is running: lockfile {path} does not exist") from None
-    except OSError as exc:
-        raise SAMPHubError(f"cannot read SAMP lockfile {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_LOCKFILE_BYTES:
-        raise SAMPHubError(f"SAMP lockfile {path} is too large to be a lockfile")
-    return parse_lockfile(_decode(data, path), path)
+    return _hubfile.read_lockfile(path, _bad_line)
 
 
 def _fetch_lockfile(url: str, reactor: IReactorTime, timeout: float) -> defer.Deferred[dict[str, str]]:
@@ -198,7 +99,7 @@ def _fetch_lockfile(url: str, reactor: IReactorTime, timeout: float) -> defer.De
 
     d = requested.addCallback(got)
     d.addTimeout(timeout, reactor)
-    parsed = d.addCallback(lambda data: parse_lockfile(_decode(data, url), url))
+    parsed = d.addCallback(lambda data: parse_lockfile(decode_lockfile(data, url), url))
 
     def failed(failure: Failure) -> Failure:
         if failure.check(SAMPHubError):

@@ -8,11 +8,13 @@ rate-limited log line a refused request earns.
 from __future__ import annotations
 
 import resource
-
-from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from typing import TYPE_CHECKING
 
 from ._encoding import joined_strings
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+    from twisted.logger import Logger
 
 MAX_NESTING = 64
 """
@@ -29,6 +31,10 @@ four elements deep (``methodCall``, ``params``, ``param``, ``value``), each
 list or map adds three (``array``, ``data``, ``value``, or ``struct``,
 ``member``, ``value``), and the innermost value holds a type element.
 """
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""Largest XML-RPC body, request or response, accepted by default: room
+for a ``table.select.rowList`` of about 1.7 million rows."""
 
 DEFAULT_MAX_CONNECTIONS = 1000
 """
@@ -96,8 +102,19 @@ def connection_cap(wanted: int | None = None) -> int:
 
 
 # Module level, not a class attribute: a Logger read from an instance names
-# the instance as the event's source, and the class as its namespace.
-_log = Logger(namespace="sampy_twisted.refused")
+# the instance as the event's source, and the class as its namespace.  Made
+# on first use: the limits are also read where Twisted is not loaded (the
+# reactor-free one-shot commands import the codec, which reads them).
+_log: Logger | None = None
+
+
+def _refused_log() -> Logger:
+    global _log
+    if _log is None:
+        from twisted.logger import Logger
+
+        _log = Logger(namespace="sampy_twisted.refused")
+    return _log
 
 
 class RejectionLog:
@@ -137,7 +154,7 @@ class RejectionLog:
             return
         self._written += 1
         suppressed, self.suppressed = self.suppressed, 0
-        _log.info(
+        _refused_log().info(
             "refused a request from {peer}: {reason}{more}",
             peer=peer[:100],
             reason=reason[:200],

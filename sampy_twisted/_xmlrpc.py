@@ -72,6 +72,7 @@ from ._codec import dumps_fault, dumps_response, encode_call, safe_loads
 from ._encoding import SAMPValue, from_xmlrpc
 from . import _limits
 from ._limits import (
+    DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES,
     RejectionLog,
     connection_cap,
 )
@@ -79,10 +80,6 @@ from ._reactor import default_reactor
 
 THREADED_PARSE_BYTES = 1024 * 1024
 """Request bodies from this size on are parsed in the reactor's thread pool."""
-
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-"""Largest XML-RPC body, request or response, accepted by default: room
-for a ``table.select.rowList`` of about 1.7 million rows."""
 
 _ERROR_BODY_BYTES = 64 * 1024
 _BODY_PIECE = 64 * 1024
