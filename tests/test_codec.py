@@ -8,6 +8,7 @@ generated at random and mutated at random.
 import random
 import xmlrpc.client
 
+from twisted.python.monkey import MonkeyPatcher
 from twisted.trial.unittest import SynchronousTestCase
 
 from sampy_twisted._codec import (
@@ -22,6 +23,7 @@ from sampy_twisted._codec import (
     encode_call,
     safe_loads,
 )
+from sampy_twisted import _encoding, _limits
 from sampy_twisted._encoding import check_samp_value, from_xmlrpc
 from sampy_twisted._limits import MAX_NESTING, message_size
 
@@ -65,6 +67,14 @@ def bare_strings(document):
     """*document* with its ``<string>`` elements left out, as some peers
     write strings."""
     return document.replace(b"<string>", b"").replace(b"</string>", b"")
+
+
+def outcome_of(function, value):
+    """("ok", function(value)) or (exception class name, text)."""
+    try:
+        return "ok", function(value)
+    except (TypeError, ValueError) as exc:
+        return type(exc).__name__, str(exc)
 
 
 def outcome(parse, document):
@@ -303,6 +313,24 @@ class BulkChecksTests(SynchronousTestCase):
     The bulk paths for lists of strings in the SAMP checks and the size
     estimate give what the item-by-item ones give.
     """
+
+    def plain(self, function, value):
+        """What *function* makes of *value* with the bulk paths turned off:
+        ("ok", result) or (exception class, text)."""
+        off = lambda items: None  # noqa: E731
+        patcher = MonkeyPatcher((_encoding, "joined_strings", off), (_limits, "joined_strings", off))
+        return patcher.runWithPatches(outcome_of, function, value)
+
+    def test_random_values(self):
+        """The checks, the lenient conversion and the size estimate give,
+        on random values with bad strings here and there (control
+        characters, non-ASCII, non-strings in lists), what they give item
+        by item."""
+        rng = random.Random(5)
+        for _ in range(400):
+            value = random_value(rng, scalars=rng.random() < 0.3)
+            for function in (check_samp_value, from_xmlrpc, message_size):
+                self.assertEqual(outcome_of(function, value), self.plain(function, value))
 
     def test_check_names_bad_row(self):
         """A bad string in a long list is named by its index."""
