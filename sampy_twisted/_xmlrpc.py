@@ -43,7 +43,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     ITCPTransport,
 )
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
@@ -388,6 +388,228 @@ class _BoundedBody(Protocol):
         return b"".join(self._parts)
 
 
+_MAX_RESPONSE_HEAD = 64 * 1024
+
+
+class _ResponseHead:
+    """The status line and the headers of a response, as far as one request
+    on its own connection needs them."""
+
+    def __init__(self, head: bytes) -> None:
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
+        status = lines[0].split(b" ", 2)
+        if len(status) < 2 or not status[0].startswith(b"HTTP/"):
+            raise ValueError(f"bad status line {lines[0][:80]!r}")
+        self.code = int(status[1])
+        self.phrase = status[2] if len(status) > 2 else b""
+        self.length: int | None = None
+        self.chunked = False
+        name = b""
+        for line in lines[1:]:
+            if not line:
+                continue
+            if line[0] in b" \t":  # continues the previous header
+                continue
+            name, sep, value = line.partition(b":")
+            if not sep:
+                raise ValueError(f"bad header line {line[:80]!r}")
+            name, value = name.strip().lower(), value.strip()
+            if name == b"content-length":
+                length = int(value)
+                if length < 0 or (self.length is not None and self.length != length):
+                    raise ValueError("bad Content-Length")
+                self.length = length
+            elif name == b"transfer-encoding":
+                if value.lower() != b"chunked":
+                    raise ValueError(f"unknown Transfer-Encoding {value[:40]!r}")
+                self.chunked = True
+
+
+class _OneShotRequest(Protocol):
+    """
+    One XML-RPC request on a connection of its own, which the server closes
+    after answering (as JSAMP's, astropy's and DS9's callback servers do):
+    the request is written whole on connecting, and the response read with
+    no more machinery than that needs.  Twisted's Agent and its connection
+    pool cost several times more per request, for a connection they cannot
+    keep anyway.
+
+    Its limits are those of :class:`_BoundedBody`: a body past ``limit``
+    bytes (``_ERROR_BODY_BYTES`` for an answer that is not 200) fails the
+    request and drops the connection.  Nothing is ever sent twice.
+
+    :ivar done: fires with the body of a 200 answer; fails with
+        :class:`XMLRPCError` for another status or too long a body, and with
+        ``ResponseNeverReceived`` or ``ResponseFailed`` when the connection
+        ends first (the latter carrying the bytes received, in
+        :meth:`received`, as the Agent's do for DS9's short bodies).
+    """
+
+    def __init__(self, request: bytes, limit: int, url: str) -> None:
+        self._request = request
+        self._limit = limit
+        self._url = url
+        self._buffer = b""
+        self._head: _ResponseHead | None = None
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._chunks: Any = None  # Twisted's chunked decoder, for a chunked body
+        self.done: defer.Deferred[bytes] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self._request)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        if self._head is None:
+            self._buffer += data
+            self._read_head()
+        elif self._chunks is not None:
+            self._feed_chunks(data)
+        else:
+            self._body(data)
+
+    def _read_head(self) -> None:
+        while self._head is None:
+            end = _head_end(self._buffer)
+            if end is None:
+                if len(self._buffer) > _MAX_RESPONSE_HEAD:
+                    self._fail(XMLRPCError(f"response headers from {self._url} are too long", self._url))
+                return
+            head, rest = self._buffer[: end[0]], self._buffer[end[1] :]
+            try:
+                parsed = _ResponseHead(head)
+            except ValueError as exc:
+                self._fail(XMLRPCError(f"bad HTTP response from {self._url}: {exc}", self._url))
+                return
+            self._buffer = rest
+            if 100 <= parsed.code < 200:
+                continue  # an interim answer: the real one follows
+            self._start_body(parsed)
+        rest, self._buffer = self._buffer, b""
+        if self._chunks is not None:
+            if rest:
+                self._feed_chunks(rest)
+        elif rest or self._head.length == 0:
+            self._body(rest)
+
+    def _start_body(self, head: _ResponseHead) -> None:
+        self._head = head
+        if head.code != 200:
+            self._limit = _ERROR_BODY_BYTES
+        if head.chunked:
+            self._chunks = http._ChunkedTransferDecoder(self._chunk, self._chunks_done)
+        elif head.length is not None and head.length > self._limit:
+            self._too_long()
+
+    def _feed_chunks(self, data: bytes) -> None:
+        try:
+            self._chunks.dataReceived(data)
+        except Exception as exc:
+            self._fail(XMLRPCError(f"bad chunked body from {self._url}: {exc}", self._url))
+
+    def _chunk(self, data: bytes) -> None:
+        self._body(data, chunked=True)
+
+    def _chunks_done(self, rest: bytes) -> None:
+        self._finish()
+
+    def _body(self, data: bytes, chunked: bool = False) -> None:
+        if self.done.called:
+            return
+        head = self._head
+        assert head is not None
+        if not chunked and head.length is not None:
+            data = data[: head.length - self._size]
+        self._size += len(data)
+        if self._size > self._limit:
+            self._too_long()
+            return
+        self._parts.append(data)
+        if not chunked and self._size == head.length:
+            self._finish()
+
+    def _too_long(self) -> None:
+        self._parts = []
+        self._fail(XMLRPCError(f"response from {self._url} exceeds {self._limit} bytes", self._url))
+
+    def _finish(self) -> None:
+        head = self._head
+        if self.done.called or head is None:
+            return
+        if self.transport is not None:
+            self.transport.loseConnection()
+        if head.code == 200:
+            self.done.callback(self.received())
+        else:
+            self.done.errback(self._not_ok(head))
+
+    def _not_ok(self, head: _ResponseHead) -> XMLRPCError:
+        return XMLRPCError(
+            f"{self._url} answered HTTP {head.code} "
+            f"{head.phrase.decode('latin-1')}, not an XML-RPC response",
+            self._url,
+        )
+
+    def _fail(self, error: Exception) -> None:
+        if self.transport is not None:
+            cast(ITCPTransport, self.transport).abortConnection()
+        if not self.done.called:
+            self.done.errback(error)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.done.called:
+            return
+        head = self._head
+        if head is None:
+            # As the Agent says it: whether any of the response arrived.
+            kind = ResponseFailed if self._buffer else ResponseNeverReceived
+            self.done.errback(kind([reason]))  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        elif head.code != 200:
+            self.done.errback(self._not_ok(head))
+        elif head.length is None and self._chunks is None:
+            # A body ended by its connection may be cut short: refused, as
+            # the Agent refuses it.
+            self.done.errback(http.PotentialDataLoss())
+        else:
+            self.done.errback(ResponseFailed([reason]))  # type: ignore[no-untyped-call]  # not annotated in Twisted
+
+    def received(self) -> bytes:
+        """The body received so far (nothing once past the limit)."""
+        return b"".join(self._parts)
+
+    def cancel(self) -> None:
+        """Drop the connection: nobody waits for the answer any more."""
+        if self.transport is not None:
+            cast(ITCPTransport, self.transport).abortConnection()
+
+
+def _head_end(data: bytes) -> tuple[int, int] | None:
+    """Where the header section in *data* ends and its body begins, with
+    lines ended by CRLF or a bare LF; ``None`` while incomplete."""
+    crlf, lf = data.find(b"\n\r\n"), data.find(b"\n\n")
+    if crlf < 0 and lf < 0:
+        return None
+    if lf < 0 or 0 <= crlf < lf:
+        return crlf, crlf + 3
+    return lf, lf + 2
+
+
+class _OneShotFactory(Factory):
+    """Builds the one :class:`_OneShotRequest` it was given, quietly (no
+    log line per connection)."""
+
+    noisy = False
+
+    def __init__(self, request: _OneShotRequest) -> None:
+        self._request = request
+
+    def buildProtocol(self, addr: IAddress | None) -> _OneShotRequest:
+        return self._request
+
+
 @implementer(IStreamClientEndpoint)
 class _NamedHostEndpoint:
     """
@@ -469,6 +691,22 @@ class _EndpointFactory:
             return _NamedHostEndpoint(self._reactor, host, port, self._timeout)
         kind = TCP4ClientEndpoint if address.version == 4 else TCP6ClientEndpoint
         return kind(self._reactor, str(address), port, timeout=self._timeout)
+
+
+def _one_shot_head(uri: URI) -> bytes:
+    """The head of a request for :class:`_OneShotRequest` to *uri*, as the
+    Agent writes it, with ``%d`` for the body's length."""
+    host: bytes = uri.host
+    path: bytes = uri.originForm
+    if b":" in host:  # an IPv6 address
+        host = b"[" + host + b"]"
+    if (uri.scheme, uri.port) not in ((b"http", 80), (b"https", 443)):
+        host = b"%b:%d" % (host, uri.port)
+    return (
+        b"POST " + path.replace(b"%", b"%%") + b" HTTP/1.1\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n"
+        b"Content-Type: text/xml; charset=utf-8\r\nHost: " + host.replace(b"%", b"%%") + b"\r\n\r\n"
+    )
 
 
 def _reason(failure: Failure) -> str:
@@ -578,6 +816,8 @@ class XMLRPCProxy:
             raise ValueError(f"XML-RPC URL {url!r} is not http or https")
         self.url = url
         self._url_bytes = url.encode("ascii")
+        self._uri = URI.fromBytes(self._url_bytes)
+        self._one_shot_head = _one_shot_head(self._uri)
         self._reactor = reactor
         self._endpoints = _EndpointFactory(reactor, connect_timeout, tls_policy)
         # (HTTPConnectionPool's __init__ is not annotated.)
@@ -619,6 +859,8 @@ class XMLRPCProxy:
         return d.addErrback(self._translate, method)
 
     def _request(self, method: str, body: bytes, retry: bool = True) -> defer.Deferred[Any]:
+        if not self._pool.persistent:
+            return self._one_shot(body)
         d: defer.Deferred[Any] = self._agent.request(
             b"POST", self._url_bytes, _CONTENT_TYPE, _BytesProducer(body)
         )
@@ -628,6 +870,37 @@ class XMLRPCProxy:
             # A cached connection the server had just closed: safe to resend.
             d.addErrback(self._retry_unsent, method, body)
         return d
+
+    def _one_shot(self, body: bytes) -> defer.Deferred[Any]:
+        """
+        Send *body* on a new connection of its own: for a server that closes
+        each one (see :meth:`_stop_reusing`), without the Agent's pool.
+        """
+        try:
+            endpoint = self._endpoints.endpointForURI(self._uri)
+        except XMLRPCError:
+            return defer.fail()
+        request = _OneShotRequest(self._one_shot_head % len(body) + body, self._max_bytes, self.url)
+        connecting = endpoint.connect(_OneShotFactory(request))
+
+        def cancel(_: object) -> None:
+            connecting.cancel()  # (nothing once connected)
+            request.cancel()
+
+        result: defer.Deferred[bytes] = defer.Deferred(cancel)
+
+        def settle(outcome: bytes | Failure) -> None:
+            if result.called:
+                return  # cancelled: the outcome of the cut connection
+            if isinstance(outcome, Failure):
+                result.errback(outcome)
+            else:
+                result.callback(outcome)
+
+        connecting.addCallbacks(lambda _: request.done.addBoth(settle), settle)
+        # (A Failure _cut_short returns is the Deferred's failure, not its result.)
+        result.addErrback(self._cut_short, request)
+        return result.addCallback(self._parse)
 
     def _retry_unsent(self, failure: Failure, method: str, body: bytes) -> defer.Deferred[Any]:
         failure.trap(RequestNotSent)
@@ -675,7 +948,7 @@ class XMLRPCProxy:
         # to it later: keep it, to close those too.
         self._retired_pools.append(old)
 
-    def _cut_short(self, failure: Failure, reader: _BoundedBody) -> Failure | bytes:
+    def _cut_short(self, failure: Failure, reader: _BoundedBody | _OneShotRequest) -> Failure | bytes:
         # DS9's xmlrpc.tcl measures a fault response, then trims its last
         # newline and closes: the body ends one byte short of its
         # Content-Length.  What arrived is the whole answer when it is a
