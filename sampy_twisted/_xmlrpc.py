@@ -34,16 +34,18 @@ from twisted.internet.endpoints import (
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet.interfaces import (
     IAddress,
+    IConnector,
     IConsumer,
     IDelayedCall,
     IProtocol,
     IProtocolFactory,
     IPushProducer,
+    IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
     ITCPTransport,
 )
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
@@ -580,6 +582,11 @@ class _OneShotRequest(Protocol):
         """The body received so far (nothing once past the limit)."""
         return b"".join(self._parts)
 
+    def connection_failed(self, reason: Failure) -> None:
+        """Fail: the connection could not be made."""
+        if not self.done.called:
+            self.done.errback(reason)
+
     def cancel(self) -> None:
         """Drop the connection: nobody waits for the answer any more."""
         if self.transport is not None:
@@ -597,9 +604,9 @@ def _head_end(data: bytes) -> tuple[int, int] | None:
     return lf, lf + 2
 
 
-class _OneShotFactory(Factory):
+class _OneShotFactory(ClientFactory):
     """Builds the one :class:`_OneShotRequest` it was given, quietly (no
-    log line per connection)."""
+    log line per connection), and tells it when connecting fails."""
 
     noisy = False
 
@@ -608,6 +615,9 @@ class _OneShotFactory(Factory):
 
     def buildProtocol(self, addr: IAddress | None) -> _OneShotRequest:
         return self._request
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        self._request.connection_failed(reason)
 
 
 @implementer(IStreamClientEndpoint)
@@ -707,6 +717,19 @@ def _one_shot_head(uri: URI) -> bytes:
         b"Connection: close\r\nContent-Length: %d\r\n"
         b"Content-Type: text/xml; charset=utf-8\r\nHost: " + host.replace(b"%", b"%%") + b"\r\n\r\n"
     )
+
+
+def _ip_literal(uri: URI) -> tuple[str, int] | None:
+    """The address and port of a plain ``http`` *uri* naming an IP
+    address, else ``None``."""
+    if uri.scheme != b"http":
+        return None
+    host = uri.host.decode("ascii").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host, uri.port
 
 
 def _reason(failure: Failure) -> str:
@@ -818,6 +841,8 @@ class XMLRPCProxy:
         self._url_bytes = url.encode("ascii")
         self._uri = URI.fromBytes(self._url_bytes)
         self._one_shot_head = _one_shot_head(self._uri)
+        self._address = _ip_literal(self._uri)
+        self._connect_timeout = connect_timeout
         self._reactor = reactor
         self._endpoints = _EndpointFactory(reactor, connect_timeout, tls_policy)
         # (HTTPConnectionPool's __init__ is not annotated.)
@@ -876,28 +901,47 @@ class XMLRPCProxy:
         Send *body* on a new connection of its own: for a server that closes
         each one (see :meth:`_stop_reusing`), without the Agent's pool.
         """
-        try:
-            endpoint = self._endpoints.endpointForURI(self._uri)
-        except XMLRPCError:
-            return defer.fail()
         request = _OneShotRequest(self._one_shot_head % len(body) + body, self._max_bytes, self.url)
-        connecting = endpoint.connect(_OneShotFactory(request))
+        factory = _OneShotFactory(request)
+        stop_connecting: Callable[[], object]
+        if self._address is not None:
+            # An address over plain HTTP: the reactor's connector alone,
+            # without an endpoint's wrappers and Deferreds.
+            host, port = self._address
+            connector = cast(IReactorTCP, self._reactor).connectTCP(
+                host, port, factory, timeout=self._connect_timeout
+            )
+
+            def stop_connecting() -> None:
+                if getattr(connector, "state", None) == "connecting":
+                    connector.stopConnecting()
+        else:
+            try:
+                endpoint = self._endpoints.endpointForURI(self._uri)
+            except XMLRPCError:
+                return defer.fail()
+            connecting = endpoint.connect(factory)
+            connecting.addErrback(request.connection_failed)
+            stop_connecting = connecting.cancel  # (nothing once connected)
+
+        cancelled = []
 
         def cancel(_: object) -> None:
-            connecting.cancel()  # (nothing once connected)
+            cancelled.append(True)  # the result is CancelledError, not what this causes
+            stop_connecting()
             request.cancel()
 
         result: defer.Deferred[bytes] = defer.Deferred(cancel)
 
         def settle(outcome: bytes | Failure) -> None:
-            if result.called:
+            if result.called or cancelled:
                 return  # cancelled: the outcome of the cut connection
             if isinstance(outcome, Failure):
                 result.errback(outcome)
             else:
                 result.callback(outcome)
 
-        connecting.addCallbacks(lambda _: request.done.addBoth(settle), settle)
+        request.done.addBoth(settle)
         # (A Failure _cut_short returns is the Deferred's failure, not its result.)
         result.addErrback(self._cut_short, request)
         return result.addCallback(self._parse)
@@ -1161,6 +1205,20 @@ class _LenientChannel(http.HTTPChannel):
     def allContentReceived(self) -> None:
         self._stop_deadline()
         super().allContentReceived()  # type: ignore[no-untyped-call]  # not annotated in Twisted
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        # One piece for the transport rather than four per header, each
+        # checked, counted and joined again by it.  (Headers sanitize what
+        # they hold; anything else goes Twisted's way.)
+        if not isinstance(headers, Headers) or self.transport is None:
+            super().writeHeaders(version, code, reason, headers)  # type: ignore[no-untyped-call]  # not annotated in Twisted
+            return
+        lines = [b"%s %s %s\r\n" % (version, code, reason)]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(b"\r\n")
+        self.transport.write(b"".join(lines))
 
     def checkPersistence(self, request: http.Request, version: bytes) -> bool:
         # Our XML-RPC client reuses a connection only when the response

@@ -750,3 +750,37 @@ class OneShotResponseTests(TestCase):
         while factory.open:
             await task.deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(len(factory.closed), 2)
+
+    async def switched(self, host="127.0.0.1"):
+        """A proxy to a scripted server that sends one-shot requests now,
+        and that server's factory and listening port."""
+        factory = protocol.Factory.forProtocol(_Scripted)
+        factory.script, factory.open, factory.closed = [], [], []
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(lambda: [p.transport.abortConnection() for p in list(factory.open)])
+        proxy = self.proxy(f"http://{host}:{port.getHost().port}/")
+        self.assertEqual(await proxy.call("ok"), "ok")
+        self.assertFalse(proxy.keeps_connections)
+        return proxy, factory, port
+
+    async def test_cancelled_while_connecting(self):
+        """A call cancelled before its connection is made fails with
+        CancelledError, and no connection reaches the server (by address
+        and by host name)."""
+        for host in ("127.0.0.1", "localhost"):
+            proxy, factory, port = await self.switched(host)
+            self.addCleanup(port.stopListening)
+            d = proxy.call("case")
+            d.cancel()
+            with self.assertRaises(defer.CancelledError):
+                await d
+            self.assertEqual(await proxy.call("ok"), "ok")
+            self.assertEqual(len(factory.closed) + len(factory.open), 2)
+
+    async def test_connection_refused(self):
+        """A server gone: the call fails with "connection refused"."""
+        proxy, _, port = await self.switched()
+        await port.stopListening()
+        with self.assertRaises(XMLRPCError) as caught:
+            await proxy.call("case")
+        self.assertIn("connection refused", str(caught.exception))
