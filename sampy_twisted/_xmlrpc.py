@@ -5,9 +5,10 @@ XML-RPC over Twisted's HTTP client and server, with SAMP's safety limits.
 The client side is built on :class:`twisted.web.client.Agent` rather than
 :class:`twisted.web.xmlrpc.Proxy`: it keeps HTTP/1.1 connections open where
 the server allows it, bounds concurrency, response size and time, and can
-carry client certificates.  The server side is a small resource that maps
-full dotted method names to callables, refuses DTDs and oversized bodies, and
-never answers ``nil``.
+carry client certificates.  To a server that closes every connection, each
+request goes on a connection of its own, without the Agent's pool.  The
+server side is a small resource that maps full dotted method names to
+callables, refuses DTDs and oversized bodies, and never answers ``nil``.
 """
 
 from __future__ import annotations
@@ -406,7 +407,6 @@ class _ResponseHead:
         self.phrase = status[2] if len(status) > 2 else b""
         self.length: int | None = None
         self.chunked = False
-        name = b""
         for line in lines[1:]:
             if not line:
                 continue

@@ -617,7 +617,8 @@ class _Scripted(protocol.Protocol):
             self.transport.loseConnection()
             return
         self.transport.write(piece)
-        task.deferLater(reactor, 0, self._write, pieces)
+        if pieces:
+            task.deferLater(reactor, 0, self._write, pieces)
 
 
 class OneShotResponseTests(TestCase):
