@@ -876,12 +876,30 @@ class XMLRPCProxy:
         body = dumps_call(method, args)
         if timeout is ...:
             timeout = self.timeout
-        d: defer.Deferred[Any] = self._semaphore.run(self._request, method, body)
+        d = self._start(method, body)
         d.addBoth(self._settle)
         if timeout is not None:
             # The time counts from the call, waiting for a free slot included.
             d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         return d.addErrback(self._translate, method)
+
+    def _start(self, method: str, body: bytes) -> defer.Deferred[Any]:
+        """The request, in a slot of the semaphore: taken at once when one
+        is free and nobody waits (the usual case), without the Deferreds
+        of ``DeferredSemaphore.run``; else in turn."""
+        semaphore = self._semaphore
+        if semaphore.tokens <= 0 or semaphore.waiting:
+            return semaphore.run(self._request, method, body)
+        semaphore.tokens -= 1
+        try:
+            d = self._request(method, body)
+        except Exception:
+            d = defer.fail()
+        return d.addBoth(self._release)
+
+    def _release(self, result: object) -> object:
+        self._semaphore.release()
+        return result
 
     def _request(self, method: str, body: bytes, retry: bool = True) -> defer.Deferred[Any]:
         if not self._pool.persistent:
