@@ -447,8 +447,9 @@ class _OneShotRequest(Protocol):
         :meth:`received`, as the Agent's do for DS9's short bodies).
     """
 
-    def __init__(self, request: bytes, limit: int, url: str) -> None:
+    def __init__(self, request: bytes, limit: int, url: str, eager: bool = False) -> None:
         self._request = request
+        self._eager = eager
         self._limit = limit
         self._url = url
         self._buffer = b""
@@ -460,7 +461,20 @@ class _OneShotRequest(Protocol):
 
     def connectionMade(self) -> None:
         assert self.transport is not None
-        self.transport.write(self._request)
+        data = self._request
+        if self._eager:
+            # A plain TCP connection (the proxy says so), just made, with
+            # nothing buffered: the request goes to the socket now rather
+            # than on the reactor's next turn, which saves that turn and two
+            # changes to the poller's set per request.  What the socket does
+            # not take, the transport sends; it also finds any error.
+            try:
+                sent = cast(Any, self.transport).getHandle().send(data)  # (ISystemHandle)
+            except OSError:
+                sent = 0
+            data = data[sent:]
+        if data:
+            self.transport.write(data)
 
     def dataReceived(self, data: bytes) -> None:
         if self.done.called:
@@ -919,7 +933,9 @@ class XMLRPCProxy:
         Send *body* on a new connection of its own: for a server that closes
         each one (see :meth:`_stop_reusing`), without the Agent's pool.
         """
-        request = _OneShotRequest(self._one_shot_head % len(body) + body, self._max_bytes, self.url)
+        request = _OneShotRequest(
+            self._one_shot_head % len(body) + body, self._max_bytes, self.url, eager=self._address is not None
+        )
         factory = _OneShotFactory(request)
         stop_connecting: Callable[[], object]
         if self._address is not None:
