@@ -7,11 +7,13 @@ Run as a script, it is our hub's child process when the hub is profiled or
 given settings the command line has no option for::
 
     python benchmarks/_common.py run-hub LOCKFILE [NAME=VALUE ...] [--profile OUT]
+                                         [--root DIR]
 
 runs a :class:`sampy_twisted.SAMPHubServer` (``NAME=VALUE``: its arguments,
 such as ``max_concurrent_deliveries=4``) until SIGTERM or SIGINT, optionally
 under cProfile measuring CPU time (not wall time: on a loaded machine wall
-time mostly measures waiting for a core), written to OUT when it stops.
+time mostly measures waiting for a core), written to OUT when it stops.  With ``--root DIR`` it imports the
+sampy_twisted package of DIR (another checkout) instead of this one's.
 """
 
 import os
@@ -24,13 +26,13 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 HUB_KINDS = ("ours", "jsamp", "astropy")
-HUB_TITLES = {"ours": "ours", "jsamp": "JSAMP", "astropy": "astropy"}
+HUB_TITLES = {"ours": "ours", "jsamp": "JSAMP", "astropy": "astropy", "baseline": "baseline"}
 
 # ``twistd`` as its console script runs it, for ``python -c``.
 _TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
-def our_hub_argv(lockfile, via="cli", profile=None, settings=None):
+def our_hub_argv(lockfile, via="cli", profile=None, settings=None, root=ROOT):
     """
     The command line running our hub in a child process.
 
@@ -39,9 +41,11 @@ def our_hub_argv(lockfile, via="cli", profile=None, settings=None):
     :param str profile: a path: profile the hub and write the profile there.
     :param dict settings: more :class:`SAMPHubServer` arguments.
     With either of these, the hub runs through :func:`run_hub` instead.
+    :param str root: the checkout whose sampy_twisted runs the hub.
     """
     if profile is not None or settings:
         extra = ["--profile", profile] if profile is not None else []
+        extra += ["--root", root]
         # The settings before --profile: argparse takes positionals in one run.
         return [sys.executable, os.path.abspath(__file__), "run-hub", lockfile,
                 *(f"{name}={value!r}" for name, value in (settings or {}).items()), *extra]
@@ -54,11 +58,13 @@ def our_hub_argv(lockfile, via="cli", profile=None, settings=None):
 def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile=None, settings=None,
                       root=ROOT):
     """
-    Start a hub of *kind* (``ours``, ``jsamp`` or ``astropy``) in a child
-    process, its home and lockfile (``<directory>/.samp``) in *directory*.
+    Start a hub of *kind* (``ours``, ``jsamp``, ``astropy``, or
+    ``baseline``: ours from the checkout *root*) in a child process, its
+    home and lockfile (``<directory>/.samp``) in *directory*.
 
-    :param str root: for ``ours``, the checkout whose ``sampy_twisted`` the
-        hub runs (this one by default; another to compare a change).
+    :param str root: for ``ours`` and ``baseline``, the checkout whose
+        ``sampy_twisted`` the hub runs (this one by default; another to
+        compare a change).
 
     :return: a Deferred firing with a
         :class:`sampy_twisted.testing.HubProcess` once the hub answers.
@@ -70,15 +76,15 @@ def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile
         return testing.start_jsamp_hub(reactor=reactor, directory=directory, timeout=timeout)
     if kind == "astropy":
         return testing.start_astropy_hub(reactor=reactor, directory=directory, timeout=timeout)
-    if kind != "ours":
+    if kind not in ("ours", "baseline"):
         raise ValueError(f"unknown hub kind {kind!r}")
     lockfile = os.path.join(directory, ".samp")
     env = lockfile_environ(directory, lockfile)
-    # The child must import that checkout (and twistd find its plugin).
+    # The child must import its checkout (and twistd find its plugin).
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    argv = our_hub_argv(lockfile, via, profile, settings)
-    name = "our hub" if profile or settings else f"our hub ({via})"
-    if root != ROOT:
+    argv = our_hub_argv(lockfile, via, profile, settings, root)
+    name = ("our hub" if kind == "ours" else "baseline hub") + ("" if profile or settings else f" ({via})")
+    if kind == "ours" and root != ROOT:
         name += f" from {root}"
     return start_hub(argv, env, directory, lockfile, timeout, reactor, name=name)
 
@@ -174,6 +180,8 @@ if __name__ == "__main__":
     parser.add_argument("command", choices=["run-hub"])
     parser.add_argument("lockfile")
     parser.add_argument("--profile", metavar="OUT")
+    parser.add_argument("--root", default=ROOT, help="the checkout whose sampy_twisted to run")
     parser.add_argument("settings", nargs="*", metavar="NAME=VALUE")
     args = parser.parse_args()
+    sys.path.insert(0, args.root)  # before run_hub imports sampy_twisted
     run_hub(args.lockfile, parse_settings(args.settings), args.profile)

@@ -9,10 +9,16 @@ child process, driven by the same clients.
                                    [--hub-setting NAME=VALUE]
                                    [--hub KIND] [--driver KIND] [--metric M]
                                    [--our-hub cli|twistd] [--profile-hub OUT]
+                                   [--baseline DIR]
 
 Each hub writes its lockfile in a temporary directory (never ~/.samp); ours
 runs as ``python -m sampy_twisted._cli hub`` (``sampy-twisted hub``) or,
-with ``--our-hub twistd``, as ``twistd -n samp-hub``.  The drivers:
+with ``--our-hub twistd``, as ``twistd -n samp-hub``.  With ``--baseline
+DIR``, a fourth hub, "baseline", is ours run from the sampy_twisted package
+in DIR (an older checkout, say ``git worktree add --detach /tmp/base
+COMMIT``), measured in the same rounds as the others, with an
+``ours/baseline`` column: what a change gains, and that nothing got slower.
+The drivers:
 
 astropy, ours
     a sender and a receiver of that client library (the workers of
@@ -201,8 +207,9 @@ async def orchestrate(reactor, options):
         hub_dir = os.path.join(directory, kind)
         os.makedirs(hub_dir)
         profile = options.profile_hub if kind == "ours" else None
+        root = options.baseline if kind == "baseline" else ROOT
         hub = await start_hub_process(kind, reactor, hub_dir, 60.0, options.our_hub, profile,
-                                      options.hub_settings)
+                                      options.hub_settings, root)
         if state["cleaned"] is not None:
             await hub.stop()  # started while the clean-up ran: it missed this one
             raise Stopping()
@@ -363,7 +370,8 @@ async def orchestrate(reactor, options):
               f"concurrency={options.concurrency}, repeat={options.repeat}, storm: -nclient "
               f"{options.storm_clients} -nquery {options.storm_queries} x{options.storm_repeat}; "
               f"our hub via {'run-hub ' + settings if settings or options.profile_hub else options.our_hub}; "
-              f"load average: {bench_client._load()}", flush=True)
+              f"load average: {bench_client._load()}"
+              + (f"; baseline: our hub from {options.baseline}" if options.baseline else ""), flush=True)
         await defer.gatherResults([defer.ensureDeferred(start_hub(k)) for k in options.hubs])
         libs = [d for d in options.drivers if d != "calcstorm"]
         pairs = dict(await defer.gatherResults(
@@ -451,8 +459,11 @@ def report(results, failed, options, notes):
     if "calcstorm" in options.drivers:
         figures += [("calcstorm", m) for m in STORM_MODES]
     kinds = options.hubs
-    throughput = [("driver", "figure", *(HUB_TITLES[k] for k in kinds), "ours/JSAMP", "ours/astropy", "goals")]
-    cpu_rows = [("driver", "figure", *(HUB_TITLES[k] for k in kinds))]
+    baseline = "baseline" in kinds
+    throughput = [("driver", "figure", *(HUB_TITLES[k] for k in kinds), "ours/JSAMP", "ours/astropy",
+                   *(("ours/baseline",) if baseline else ()), "goals")]
+    cpu_rows = [("driver", "figure", *(HUB_TITLES[k] for k in kinds),
+                 *(("ours/baseline",) if baseline else ()))]
     met = total = 0
     for driver, metric in figures:
         medians = {k: _median(results.get((driver, metric, k))) for k in kinds}
@@ -486,10 +497,17 @@ def report(results, failed, options, notes):
             ok = value >= goal
             met += ok
             goals.append(f">={goal:g}x {whom} {'yes' if ok else 'NO'}")
+        # Against the baseline: no goal, but a ratio under 1 is a slowdown.
+        vs_base = (ratio("baseline")[1],) if baseline else ()
         throughput.append((driver, title(driver, metric), *(cell(k) for k in kinds),
-                           vs_jsamp_text, vs_astropy_text, "; ".join(goals) or "-"))
+                           vs_jsamp_text, vs_astropy_text, *vs_base, "; ".join(goals) or "-"))
+        cpu = {k: medians[k][2] for k in kinds}
+        cpu_vs_base = ()
+        if baseline:
+            ours_cpu, base_cpu = cpu.get("ours"), cpu.get("baseline")
+            cpu_vs_base = ("-" if not ours_cpu or not base_cpu else f"{ours_cpu / base_cpu:.2f}",)
         cpu_rows.append((driver, title(driver, metric),
-                         *("-" if medians[k][2] is None else f"{medians[k][2]:.0f}" for k in kinds)))
+                         *("-" if cpu[k] is None else f"{cpu[k]:.0f}" for k in kinds), *cpu_vs_base))
     lines = [
         f"Throughput, messages/s (median of {options.repeat} rounds, calcstorm {options.storm_repeat}):",
         "",
@@ -539,6 +557,9 @@ def main(argv=None):
     parser.add_argument("--wait-timeout", type=int, default=2,
                         help="the timeout of astropy's client's call_and_wait, seconds (default 2): "
                              "what a lost reply costs")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also measure our hub run from the sampy_twisted package in DIR (say, an "
+                             "older checkout) as a fourth hub, 'baseline', to see what a change gains")
     parser.add_argument("--astropy-waiter", metavar="RECIPIENT", help=argparse.SUPPRESS)
     parser.add_argument("--hub-setting", dest="hub_settings", metavar="NAME=VALUE", action="append", default=[],
                         help="run our hub with this SAMPHubServer argument, such as "
@@ -554,6 +575,11 @@ def main(argv=None):
     if options.astropy_waiter:
         return astropy_waiter(options.astropy_waiter, options.wait_timeout)
     options.hubs = [k for k in HUB_KINDS if k in (options.hubs or HUB_KINDS)]
+    if options.baseline:
+        options.baseline = os.path.abspath(options.baseline)
+        if not os.path.isdir(os.path.join(options.baseline, "sampy_twisted")):
+            parser.error(f"--baseline: no sampy_twisted package in {options.baseline}")
+        options.hubs.append("baseline")
     options.drivers = [d for d in DRIVERS if d in (options.drivers or DRIVERS)]
     options.metrics = [m for m in CLIENT_METRICS if m in (options.metrics or CLIENT_METRICS)]
     if options.profile_hub:

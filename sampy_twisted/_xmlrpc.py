@@ -5,9 +5,10 @@ XML-RPC over Twisted's HTTP client and server, with SAMP's safety limits.
 The client side is built on :class:`twisted.web.client.Agent` rather than
 :class:`twisted.web.xmlrpc.Proxy`: it keeps HTTP/1.1 connections open where
 the server allows it, bounds concurrency, response size and time, and can
-carry client certificates.  The server side is a small resource that maps
-full dotted method names to callables, refuses DTDs and oversized bodies, and
-never answers ``nil``.
+carry client certificates.  To a server that closes every connection, each
+request goes on a connection of its own, without the Agent's pool.  The
+server side is a small resource that maps full dotted method names to
+callables, refuses DTDs and oversized bodies, and never answers ``nil``.
 """
 
 from __future__ import annotations
@@ -34,17 +35,19 @@ from twisted.internet.endpoints import (
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet.interfaces import (
     IAddress,
+    IConnector,
     IConsumer,
     IDelayedCall,
     IProtocol,
     IProtocolFactory,
     IPushProducer,
+    IReactorTCP,
     IReactorThreads,
     IReactorTime,
     IStreamClientEndpoint,
     ITCPTransport,
 )
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
@@ -200,6 +203,263 @@ class _BoundedBody(Protocol):
         return b"".join(self._parts)
 
 
+_MAX_RESPONSE_HEAD = 64 * 1024
+
+
+class _ResponseHead:
+    """The status line and the headers of a response, as far as one request
+    on its own connection needs them."""
+
+    def __init__(self, head: bytes) -> None:
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
+        status = lines[0].split(b" ", 2)
+        if len(status) < 2 or not status[0].startswith(b"HTTP/"):
+            raise ValueError(f"bad status line {lines[0][:80]!r}")
+        self.code = int(status[1])
+        self.phrase = status[2] if len(status) > 2 else b""
+        self.length: int | None = None
+        self.chunked = False
+        for line in lines[1:]:
+            if not line:
+                continue
+            if line[0] in b" \t":  # continues the previous header
+                continue
+            name, sep, value = line.partition(b":")
+            if not sep:
+                raise ValueError(f"bad header line {line[:80]!r}")
+            name, value = name.strip().lower(), value.strip()
+            if name == b"content-length":
+                length = int(value)
+                if length < 0 or (self.length is not None and self.length != length):
+                    raise ValueError("bad Content-Length")
+                self.length = length
+            elif name == b"transfer-encoding":
+                if value.lower() != b"chunked":
+                    raise ValueError(f"unknown Transfer-Encoding {value[:40]!r}")
+                self.chunked = True
+
+
+class _OneShotRequest(Protocol):
+    """
+    One XML-RPC request on a connection of its own, which the server closes
+    after answering (as JSAMP's, astropy's and DS9's callback servers do):
+    the request is written whole on connecting, and the response read with
+    no more machinery than that needs.  Twisted's Agent and its connection
+    pool cost several times more per request, for a connection they cannot
+    keep anyway.
+
+    Its limits are those of :class:`_BoundedBody`: a body past ``limit``
+    bytes (``_ERROR_BODY_BYTES`` for an answer that is not 200) fails the
+    request and drops the connection.  Nothing is ever sent twice.
+
+    :ivar done: fires with the body of a 200 answer; fails with
+        :class:`XMLRPCError` for another status or too long a body, and with
+        ``ResponseNeverReceived`` or ``ResponseFailed`` when the connection
+        ends first (the latter carrying the bytes received, in
+        :meth:`received`, as the Agent's do for DS9's short bodies).
+    """
+
+    def __init__(self, head: bytes, body: list[bytes], limit: int, url: str, eager: bool = False) -> None:
+        self._request_head = head
+        self._request_body = body
+        self._eager = eager
+        self._limit = limit
+        self._url = url
+        self._buffer = b""
+        self._head: _ResponseHead | None = None
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._chunks: Any = None  # Twisted's chunked decoder, for a chunked body
+        self.done: defer.Deferred[bytes] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        body, self._request_body = self._request_body, []
+        if sum(map(len, body)) > _BODY_PIECE:
+            self._stream(self._request_head, body)
+            return
+        data = b"".join([self._request_head, *body])
+        if self._eager:
+            # A plain TCP connection (the proxy says so), just made, with
+            # nothing buffered: the request goes to the socket now rather
+            # than on the reactor's next turn, which saves that turn and two
+            # changes to the poller's set per request.  What the socket does
+            # not take, the transport sends; it also finds any error.
+            try:
+                sent = cast(Any, self.transport).getHandle().send(data)  # (ISystemHandle)
+            except OSError:
+                sent = 0
+            data = data[sent:]
+        if data:
+            self.transport.write(data)
+
+    def _stream(self, head: bytes, body: list[bytes]) -> None:
+        # A big message: written as the connection takes it, rather than
+        # copied whole into the connection's buffer.
+        transport = cast(IConsumer, self.transport)  # a TCP or TLS transport
+        producer = _BytesProducer(body)
+        transport.write(head)
+        transport.registerProducer(producer, True)
+        producer.startProducing(transport).addCallback(lambda _: transport.unregisterProducer())
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        if self._head is None:
+            self._buffer += data
+            self._read_head()
+        elif self._chunks is not None:
+            self._feed_chunks(data)
+        else:
+            self._body(data)
+
+    def _read_head(self) -> None:
+        while self._head is None:
+            end = _head_end(self._buffer)
+            if end is None:
+                if len(self._buffer) > _MAX_RESPONSE_HEAD:
+                    self._fail(XMLRPCError(f"response headers from {self._url} are too long", self._url))
+                return
+            head, rest = self._buffer[: end[0]], self._buffer[end[1] :]
+            try:
+                parsed = _ResponseHead(head)
+            except ValueError as exc:
+                self._fail(XMLRPCError(f"bad HTTP response from {self._url}: {exc}", self._url))
+                return
+            self._buffer = rest
+            if 100 <= parsed.code < 200:
+                continue  # an interim answer: the real one follows
+            self._start_body(parsed)
+        rest, self._buffer = self._buffer, b""
+        if self._chunks is not None:
+            if rest:
+                self._feed_chunks(rest)
+        elif rest or self._head.length == 0:
+            self._body(rest)
+
+    def _start_body(self, head: _ResponseHead) -> None:
+        self._head = head
+        if head.code != 200:
+            self._limit = _ERROR_BODY_BYTES
+        if head.chunked:
+            self._chunks = http._ChunkedTransferDecoder(self._chunk, self._chunks_done)
+        elif head.length is not None and head.length > self._limit:
+            self._too_long()
+
+    def _feed_chunks(self, data: bytes) -> None:
+        try:
+            self._chunks.dataReceived(data)
+        except Exception as exc:
+            self._fail(XMLRPCError(f"bad chunked body from {self._url}: {exc}", self._url))
+
+    def _chunk(self, data: bytes) -> None:
+        self._body(data, chunked=True)
+
+    def _chunks_done(self, rest: bytes) -> None:
+        self._finish()
+
+    def _body(self, data: bytes, chunked: bool = False) -> None:
+        if self.done.called:
+            return
+        head = self._head
+        assert head is not None
+        if not chunked and head.length is not None:
+            data = data[: head.length - self._size]
+        self._size += len(data)
+        if self._size > self._limit:
+            self._too_long()
+            return
+        self._parts.append(data)
+        if not chunked and self._size == head.length:
+            self._finish()
+
+    def _too_long(self) -> None:
+        self._parts = []
+        self._fail(XMLRPCError(f"response from {self._url} exceeds {self._limit} bytes", self._url))
+
+    def _finish(self) -> None:
+        head = self._head
+        if self.done.called or head is None:
+            return
+        if self.transport is not None:
+            self.transport.loseConnection()
+        if head.code == 200:
+            self.done.callback(self.received())
+        else:
+            self.done.errback(self._not_ok(head))
+
+    def _not_ok(self, head: _ResponseHead) -> XMLRPCError:
+        return XMLRPCError(
+            f"{self._url} answered HTTP {head.code} "
+            f"{head.phrase.decode('latin-1')}, not an XML-RPC response",
+            self._url,
+        )
+
+    def _fail(self, error: Exception) -> None:
+        if self.transport is not None:
+            cast(ITCPTransport, self.transport).abortConnection()
+        if not self.done.called:
+            self.done.errback(error)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.done.called:
+            return
+        head = self._head
+        if head is None:
+            # As the Agent says it: whether any of the response arrived.
+            kind = ResponseFailed if self._buffer else ResponseNeverReceived
+            self.done.errback(kind([reason]))  # type: ignore[no-untyped-call]  # not annotated in Twisted
+        elif head.code != 200:
+            self.done.errback(self._not_ok(head))
+        elif head.length is None and self._chunks is None:
+            # A body ended by its connection may be cut short: refused, as
+            # the Agent refuses it.
+            self.done.errback(http.PotentialDataLoss())
+        else:
+            self.done.errback(ResponseFailed([reason]))  # type: ignore[no-untyped-call]  # not annotated in Twisted
+
+    def received(self) -> bytes:
+        """The body received so far (nothing once past the limit)."""
+        return b"".join(self._parts)
+
+    def connection_failed(self, reason: Failure) -> None:
+        """Fail: the connection could not be made."""
+        if not self.done.called:
+            self.done.errback(reason)
+
+    def cancel(self) -> None:
+        """Drop the connection: nobody waits for the answer any more."""
+        if self.transport is not None:
+            cast(ITCPTransport, self.transport).abortConnection()
+
+
+def _head_end(data: bytes) -> tuple[int, int] | None:
+    """Where the header section in *data* ends and its body begins, with
+    lines ended by CRLF or a bare LF; ``None`` while incomplete."""
+    crlf, lf = data.find(b"\n\r\n"), data.find(b"\n\n")
+    if crlf < 0 and lf < 0:
+        return None
+    if lf < 0 or 0 <= crlf < lf:
+        return crlf, crlf + 3
+    return lf, lf + 2
+
+
+class _OneShotFactory(ClientFactory):
+    """Builds the one :class:`_OneShotRequest` it was given, quietly (no
+    log line per connection), and tells it when connecting fails."""
+
+    noisy = False
+
+    def __init__(self, request: _OneShotRequest) -> None:
+        self._request = request
+
+    def buildProtocol(self, addr: IAddress | None) -> _OneShotRequest:
+        return self._request
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        self._request.connection_failed(reason)
+
+
 @implementer(IStreamClientEndpoint)
 class _NamedHostEndpoint:
     """
@@ -281,6 +541,35 @@ class _EndpointFactory:
             return _NamedHostEndpoint(self._reactor, host, port, self._timeout)
         kind = TCP4ClientEndpoint if address.version == 4 else TCP6ClientEndpoint
         return kind(self._reactor, str(address), port, timeout=self._timeout)
+
+
+def _one_shot_head(uri: URI) -> bytes:
+    """The head of a request for :class:`_OneShotRequest` to *uri*, as the
+    Agent writes it, with ``%d`` for the body's length."""
+    host: bytes = uri.host
+    path: bytes = uri.originForm
+    if b":" in host:  # an IPv6 address
+        host = b"[" + host + b"]"
+    if (uri.scheme, uri.port) not in ((b"http", 80), (b"https", 443)):
+        host = b"%b:%d" % (host, uri.port)
+    return (
+        b"POST " + path.replace(b"%", b"%%") + b" HTTP/1.1\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n"
+        b"Content-Type: text/xml; charset=utf-8\r\nHost: " + host.replace(b"%", b"%%") + b"\r\n\r\n"
+    )
+
+
+def _ip_literal(uri: URI) -> tuple[str, int] | None:
+    """The address and port of a plain ``http`` *uri* naming an IP
+    address, else ``None``."""
+    if uri.scheme != b"http":
+        return None
+    host = uri.host.decode("ascii").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host, uri.port
 
 
 def _reason(failure: Failure) -> str:
@@ -390,6 +679,10 @@ class XMLRPCProxy:
             raise ValueError(f"XML-RPC URL {url!r} is not http or https")
         self.url = url
         self._url_bytes = url.encode("ascii")
+        self._uri = URI.fromBytes(self._url_bytes)
+        self._one_shot_head = _one_shot_head(self._uri)
+        self._address = _ip_literal(self._uri)
+        self._connect_timeout = connect_timeout
         self._reactor = reactor
         self._endpoints = _EndpointFactory(reactor, connect_timeout, tls_policy)
         # (HTTPConnectionPool's __init__ is not annotated.)
@@ -423,14 +716,34 @@ class XMLRPCProxy:
         body = encode_call(method, args)
         if timeout is ...:
             timeout = self.timeout
-        d: defer.Deferred[Any] = self._semaphore.run(self._request, method, body)
+        d = self._start(method, body)
         d.addBoth(self._settle)
         if timeout is not None:
             # The time counts from the call, waiting for a free slot included.
             d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         return d.addErrback(self._translate, method)
 
+    def _start(self, method: str, body: list[bytes]) -> defer.Deferred[Any]:
+        """The request, in a slot of the semaphore: taken at once when one
+        is free and nobody waits (the usual case), without the Deferreds
+        of ``DeferredSemaphore.run``; else in turn."""
+        semaphore = self._semaphore
+        if semaphore.tokens <= 0 or semaphore.waiting:
+            return semaphore.run(self._request, method, body)
+        semaphore.tokens -= 1
+        try:
+            d = self._request(method, body)
+        except Exception:
+            d = defer.fail()
+        return d.addBoth(self._release)
+
+    def _release(self, result: object) -> object:
+        self._semaphore.release()
+        return result
+
     def _request(self, method: str, body: list[bytes], retry: bool = True) -> defer.Deferred[Any]:
+        if not self._pool.persistent:
+            return self._one_shot(body)
         d: defer.Deferred[Any] = self._agent.request(
             b"POST", self._url_bytes, _CONTENT_TYPE, _BytesProducer(body)
         )
@@ -440,6 +753,57 @@ class XMLRPCProxy:
             # A cached connection the server had just closed: safe to resend.
             d.addErrback(self._retry_unsent, method, body)
         return d
+
+    def _one_shot(self, body: list[bytes]) -> defer.Deferred[Any]:
+        """
+        Send *body* on a new connection of its own: for a server that closes
+        each one (see :meth:`_stop_reusing`), without the Agent's pool.
+        """
+        head = self._one_shot_head % sum(map(len, body))
+        request = _OneShotRequest(head, body, self._max_bytes, self.url, eager=self._address is not None)
+        factory = _OneShotFactory(request)
+        stop_connecting: Callable[[], object]
+        if self._address is not None:
+            # An address over plain HTTP: the reactor's connector alone,
+            # without an endpoint's wrappers and Deferreds.
+            host, port = self._address
+            connector = cast(IReactorTCP, self._reactor).connectTCP(
+                host, port, factory, timeout=self._connect_timeout
+            )
+
+            def stop_connecting() -> None:
+                if getattr(connector, "state", None) == "connecting":
+                    connector.stopConnecting()
+        else:
+            try:
+                endpoint = self._endpoints.endpointForURI(self._uri)
+            except XMLRPCError:
+                return defer.fail()
+            connecting = endpoint.connect(factory)
+            connecting.addErrback(request.connection_failed)
+            stop_connecting = connecting.cancel  # (nothing once connected)
+
+        cancelled = []
+
+        def cancel(_: object) -> None:
+            cancelled.append(True)  # the result is CancelledError, not what this causes
+            stop_connecting()
+            request.cancel()
+
+        result: defer.Deferred[bytes] = defer.Deferred(cancel)
+
+        def settle(outcome: bytes | Failure) -> None:
+            if result.called or cancelled:
+                return  # cancelled: the outcome of the cut connection
+            if isinstance(outcome, Failure):
+                result.errback(outcome)
+            else:
+                result.callback(outcome)
+
+        request.done.addBoth(settle)
+        # (A Failure _cut_short returns is the Deferred's failure, not its result.)
+        result.addErrback(self._cut_short, request)
+        return result.addCallback(self._parse)
 
     def _retry_unsent(self, failure: Failure, method: str, body: list[bytes]) -> defer.Deferred[Any]:
         failure.trap(RequestNotSent)
@@ -487,7 +851,7 @@ class XMLRPCProxy:
         # to it later: keep it, to close those too.
         self._retired_pools.append(old)
 
-    def _cut_short(self, failure: Failure, reader: _BoundedBody) -> Failure | bytes:
+    def _cut_short(self, failure: Failure, reader: _BoundedBody | _OneShotRequest) -> Failure | bytes:
         # DS9's xmlrpc.tcl measures a fault response, then trims its last
         # newline and closes: the body ends one byte short of its
         # Content-Length.  What arrived is the whole answer when it is a
@@ -702,6 +1066,20 @@ class _LenientChannel(http.HTTPChannel):
     def allContentReceived(self) -> None:
         self._stop_deadline()
         super().allContentReceived()  # type: ignore[no-untyped-call]  # not annotated in Twisted
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        # One piece for the transport rather than four per header, each
+        # checked, counted and joined again by it.  (Headers sanitize what
+        # they hold; anything else goes Twisted's way.)
+        if not isinstance(headers, Headers) or self.transport is None:
+            super().writeHeaders(version, code, reason, headers)  # type: ignore[no-untyped-call]  # not annotated in Twisted
+            return
+        lines = [b"%s %s %s\r\n" % (version, code, reason)]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(b"\r\n")
+        self.transport.write(b"".join(lines))
 
     def checkPersistence(self, request: http.Request, version: bytes) -> bool:
         # Our XML-RPC client reuses a connection only when the response

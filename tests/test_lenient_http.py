@@ -569,3 +569,213 @@ class DS9ThroughHubTests(TestCase):
         self.assertEqual(response["samp.result"], {"i": "x"})
         self.assertEqual(sorted(int(m["samp.params"]["i"]) for m in ds9.notifications), list(range(5)))
         self.assertEqual(ds9.server.after_answer, [])
+
+
+_OK_BODY = xmlrpc.client.dumps(("ok",), methodresponse=True).encode()
+
+
+class _Scripted(protocol.Protocol):
+    """
+    A callback server that reads one request and answers the method
+    ``"ok"`` plainly (HTTP/1.0, then closes), and any other method with
+    ``factory.script``: a list of byte strings to write, each in a turn of
+    its own, then ``None`` to close (or nothing: stay open).
+    """
+
+    def connectionMade(self):
+        self._buffer = b""
+        self.factory.open.append(self)
+
+    def connectionLost(self, reason):
+        self.factory.open.remove(self)
+        self.factory.closed.append(reason)
+
+    def dataReceived(self, data):
+        self._buffer += data
+        parts = split_head(self._buffer)
+        if parts is None or b"</methodCall>" not in parts[1]:
+            return
+        _, method = safe_loads(parts[1])
+        self._buffer = b""
+        if method == "ok":
+            self.transport.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(_OK_BODY) + _OK_BODY)
+            self.transport.loseConnection()
+        else:
+            self._write(list(self.factory.script))
+
+    def _write(self, pieces):
+        if not pieces or self.transport.disconnecting:
+            return
+        piece = pieces.pop(0)
+        if piece is None:
+            self.transport.loseConnection()
+            return
+        self.transport.write(piece)
+        if pieces:
+            task.deferLater(reactor, 0, self._write, pieces)
+
+
+class OneShotResponseTests(TestCase):
+    """
+    A proxy to a server that closes its connections sends each request on
+    a connection of its own, read without the Agent: the same answers and
+    errors as the Agent's (a fresh proxy's first call), for each kind of
+    response.
+    """
+
+    timeout = 60
+
+    def serve(self, script):
+        factory = protocol.Factory.forProtocol(_Scripted)
+        factory.script, factory.open, factory.closed = script, [], []
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.addCleanup(lambda: [p.transport.abortConnection() for p in list(factory.open)])
+        return factory, f"http://127.0.0.1:{port.getHost().port}/"
+
+    def proxy(self, url, **kwargs):
+        proxy = XMLRPCProxy(url, reactor, timeout=WAIT, **kwargs)
+        self.addCleanup(proxy.close)
+        return proxy
+
+    async def outcome(self, proxy):
+        try:
+            return "value", await proxy.call("case")
+        except Exception as exc:
+            return type(exc), str(exc)
+
+    async def both(self, script, **kwargs):
+        """The outcome of the scripted answer through the Agent and through
+        a one-shot request, which must agree; returns the latter's."""
+        _, url = self.serve(script)
+        plain = await self.outcome(self.proxy(url, **kwargs))
+        proxy = self.proxy(url, **kwargs)
+        self.assertEqual(await proxy.call("ok"), "ok")
+        self.assertFalse(proxy.keeps_connections)
+        one_shot = await self.outcome(proxy)
+        self.assertEqual(plain[0], one_shot[0], (plain, one_shot))
+        if plain[0] == "value":
+            self.assertEqual(plain, one_shot)
+        return one_shot
+
+    def ok(self, body=_OK_BODY, head=b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"):
+        return [head % len(body) + body, None]
+
+    async def test_plain(self):
+        self.assertEqual(await self.both(self.ok()), ("value", "ok"))
+
+    async def test_bare_lf_and_continuation(self):
+        head = b"HTTP/1.1 200 OK\nX-Long: a\n  b\nContent-length: %d\n\n"
+        self.assertEqual(await self.both(self.ok(head=head)), ("value", "ok"))
+
+    async def test_byte_by_byte(self):
+        whole = self.ok()[0]
+        self.assertEqual(await self.both([whole[i : i + 1] for i in range(len(whole))] + [None]), ("value", "ok"))
+
+    async def test_interim_answer(self):
+        script = [b"HTTP/1.1 100 Continue\r\n\r\n", *self.ok()]
+        self.assertEqual(await self.both(script), ("value", "ok"))
+
+    async def test_until_close(self):
+        """A body without a length, ended by the connection, may be cut
+        short: refused."""
+        script = [b"HTTP/1.0 200 OK\r\n\r\n", _OK_BODY[:30], _OK_BODY[30:], None]
+        kind, _ = await self.both(script)
+        self.assertIs(kind, XMLRPCError)
+
+    async def test_chunked(self):
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (_OK_BODY[:10], _OK_BODY[10:]))
+        script = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", chunks, b"0\r\n\r\n"]
+        self.assertEqual(await self.both(script), ("value", "ok"))
+
+    async def test_stays_open(self):
+        """A server that answers and keeps the connection: the answer is
+        whole at its Content-Length, and the connection closed by us."""
+        factory, url = self.serve(self.ok()[:1])
+        proxy = self.proxy(url)
+        await proxy.call("ok")
+        self.assertEqual(await proxy.call("case"), "ok")
+        while factory.open:
+            await task.deferLater(reactor, 0.01, lambda: None)
+
+    async def test_error_status(self):
+        body = b"<html>no</html>"
+        kind, text = await self.both(self.ok(body, b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n"))
+        self.assertIs(kind, XMLRPCError)
+        self.assertIn("answered HTTP 500 Oops", text)
+
+    async def test_too_long_declared(self):
+        kind, text = await self.both(self.ok(_OK_BODY + b" " * 200), max_bytes=200)
+        self.assertIs(kind, XMLRPCError)
+        self.assertIn("exceeds 200 bytes", text)
+
+    async def test_too_long_streamed(self):
+        script = [b"HTTP/1.0 200 OK\r\n\r\n", _OK_BODY, b" " * 300]
+        kind, text = await self.both(script, max_bytes=200)
+        self.assertIs(kind, XMLRPCError)
+        self.assertIn("exceeds 200 bytes", text)
+
+    async def test_closed_unanswered(self):
+        kind, text = await self.both([None])
+        self.assertIs(kind, XMLRPCError)
+        self.assertIn("failed", text)
+
+    async def test_closed_mid_head(self):
+        kind, _ = await self.both([b"HTTP/1.1 200 OK\r\nContent-Le", None])
+        self.assertIs(kind, XMLRPCError)
+
+    async def test_garbage(self):
+        kind, _ = await self.both([b"SMTP ready\r\n\r\n", None])
+        self.assertIs(kind, XMLRPCError)
+
+    async def test_bad_chunks(self):
+        kind, _ = await self.both([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", None])
+        self.assertIs(kind, XMLRPCError)
+
+    async def test_timeout_closes(self):
+        """No answer within the timeout: an error, and the connection is
+        closed."""
+        factory, url = self.serve([])
+        proxy = self.proxy(url)
+        await proxy.call("ok")
+        proxy.timeout = 0.2
+        with self.assertRaises(XMLRPCError) as caught:
+            await proxy.call("case")
+        self.assertIn("timed out", str(caught.exception))
+        while factory.open:
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(len(factory.closed), 2)
+
+    async def switched(self, host="127.0.0.1"):
+        """A proxy to a scripted server that sends one-shot requests now,
+        and that server's factory and listening port."""
+        factory = protocol.Factory.forProtocol(_Scripted)
+        factory.script, factory.open, factory.closed = [], [], []
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(lambda: [p.transport.abortConnection() for p in list(factory.open)])
+        proxy = self.proxy(f"http://{host}:{port.getHost().port}/")
+        self.assertEqual(await proxy.call("ok"), "ok")
+        self.assertFalse(proxy.keeps_connections)
+        return proxy, factory, port
+
+    async def test_cancelled_while_connecting(self):
+        """A call cancelled before its connection is made fails with
+        CancelledError, and no connection reaches the server (by address
+        and by host name)."""
+        for host in ("127.0.0.1", "localhost"):
+            proxy, factory, port = await self.switched(host)
+            self.addCleanup(port.stopListening)
+            d = proxy.call("case")
+            d.cancel()
+            with self.assertRaises(defer.CancelledError):
+                await d
+            self.assertEqual(await proxy.call("ok"), "ok")
+            self.assertEqual(len(factory.closed) + len(factory.open), 2)
+
+    async def test_connection_refused(self):
+        """A server gone: the call fails with "connection refused"."""
+        proxy, _, port = await self.switched()
+        await port.stopListening()
+        with self.assertRaises(XMLRPCError) as caught:
+            await proxy.call("case")
+        self.assertIn("connection refused", str(caught.exception))

@@ -403,6 +403,28 @@ class ProxyTests(TestCase):
         self.assertEqual((yield defer.gatherResults(calls)), ["ok"] * 5)
 
     @defer.inlineCallbacks
+    def test_slots_returned(self):
+        """A call cancelled in flight, or timed out waiting for a slot,
+        gives its slot back: later calls are not held up."""
+        hold = _Hold()
+        proxy = self.proxy(self.serve(make_site(hold)), max_concurrent=1, timeout=5)
+        first = proxy.call("m")
+        while len(hold.requests) < 1:
+            yield _next_turn()
+        waiting = proxy.call("m", timeout=0.1)
+        yield self.assertFailure(waiting, XMLRPCError)
+        first.cancel()  # (the Agent reports the cut connection)
+        yield self.assertFailure(first, defer.CancelledError, XMLRPCError)
+        body = xmlrpc.client.dumps(("ok",), methodresponse=True).encode()
+        third = proxy.call("m")
+        while len(hold.requests) < 2:
+            yield _next_turn()
+        hold.requests[-1].write(body)
+        hold.requests[-1].finish()
+        self.assertEqual((yield third), "ok")
+        self.assertEqual(proxy._semaphore.tokens, 1)
+
+    @defer.inlineCallbacks
     def test_keep_alive(self):
         """Against an HTTP/1.1 server, one connection serves many calls."""
         counting, proxy = self.hub()
