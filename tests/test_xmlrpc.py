@@ -88,6 +88,24 @@ class _HTTP10(protocol.Protocol):
             self.transport.loseConnection()
 
 
+class _HTTP10Echo(protocol.Protocol):
+    """An HTTP/1.0 server that closes after each response, answering with
+    the number of items in the call's first argument and its last item."""
+
+    def connectionMade(self):
+        self.buffer = b""
+
+    def dataReceived(self, data):
+        self.buffer += data
+        head, sep, body = self.buffer.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) if sep else -1
+        if len(body) == length:
+            (rows,), _ = safe_loads(body)
+            answer = xmlrpc.client.dumps(([str(len(rows)), rows[-1]],), methodresponse=True).encode()
+            self.transport.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+            self.transport.loseConnection()
+
+
 class _Counting(protocol.Factory):
     """Wraps a factory to count connections."""
 
@@ -439,6 +457,14 @@ class ProxyTests(TestCase):
         proxy = self.proxy(self.serve(factory))
         for _ in range(5):
             self.assertEqual((yield proxy.call("ping")), "pong")
+
+    @defer.inlineCallbacks
+    def test_http10_server_big_body(self):
+        """A big body to a server that closes each connection (a request
+        of its own, written as the connection takes it) arrives whole."""
+        proxy = self.proxy(self.serve(protocol.Factory.forProtocol(_HTTP10Echo)))
+        for rows in (["a"], [str(i) for i in range(100_000)], ["b"] * 3):
+            self.assertEqual((yield proxy.call("count", rows)), [str(len(rows)), rows[-1]])
 
     @defer.inlineCallbacks
     def test_caller_hanging_up_cancels(self):
