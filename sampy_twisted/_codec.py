@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import re
 import xmlrpc.client
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, NoReturn, cast
 from xml.etree import ElementTree
 
-from ._encoding import joined_strings
+from ._encoding import string_chunks
 from ._limits import MAX_ELEMENT_DEPTH, MAX_NESTING
 
 __all__ = [
@@ -645,18 +645,24 @@ def _escape(text: str) -> str:
     return text
 
 
-def _joined_parts(strings: Sequence[str]) -> list[bytes]:
+def _string_parts(items: list[Any] | tuple[Any, ...]) -> list[bytes]:
     """
-    *strings* joined by the markup between string values, encoded a
-    thousand at a time into parts of their own: a long list is never
-    held as one text besides its bytes.
+    *items*, strings, as string values, encoded a thousand at a time into
+    parts of their own: a long list is never held as one text besides its
+    bytes, and each piece is escaped (where it needs it) while in cache.
+
+    :raises TypeError: an item is not a string.
     """
-    separator = "</string></value>\n<value><string>"
-    return [
-        (separator if start else "").encode("ascii")
-        + separator.join(strings[start : start + 1000]).encode("utf-8")
-        for start in range(0, len(strings), 1000)
-    ]
+    parts = []
+    for piece, joined in string_chunks(items, 1000):
+        strings: Iterable[str] = piece
+        if "&" in joined or "<" in joined or ">" in joined:
+            strings = map(_escape, piece)
+        parts.append(f"<value><string>{_BETWEEN_STRINGS.join(strings)}</string></value>\n".encode())
+    return parts
+
+
+_BETWEEN_STRINGS = "</string></value>\n<value><string>"
 
 
 class _Writer:
@@ -712,18 +718,14 @@ class _Writer:
     def _array(self, items: list[Any] | tuple[Any, ...]) -> None:
         write = self.write
         write("<value><array><data>\n")
-        joined = joined_strings(items)
-        if joined is not None:
-            strings: Sequence[str] = items
-            if "&" in joined or "<" in joined or ">" in joined:
-                strings = [_escape(item) for item in items]
-            write("<value><string>")
-            self._flush()
-            self._parts += _joined_parts(strings)
-            write("</string></value>\n")
-        else:
+        try:
+            parts = _string_parts(items)
+        except TypeError:  # not only strings
             for item in items:
                 self.value(item)
+        else:
+            self._flush()
+            self._parts += parts
         write("</data></array></value>\n")
 
     def params(self, values: Iterable[Any]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeAlias, overload
 
 from ._errors import SAMP_STATUS_ERROR, SAMP_STATUS_OK
@@ -62,16 +62,20 @@ def legal_text(text: object, limit: int | None = None) -> str:
     return legal
 
 
-def joined_strings(items: list[Any] | tuple[Any, ...]) -> str | None:
+def string_chunks(
+    items: list[Any] | tuple[Any, ...], size: int = 4096
+) -> Iterator[tuple[list[Any] | tuple[Any, ...], str]]:
     """
-    The strings *items* holds, joined, or ``None`` if it is empty or holds
-    anything else: found in C, so that the checks, encoders and size
-    estimates of long lists of strings (row lists) work on them in bulk.
+    *items*, *size* at a time, each piece with its strings joined: the
+    checks, encoders and size estimates of long lists of strings (row
+    lists) work on them in bulk, in C, a piece at a time while it is in
+    the processor's cache.
+
+    :raises TypeError: an item is not a string (found by the join).
     """
-    try:
-        return "".join(items) if items else None
-    except TypeError:
-        return None
+    for start in range(0, len(items), size):
+        piece = items[start : start + size]
+        yield piece, "".join(piece)
 
 
 def _child(path: str, key: str) -> str:
@@ -108,9 +112,11 @@ def _convert(value: object, path: str, what: str) -> SAMPValue:
             out[key] = _convert(item, _child(path, key), what)
         return out
     if isinstance(value, (list, tuple)):
-        joined = joined_strings(value)
-        if joined is not None and _ILLEGAL_CHAR.search(joined) is None:
-            return list(value)  # a million rows checked by one search
+        try:
+            if value and not any(_ILLEGAL_CHAR.search(joined) for _, joined in string_chunks(value)):
+                return list(value)  # a million rows checked in a few searches
+        except TypeError:
+            pass  # not only strings: the item that breaks the rules is named below
         return [
             _convert(item, f"{path}[{index}]" if path else f"[{index}]", what)
             for index, item in enumerate(value)
@@ -171,8 +177,12 @@ def from_xmlrpc(value: object) -> SAMPValue:
     if isinstance(value, dict):
         return {str(k): from_xmlrpc(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        if joined_strings(value) is not None:
-            return list(value)
+        try:
+            for _ in string_chunks(value):
+                pass
+            return list(value)  # only strings
+        except TypeError:
+            pass
         return [from_xmlrpc(item) for item in value]
     if isinstance(value, bool):
         return encode_boolean(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import resource
 from typing import TYPE_CHECKING
 
-from ._encoding import joined_strings
+from ._encoding import string_chunks
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -188,10 +188,9 @@ def message_size(value: object) -> int:
                 size += _MEMBER_MARKUP + len(key)
                 stack.append(member)
         elif isinstance(item, (list, tuple)):
-            joined = joined_strings(item)
-            if joined is not None:  # a row list: counted in C
-                size += len(item) * _VALUE_MARKUP + len(joined)
-            else:
+            try:  # a row list: counted in C
+                size += len(item) * _VALUE_MARKUP + sum(len(joined) for _, joined in string_chunks(item))
+            except TypeError:
                 stack.extend(item)
         else:
             size += len(str(item))

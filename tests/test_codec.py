@@ -317,8 +317,11 @@ class BulkChecksTests(SynchronousTestCase):
     def plain(self, function, value):
         """What *function* makes of *value* with the bulk paths turned off:
         ("ok", result) or (exception class, text)."""
-        off = lambda items: None  # noqa: E731
-        patcher = MonkeyPatcher((_encoding, "joined_strings", off), (_limits, "joined_strings", off))
+        def off(items, size=0):
+            raise TypeError("the bulk paths are off")
+            yield
+
+        patcher = MonkeyPatcher((_encoding, "string_chunks", off), (_limits, "string_chunks", off))
         return patcher.runWithPatches(outcome_of, function, value)
 
     def test_random_values(self):
