@@ -89,6 +89,115 @@ def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile
     return start_hub(argv, env, directory, lockfile, timeout, reactor, name=name)
 
 
+def load_average():
+    """The machine's load averages (1, 5, 15 minutes), as text."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+class Stopping(Exception):
+    """The run is being cut short (Ctrl-C, SIGTERM): start nothing more."""
+
+
+class OnceAtShutdown:
+    """
+    Runs *clean_up* (a coroutine function: stop every child, remove the
+    temporary directory) once: when called (at the end of a run, or on
+    error) or at the reactor's shutdown (Ctrl-C, SIGTERM), whichever comes
+    first.  Calling it again gives the same Deferred.
+    """
+
+    def __init__(self, reactor, clean_up):
+        self._clean_up = clean_up
+        self._running = None
+        reactor.addSystemEventTrigger("before", "shutdown", self)
+
+    @property
+    def started(self):
+        """Whether the clean-up has begun: start nothing more."""
+        return self._running is not None
+
+    def go_on(self):
+        """Raise :class:`Stopping` once the clean-up has begun."""
+        if self.started:
+            raise Stopping()
+
+    def __call__(self):
+        from twisted.internet import defer
+
+        if self._running is None:
+            self._running = defer.ensureDeferred(self._clean_up())
+        return self._running
+
+
+def astropy_samp():
+    """
+    astropy's ``SAMPIntegratedClient`` and ``read_lockfile``, imported
+    without its deprecation warning, and told not to look up google.com to
+    pick a host name.
+    """
+    import warnings
+
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyDeprecationWarning)
+        from astropy.samp import SAMPIntegratedClient, conf
+        from astropy.samp.lockfile_helpers import read_lockfile
+    conf.use_internet = False
+    return SAMPIntegratedClient, read_lockfile
+
+
+def line_writer():
+    """A function writing a line to stdout at once, from any thread."""
+    import threading
+
+    lock = threading.Lock()
+
+    def say(text):
+        with lock:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    return say
+
+
+def command_protocol(reactor, client, commands):
+    """
+    A worker's end of the orchestrator's line protocol (on its stdin and
+    stdout): each line is a command and its arguments, run as
+    ``await commands[command](*args)``; the result, or ``error COMMAND:
+    why``, goes back as a line (and ``say`` writes any other).  When stdin
+    closes (the orchestrator is done, or died), *client* disconnects and the
+    reactor stops.
+
+    :param dict commands: command name to coroutine function; may be
+        filled after this is called.
+    """
+    from twisted.internet import defer
+    from twisted.protocols.basic import LineReceiver
+
+    class Control(LineReceiver):
+        delimiter = b"\n"
+
+        def say(self, text):
+            self.sendLine(text.encode())
+
+        def lineReceived(self, line):
+            command, *args = line.decode().split()
+            d = defer.ensureDeferred(commands[command](*args))
+            d.addCallbacks(self.say, lambda f: self.say(f"error {command}: {f.getErrorMessage()}"))
+
+        def connectionLost(self, reason):
+            d = client.disconnect() if client.is_connected else defer.succeed(None)
+            d.addBoth(lambda _: reactor.stop())
+
+    return Control()
+
+
 def machine_summary():
     """One paragraph on the machine and the software measured."""
     cpu = platform.processor() or platform.machine()

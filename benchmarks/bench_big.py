@@ -62,7 +62,18 @@ if BENCHMARKS not in sys.path:
     sys.path.insert(0, BENCHMARKS)
 
 import bench_client  # noqa: E402  (the worker protocol, CPU and load readings)
-from _common import ROOT, format_table, machine_summary, start_hub_process  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT,
+    OnceAtShutdown,
+    Stopping,
+    astropy_samp,
+    command_protocol,
+    format_table,
+    line_writer,
+    load_average,
+    machine_summary,
+    start_hub_process,
+)
 
 MTYPE = "table.select.rowList"
 TABLE_URL = "file:///tmp/bench-big.vot"
@@ -112,7 +123,6 @@ def ours_worker(role, recipient, ping_interval):
         globalLogBeginner,
         textFileLogObserver,
     )
-    from twisted.protocols.basic import LineReceiver
 
     from sampy_twisted import SAMPIntegratedClient, read_lockfile
 
@@ -125,23 +135,8 @@ def ours_worker(role, recipient, ping_interval):
     prepared = {}
     pinging = {}  # key -> Pinging
 
-    class Control(LineReceiver):
-        delimiter = b"\n"
-
-        def say(self, text):
-            self.sendLine(text.encode())
-
-        def lineReceived(self, line):
-            command, *args = line.decode().split()
-            d = defer.ensureDeferred(COMMANDS[command](*args))
-            d.addCallbacks(self.say, lambda f: self.say(f"error {command}: {f.getErrorMessage()}"))
-
-        def connectionLost(self, reason):
-            # The orchestrator closed our stdin (or died): leave cleanly.
-            d = client.disconnect() if client.is_connected else defer.succeed(None)
-            d.addBoth(lambda _: reactor.stop())
-
-    control = Control()
+    commands = {}  # filled below
+    control = command_protocol(reactor, client, commands)
 
     def on_notify(private_key, sender_id, mtype, params, extra):
         control.say(check_receipt(params))
@@ -191,7 +186,7 @@ def ours_worker(role, recipient, ping_interval):
     async def alive():
         return "alive"
 
-    COMMANDS = {"prepare": prepare, "send": send, "start": start, "stop": stop, "alive": alive}
+    commands.update({"prepare": prepare, "send": send, "start": start, "stop": stop, "alive": alive})
 
     async def run():
         await client.connect(hub_params=read_lockfile(os.environ["BENCH_LOCKFILE"]))
@@ -213,23 +208,8 @@ def ours_worker(role, recipient, ping_interval):
 
 def astropy_worker(role, recipient):
     """astropy's client as a sender or a receiver (commands as ours)."""
-    import threading
-    import warnings
-
-    from astropy.utils.exceptions import AstropyDeprecationWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyDeprecationWarning)
-        from astropy.samp import SAMPIntegratedClient, conf
-        from astropy.samp.lockfile_helpers import read_lockfile
-    conf.use_internet = False  # else it looks up google.com to pick a host name
-
-    out = threading.Lock()
-
-    def say(text):
-        with out:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
+    SAMPIntegratedClient, read_lockfile = astropy_samp()
+    say = line_writer()
 
     client = SAMPIntegratedClient(name=f"bench-big-astropy-{role}", addr="127.0.0.1",
                                   callable=role == "receiver")
@@ -366,14 +346,6 @@ async def orchestrate(reactor, options):
     started = time.monotonic()
     directory = tempfile.mkdtemp(prefix="bench-big-")
     hubs, workers = {}, []
-    state = {"cleaned": None}
-
-    class Stopping(Exception):
-        """The run is being cut short (Ctrl-C, SIGTERM): start nothing more."""
-
-    def go_on():
-        if state["cleaned"] is not None:
-            raise Stopping()
 
     async def clean_up():
         import shutil
@@ -382,13 +354,8 @@ async def orchestrate(reactor, options):
         await defer.gatherResults([h.stop() for h in hubs.values()], consumeErrors=True)
         shutil.rmtree(directory, ignore_errors=True)
 
-    def clean_up_once():
-        # At the end, on error and on Ctrl-C (the reactor's shutdown).
-        if state["cleaned"] is None:
-            state["cleaned"] = defer.ensureDeferred(clean_up())
-        return state["cleaned"]
-
-    reactor.addSystemEventTrigger("before", "shutdown", clean_up_once)
+    clean_up_once = OnceAtShutdown(reactor, clean_up)
+    go_on = clean_up_once.go_on
 
     async def start_hub(kind):
         go_on()
@@ -396,7 +363,7 @@ async def orchestrate(reactor, options):
         os.makedirs(hub_dir)
         root = options.baseline if kind == "baseline" else ROOT
         hub = await start_hub_process("jsamp" if kind == "jsamp" else "ours", reactor, hub_dir, 60.0, root=root)
-        if state["cleaned"] is not None:
+        if clean_up_once.started:
             await hub.stop()  # started while the clean-up ran: it missed this one
             raise Stopping()
         hubs[kind] = hub
@@ -546,7 +513,7 @@ async def orchestrate(reactor, options):
                  if options.baseline else "")
               + f"; clients: {', '.join(options.libraries)}; rows: {', '.join(map(str, options.rows))}; "
               f"repeat={options.repeat}; ping every {options.ping_interval * 1000:g} ms; "
-              f"load average: {bench_client._load()}", flush=True)
+              f"load average: {load_average()}", flush=True)
         sizes = {rows: message_size(rows) for rows in options.rows}
         print("message sizes (samp.hub.notify body, standard library XML-RPC): "
               + ", ".join(f"{rows} rows {size / MB:.1f} MB" for rows, size in sizes.items()), flush=True)
@@ -579,11 +546,11 @@ async def orchestrate(reactor, options):
             notes.append("a figure whose round timed out was not measured again")
         for (lib, kind), why in broken.items():
             notes.append(f"the {lib} clients on the {HUB_TITLES[kind]} hub stopped answering: {why}")
-        print(f"load average after: {bench_client._load()}; {time.monotonic() - started:.0f} s in all; "
+        print(f"load average after: {load_average()}; {time.monotonic() - started:.0f} s in all; "
               f"hub memory from {PeakMemory.method or '-'}\n")
         print(report(results, failed, sizes, options, notes))
     except Exception:
-        if state["cleaned"] is None:
+        if not clean_up_once.started:
             raise
         print("stopped: interrupted", flush=True)
     finally:

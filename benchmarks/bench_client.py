@@ -41,6 +41,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# (Imported before main() puts the tree to measure first on sys.path.)
+from _common import OnceAtShutdown, astropy_samp, command_protocol, line_writer, load_average  # noqa: E402
+
 NOTIFY_MTYPE = "bench.notify"
 CALL_MTYPE = "bench.call"
 GOALS = {"notify": 2.0, "call": 2.0, "wait": 1.5}
@@ -66,7 +69,6 @@ def ours_worker(role, recipient, concurrency):
         globalLogBeginner,
         textFileLogObserver,
     )
-    from twisted.protocols.basic import LineReceiver
 
     from sampy_twisted import SAMPIntegratedClient, read_lockfile
 
@@ -84,23 +86,8 @@ def ours_worker(role, recipient, concurrency):
     client = SAMPIntegratedClient(name=f"bench-ours-{role}", reactor=reactor)
     counts = {}
 
-    class Control(LineReceiver):
-        delimiter = b"\n"
-
-        def say(self, text):
-            self.sendLine(text.encode())
-
-        def lineReceived(self, line):
-            command, *args = line.decode().split()
-            d = defer.ensureDeferred(COMMANDS[command](*args))
-            d.addCallbacks(self.say, lambda f: self.say(f"error {command}: {f.getErrorMessage()}"))
-
-        def connectionLost(self, reason):
-            # The orchestrator closed our stdin (or died): leave cleanly.
-            d = client.disconnect() if client.is_connected else defer.succeed(None)
-            d.addBoth(lambda _: reactor.stop())
-
-    control = Control()
+    commands = {}  # filled below
+    control = command_protocol(reactor, client, commands)
 
     def on_notify(private_key, sender_id, mtype, params, extra):
         key = params["round"]
@@ -161,7 +148,7 @@ def ours_worker(role, recipient, concurrency):
         received, elapsed = counts.get(key, (0, 0.0))
         return f"count {key} {received} {elapsed!r}"
 
-    COMMANDS = {"notify": notify, "call": call, "wait": wait, "cpu": cpu, "count": count}
+    commands.update({"notify": notify, "call": call, "wait": wait, "cpu": cpu, "count": count})
 
     async def start():
         params = read_lockfile(os.environ["BENCH_LOCKFILE"])
@@ -210,22 +197,9 @@ def check(response):
 def astropy_worker(role, recipient, concurrency):
     """A sender or receiver on astropy.samp: blocking calls, threads."""
     import threading
-    import warnings
 
-    from astropy.utils.exceptions import AstropyDeprecationWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyDeprecationWarning)
-        from astropy.samp import SAMPIntegratedClient, conf
-        from astropy.samp.lockfile_helpers import read_lockfile
-    conf.use_internet = False  # else it looks up google.com to pick a host name
-
-    out = threading.Lock()
-
-    def say(text):
-        with out:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
+    SAMPIntegratedClient, read_lockfile = astropy_samp()
+    say = line_writer()
 
     client = SAMPIntegratedClient(name=f"bench-astropy-{role}", addr="127.0.0.1")
     client.connect(hub_params=read_lockfile(os.environ["BENCH_LOCKFILE"]), pool_size=concurrency)
@@ -444,21 +418,14 @@ async def orchestrate(reactor, options):
 
     Worker = _worker_protocol()
     workers = []
-    state = {"hub": None, "cleaned": None, "stopping": False}
+    state = {"hub": None}
 
     async def clean_up():
         await defer.gatherResults([w.stop() for w in workers], consumeErrors=True)
         if state["hub"] is not None:
             await state["hub"].stop()
 
-    def clean_up_once():
-        # Runs at the end, on error and on Ctrl-C (reactor shutdown).
-        state["stopping"] = True
-        if state["cleaned"] is None:
-            state["cleaned"] = defer.ensureDeferred(clean_up())
-        return state["cleaned"]
-
-    reactor.addSystemEventTrigger("before", "shutdown", clean_up_once)
+    clean_up_once = OnceAtShutdown(reactor, clean_up)
 
     def spawn(lib, role, recipient="-"):
         worker = Worker(reactor, f"{lib} {role}")
@@ -542,7 +509,7 @@ async def orchestrate(reactor, options):
 
         metrics = [m for m in ("notify", "call", "wait") if m in options.metrics]
         print(f"hub: {options.hub}; n={options.n}, concurrency={options.concurrency}, "
-              f"repeat={options.repeat}; load average: {_load()}", flush=True)
+              f"repeat={options.repeat}; load average: {load_average()}", flush=True)
         # Warm up: the hub's JIT compiler needs a few thousand messages
         # before its cost per message settles; our imports and caches too.
         warm_until = time.monotonic() + options.warmup
@@ -566,10 +533,10 @@ async def orchestrate(reactor, options):
                     print(f"  round {r + 1}: {lib:9s}{TITLES[metric]:30s} {rate:6.0f}/s   CPU us per "
                           "message: sender {:5.0f}, receiver {:5.0f}, hub {:5.0f}".format(*cpu)
                           + (f"   ({'; '.join(notes)})" if notes else ""), flush=True)
-        print(f"load average after: {_load()}; {time.monotonic() - started:.0f} s in all\n")
+        print(f"load average after: {load_average()}; {time.monotonic() - started:.0f} s in all\n")
         print(_table(results, metrics, options.libraries))
     except Exception as exc:
-        if state["stopping"]:
+        if clean_up_once.started:
             print("interrupted: workers and hub stopped", file=sys.stderr)
         elif isinstance(exc, WorkerFailed):
             print(f"benchmark failed: {exc}", file=sys.stderr)
@@ -599,14 +566,6 @@ def _listen_drops():
         return int(dict(zip(lines[0], lines[1]))["ListenDrops"])
     except (OSError, IndexError, KeyError, ValueError):
         return 0
-
-
-def _load():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 def _table(results, metrics, libraries):

@@ -67,7 +67,10 @@ from _common import (  # noqa: E402
     HUB_KINDS,
     HUB_TITLES,
     ROOT,
+    OnceAtShutdown,
+    Stopping,
     format_table,
+    load_average,
     machine_summary,
     parse_settings,
     start_hub_process,
@@ -179,14 +182,6 @@ async def orchestrate(reactor, options):
     started = time.monotonic()
     directory = tempfile.mkdtemp(prefix="bench-hub-")
     hubs, workers, tools = {}, [], set()
-    state = {"cleaned": None}
-
-    class Stopping(Exception):
-        """The run is being cut short (Ctrl-C, SIGTERM): start nothing more."""
-
-    def go_on():
-        if state["cleaned"] is not None:
-            raise Stopping()
 
     async def clean_up():
         await defer.gatherResults([w.stop() for w in workers], consumeErrors=True)
@@ -194,13 +189,8 @@ async def orchestrate(reactor, options):
         await defer.gatherResults([h.stop() for h in hubs.values()], consumeErrors=True)
         shutil.rmtree(directory, ignore_errors=True)
 
-    def clean_up_once():
-        # At the end, on error and on Ctrl-C (the reactor's shutdown).
-        if state["cleaned"] is None:
-            state["cleaned"] = defer.ensureDeferred(clean_up())
-        return state["cleaned"]
-
-    reactor.addSystemEventTrigger("before", "shutdown", clean_up_once)
+    clean_up_once = OnceAtShutdown(reactor, clean_up)
+    go_on = clean_up_once.go_on
 
     async def start_hub(kind):
         go_on()
@@ -210,7 +200,7 @@ async def orchestrate(reactor, options):
         root = options.baseline if kind == "baseline" else ROOT
         hub = await start_hub_process(kind, reactor, hub_dir, 60.0, options.our_hub, profile,
                                       options.hub_settings, root)
-        if state["cleaned"] is not None:
+        if clean_up_once.started:
             await hub.stop()  # started while the clean-up ran: it missed this one
             raise Stopping()
         hubs[kind] = hub
@@ -370,7 +360,7 @@ async def orchestrate(reactor, options):
               f"concurrency={options.concurrency}, repeat={options.repeat}, storm: -nclient "
               f"{options.storm_clients} -nquery {options.storm_queries} x{options.storm_repeat}; "
               f"our hub via {'run-hub ' + settings if settings or options.profile_hub else options.our_hub}; "
-              f"load average: {bench_client._load()}"
+              f"load average: {load_average()}"
               + (f"; baseline: our hub from {options.baseline}" if options.baseline else ""), flush=True)
         await defer.gatherResults([defer.ensureDeferred(start_hub(k)) for k in options.hubs])
         libs = [d for d in options.drivers if d != "calcstorm"]
@@ -430,10 +420,10 @@ async def orchestrate(reactor, options):
             notes.append(f"rounds were skipped: none starts after --max-time {options.max_time:g} s")
         for (lib, kind), why in broken.items():
             notes.append(f"the {lib} workers on {HUB_TITLES[kind]}'s hub stopped answering: {why.splitlines()[0]}")
-        print(f"load after: {bench_client._load()}; {time.monotonic() - started:.0f} s in all\n")
+        print(f"load after: {load_average()}; {time.monotonic() - started:.0f} s in all\n")
         print(report(results, failed, options, notes))
     except Exception:
-        if state["cleaned"] is None:
+        if not clean_up_once.started:
             raise
         # Whatever broke once the run was cut short (Stopping, or workers
         # that were stopped under a round) is not worth a traceback.

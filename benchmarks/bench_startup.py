@@ -68,7 +68,15 @@ BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 if BENCHMARKS not in sys.path:
     sys.path.insert(0, BENCHMARKS)
 
-from _common import HUB_TITLES, ROOT, format_table, machine_summary, start_hub_process  # noqa: E402
+from _common import (  # noqa: E402
+    HUB_TITLES,
+    ROOT,
+    OnceAtShutdown,
+    format_table,
+    load_average,
+    machine_summary,
+    start_hub_process,
+)
 
 SCRIPT = "sampy-twisted"
 JSAMP_PING = ("-mtype", "samp.app.ping", "-targetid", "hub", "-mode", "sync")
@@ -262,14 +270,6 @@ class Runner:
                 pass
 
 
-def _load():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
-
-
 def _table(rows, results):
     def ms(value):
         return f"{value * 1000:.0f}"
@@ -295,10 +295,10 @@ def _goal(results):
 
 
 async def orchestrate(reactor, options):
-    from twisted.internet import defer, threads
+    from twisted.internet import threads
 
     directory = tempfile.mkdtemp(prefix="bench-startup-")
-    state = {"hub": None, "runner": None, "cleaned": None}
+    state = {"hub": None, "runner": None}
 
     async def clean_up():
         if state["runner"] is not None:
@@ -307,15 +307,9 @@ async def orchestrate(reactor, options):
             await state["hub"].stop()
         shutil.rmtree(directory, ignore_errors=True)
 
-    def clean_up_once():
-        # At the end, on error and on Ctrl-C (the reactor's shutdown).
-        if state["cleaned"] is None:
-            state["cleaned"] = defer.ensureDeferred(clean_up())
-        return state["cleaned"]
-
-    reactor.addSystemEventTrigger("before", "shutdown", clean_up_once)
+    clean_up_once = OnceAtShutdown(reactor, clean_up)
     print(machine_summary())
-    print(f"load average at start: {_load()}")
+    print(f"load average at start: {load_average()}")
     try:
         for kind in options.hubs:
             hub_directory = os.path.join(directory, kind)
@@ -340,7 +334,7 @@ async def orchestrate(reactor, options):
                     wall, cpu = await threads.deferToThread(runner.run, row)
                     results[row.name][0].append(wall)
                     results[row.name][1].append(cpu)
-            print(f"\n{HUB_TITLES[kind]} hub, medians of {options.n} (load average now: {_load()}):")
+            print(f"\n{HUB_TITLES[kind]} hub, medians of {options.n} (load average now: {load_average()}):")
             print(_table(rows, results))
             print(_goal(results))
             await state["hub"].stop()

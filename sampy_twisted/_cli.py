@@ -646,20 +646,10 @@ async def _resolve(client: SAMPIntegratedClient, targets: list[str]) -> tuple[li
     """The ids of *targets* (ids or names), in order, without repeats."""
     ids = list(await client.get_registered_clients())
     names = await _names(client, ids)
-    found: list[str] = []
-    for target in targets:
-        if target in ids:
-            matches = [target]
-        else:
-            wanted = target.casefold()
-            matches = sorted(
-                (cid for cid, name in names.items() if name is not None and name.casefold() == wanted),
-                key=_natural,
-            )
-        if not matches:
-            raise UserError(_cli_text.not_found(target))
-        found.extend(cid for cid in matches if cid not in found)
-    return found, names
+    try:
+        return _cli_text.match_targets(targets, ids, names), names
+    except LookupError as exc:
+        raise UserError(str(exc)) from None
 
 
 async def _hub_command(reactor: IReactorTime, options: usage.Options, console: Console) -> int:

@@ -23,6 +23,7 @@ __all__ = [
     "describe",
     "failed",
     "label",
+    "match_targets",
     "natural",
     "not_found",
     "timed",
@@ -93,6 +94,31 @@ def no_response(who: str, wait: float) -> str:
 def refused(who: str, why: str) -> str:
     """The outcome of a call to *who* the hub refused, saying *why*."""
     return f"{who}: refused by the hub: {why}"
+
+
+def match_targets(targets: list[str], ids: list[str], names: Mapping[str, str | None]) -> list[str]:
+    """
+    The ids *targets* stand for, in order and without repeats: each an id
+    in *ids*, or a ``samp.name`` in *names* (any case; every client of that
+    name, in id order).
+
+    :raises LookupError: a target matches no client; its argument is the
+        line saying so.
+    """
+    found: list[str] = []
+    for target in targets:
+        if target in ids:
+            matches = [target]
+        else:
+            wanted = target.casefold()
+            matches = sorted(
+                (cid for cid, name in names.items() if name is not None and name.casefold() == wanted),
+                key=natural,
+            )
+        if not matches:
+            raise LookupError(not_found(target))
+        found.extend(cid for cid in matches if cid not in found)
+    return found
 
 
 def not_found(target: str) -> str:

@@ -490,20 +490,10 @@ def _resolve(hub: _Hub, key: str, targets: list[str]) -> tuple[list[str], dict[s
     repeats, as the full command resolves them, and every client's name."""
     ids = list(hub.call("samp.hub.getRegisteredClients", key))
     names = _names(hub, key, ids)
-    found: list[str] = []
-    for target in targets:
-        if target in ids:
-            matches = [target]
-        else:
-            wanted = target.casefold()
-            matches = sorted(
-                (cid for cid, name in names.items() if name is not None and name.casefold() == wanted),
-                key=text.natural,
-            )
-        if not matches:
-            raise _UserError(text.not_found(target))
-        found.extend(cid for cid in matches if cid not in found)
-    return found, names
+    try:
+        return text.match_targets(targets, ids, names), names
+    except LookupError as exc:
+        raise _UserError(str(exc)) from None
 
 
 def _ping_one(
