@@ -114,7 +114,7 @@ def _plain_bytes(data: bytes) -> bool:
 _SPACE = re.compile(r"[ \t\n]*")
 _TAG = re.compile(r"<(/?)([A-Za-z_][A-Za-z0-9_.-]*)[ \t\n]*(/?)>")
 _DECLARATION = re.compile(
-    r"[ \t\n]*<\?xml[ \t\n]+version[ \t\n]*=[ \t\n]*(['\"])1\.0\1"
+    r"<\?xml[ \t\n]+version[ \t\n]*=[ \t\n]*(['\"])1\.0\1"
     r"(?:[ \t\n]+encoding[ \t\n]*=[ \t\n]*(['\"])[A-Za-z][A-Za-z0-9._-]*\2)?"
     r"(?:[ \t\n]+standalone[ \t\n]*=[ \t\n]*(['\"])(?:yes|no)\3)?[ \t\n]*\?>"
 )

@@ -260,6 +260,9 @@ class ReaderTests(SynchronousTestCase):
             b"<?xml version='1.0' encoding='utf-8' standalone='yes' ?>\n<methodResponse><params><param>"
             b"<value>x</value></param></params></methodResponse>\n\n",
             b"<?xml version='1.1'?><methodResponse><params/></methodResponse>",
+            b" <?xml version='1.0'?><methodResponse><params><param><value>x</value></param></params>"
+            b"</methodResponse>",
+            b"\n<methodResponse><params><param><value>x</value></param></params></methodResponse>",
             b"<methodResponse><params/></methodResponse>trailing",
             b"\xef\xbb\xbf<methodResponse><params/></methodResponse>",
             b"<methodResponse><params><param><value>\xff</value></param></params></methodResponse>",
