@@ -626,6 +626,11 @@ class CachedMap(dict[str, Any]):
 
     _encoded: list[bytes] | None = None
 
+    @property
+    def is_encoded(self) -> bool:
+        """Whether the encoding has been made (and is kept)."""
+        return self._encoded is not None
+
     def encoded(self) -> list[bytes]:
         """The ``<value>`` element of this map, as UTF-8, in parts."""
         if self._encoded is None:

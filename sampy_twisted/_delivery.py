@@ -26,11 +26,13 @@ import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ._codec import CachedMap
 from ._hubcore import HUB_ID, IChannel, IDelivery, _Client
 from ._xmlrpc import XMLRPCProxy
 
@@ -38,6 +40,10 @@ __all__ = ["CLOSING_SERVER_DELIVERIES", "PushDelivery"]
 
 #: Callbacks in flight to a client whose server closes every connection.
 CLOSING_SERVER_DELIVERIES = 4
+
+#: Messages from this size on (as the core estimates it) are encoded in the
+#: reactor's thread pool before they are sent.
+ENCODE_IN_THREAD_BYTES = 1024 * 1024
 
 
 @implementer(IDelivery)
@@ -79,6 +85,8 @@ class PushDelivery:
         self._tls_policy = tls_policy
         self._closing: set[defer.Deferred[Any]] = set()
         self._side_calls: set[defer.Deferred[Any]] = set()
+        # id of a CachedMap being encoded in a thread -> (it, who waits)
+        self._encoding: dict[int, tuple[CachedMap, list[defer.Deferred[None]]]] = {}
 
     def open_channel(self, client: _Client, on_drop: Callable[[str], None]) -> PushChannel:
         """
@@ -100,6 +108,40 @@ class PushDelivery:
             connect_timeout=min(10.0, self.timeout),
             tls_policy=self._tls_policy,
         )
+
+    def encoded(self, message: object, size: int) -> defer.Deferred[None] | None:
+        """
+        For a big message (a :class:`CachedMap` of *size* bytes from
+        :data:`ENCODE_IN_THREAD_BYTES` on) not yet encoded: a Deferred
+        firing once it is, encoded once in the reactor's thread pool
+        however many recipients wait for it, so the reactor goes on serving
+        everyone else meanwhile.  Else ``None``: send it at once.
+        """
+        if (
+            size < ENCODE_IN_THREAD_BYTES
+            or not isinstance(message, CachedMap)
+            or message.is_encoded
+            or not IReactorThreads.providedBy(self._reactor)
+        ):
+            return None
+        waiter: defer.Deferred[None] = defer.Deferred()
+        key = id(message)  # (the entry holds the message: the id stays its own)
+        if key in self._encoding:
+            self._encoding[key][1].append(waiter)
+            return waiter
+        self._encoding[key] = (message, [waiter])
+        encoding = threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), message.encoded)
+        encoding.addBoth(self._encoding_done, key)
+        return waiter
+
+    def _encoding_done(self, result: object, key: int) -> None:
+        _, waiters = self._encoding.pop(key)
+        for waiter in waiters:
+            if not waiter.called:  # (a cancelled one has been)
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(None)
 
     def close_proxy(self, proxy: Any) -> None:
         """Close *proxy*; :meth:`stop` waits for it."""
@@ -264,7 +306,13 @@ class PushChannel:
 
     def _send(self, method: str, args: tuple[Any, ...], on_error: Callable[[str], None] | None, size: int) -> None:
         proxy = self.proxy
-        d: defer.Deferred[Any] = proxy.call(method, self._client.private_key, *args)
+        key = self._client.private_key
+        encoding = self._delivery.encoded(args[-1], size)  # the message or response, last
+        d: defer.Deferred[Any]
+        if encoding is None:
+            d = proxy.call(method, key, *args)
+        else:
+            d = encoding.addCallback(lambda _: proxy.call(method, key, *args))
         self.in_flight[d] = (proxy, size)
         d.addCallbacks(
             self._delivered,

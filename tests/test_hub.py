@@ -9,11 +9,14 @@ milliseconds, by :mod:`tests.test_hub_core`.
 """
 
 import os
+import threading
 import xmlrpc.client
 
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from sampy_twisted._codec import CachedMap
+from sampy_twisted._delivery import ENCODE_IN_THREAD_BYTES, PushDelivery
 from sampy_twisted._hub import HUB_ID, SAMPHubServer, start_hub
 from sampy_twisted._listening import ConnectionTracker
 from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, make_site
@@ -459,6 +462,40 @@ class RoutingTests(HubTestCase):
         self.assertEqual(await sender.hub_call("notify", recipient.id, msg), "")
         self.assertEqual(await recipient.notification("test.note"), (sender.id, msg))
         self.assertEqual(recipient.keys_seen, [recipient.key])
+
+    async def test_big_message_encoded_once_in_thread(self):
+        """A big notification to several recipients is encoded once, in the
+        reactor's thread pool, and arrives whole at each."""
+        threads_used = []
+        encoded = CachedMap.encoded
+
+        def recording(cached):
+            if not cached.is_encoded:
+                threads_used.append(threading.current_thread() is threading.main_thread())
+            return encoded(cached)
+
+        self.patch(CachedMap, "encoded", recording)
+        sender = await self.client(callable=False)
+        recipients = [await self.client(subscriptions={"test.*": {}}) for _ in range(3)]
+        msg = message("test.rows", {"row-list": [str(i) for i in range(60_000)]})
+        notified = await sender.hub_call("notifyAll", msg)
+        self.assertEqual(sorted(notified), sorted(r.id for r in recipients))
+        for recipient in recipients:
+            self.assertEqual(await recipient.notification("test.rows"), (sender.id, msg))
+        self.assertEqual(threads_used, [False])
+
+    async def test_encoding_waiter_cancelled(self):
+        """A recipient that leaves while a big message is encoded for it
+        (its wait cancelled) does not disturb the others."""
+        delivery = PushDelivery(reactor, 10.0, 3, 8, 100, 5.0)
+        big = CachedMap({"samp.mtype": "x.y", "samp.params": {"rows": ["1"] * 200_000}})
+        first, second = (delivery.encoded(big, ENCODE_IN_THREAD_BYTES) for _ in range(2))
+        first.cancel()
+        self.failureResultOf(first, defer.CancelledError)
+        await second
+        self.assertTrue(big.is_encoded)
+        self.assertIsNone(delivery.encoded(big, ENCODE_IN_THREAD_BYTES))  # done: sent at once
+        self.assertIsNone(delivery.encoded(CachedMap(big), ENCODE_IN_THREAD_BYTES - 1))  # small
 
     async def test_call_and_reply(self):
         """A call reaches the recipient; the reply reaches the sender's
