@@ -42,8 +42,9 @@ __all__ = ["CLOSING_SERVER_DELIVERIES", "PushDelivery"]
 CLOSING_SERVER_DELIVERIES = 4
 
 #: Messages from this size on (as the core estimates it) are encoded in the
-#: reactor's thread pool before they are sent.
-ENCODE_IN_THREAD_BYTES = 1024 * 1024
+#: reactor's thread pool before they are sent.  (A few megabytes take the
+#: reactor's thread a few milliseconds; a thread would take more memory.)
+ENCODE_IN_THREAD_BYTES = 8 * 1024 * 1024
 
 
 @implementer(IDelivery)

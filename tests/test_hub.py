@@ -16,6 +16,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from sampy_twisted._codec import CachedMap
+from sampy_twisted import _delivery
 from sampy_twisted._delivery import ENCODE_IN_THREAD_BYTES, PushDelivery
 from sampy_twisted._hub import HUB_ID, SAMPHubServer, start_hub
 from sampy_twisted._listening import ConnectionTracker
@@ -475,6 +476,7 @@ class RoutingTests(HubTestCase):
             return encoded(cached)
 
         self.patch(CachedMap, "encoded", recording)
+        self.patch(_delivery, "ENCODE_IN_THREAD_BYTES", 1024 * 1024)  # (a smaller message: a faster test)
         sender = await self.client(callable=False)
         recipients = [await self.client(subscriptions={"test.*": {}}) for _ in range(3)]
         msg = message("test.rows", {"row-list": [str(i) for i in range(60_000)]})
