@@ -165,6 +165,24 @@ def line_writer():
     return say
 
 
+def log_problems_to_stderr():
+    """
+    In a worker: log warnings and errors only, to stderr, where the
+    orchestrator reads them (as an application would configure it; the
+    library itself never starts logging).
+    """
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(LogLevel.warn)])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
 def command_protocol(reactor, client, commands):
     """
     A worker's end of the orchestrator's line protocol (on its stdin and

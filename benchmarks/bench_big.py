@@ -71,6 +71,7 @@ from _common import (  # noqa: E402
     format_table,
     line_writer,
     load_average,
+    log_problems_to_stderr,
     machine_summary,
     start_hub_process,
 )
@@ -116,21 +117,10 @@ def ours_worker(role, recipient, ping_interval):
     ``stop KEY`` (pinger), ``alive`` (all).  Exits when stdin closes.
     """
     from twisted.internet import defer, reactor, stdio, task
-    from twisted.logger import (
-        FilteringLogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
 
     from sampy_twisted import SAMPIntegratedClient, read_lockfile
 
-    # Problems (a refused delivery, say) reach the orchestrator on stderr.
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(LogLevel.warn)])],
-        redirectStandardIO=False,
-    )
+    log_problems_to_stderr()  # a refused delivery, say
     client = SAMPIntegratedClient(name=f"bench-big-{role}", reactor=reactor, callable=role == "receiver")
     prepared = {}
     pinging = {}  # key -> Pinging

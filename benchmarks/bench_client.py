@@ -42,7 +42,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (Imported before main() puts the tree to measure first on sys.path.)
-from _common import OnceAtShutdown, astropy_samp, command_protocol, line_writer, load_average  # noqa: E402
+from _common import (  # noqa: E402
+    OnceAtShutdown,
+    astropy_samp,
+    command_protocol,
+    line_writer,
+    load_average,
+    log_problems_to_stderr,
+)
 
 NOTIFY_MTYPE = "bench.notify"
 CALL_MTYPE = "bench.call"
@@ -62,27 +69,10 @@ QUIET = 5.0  # seconds without a new notification before counting the rest lost
 def ours_worker(role, recipient, concurrency):
     """A sender or receiver on sampy_twisted, driven by lines on stdin."""
     from twisted.internet import defer, reactor, stdio
-    from twisted.logger import (
-        FilteringLogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
 
     from sampy_twisted import SAMPIntegratedClient, read_lockfile
 
-    # Only problems reach the orchestrator (on stderr), as an application
-    # would configure it; the library itself never starts logging.
-    globalLogBeginner.beginLoggingTo(
-        [
-            FilteringLogObserver(
-                textFileLogObserver(sys.stderr),
-                [LogLevelFilterPredicate(LogLevel.warn)],
-            )
-        ],
-        redirectStandardIO=False,
-    )
+    log_problems_to_stderr()
     client = SAMPIntegratedClient(name=f"bench-ours-{role}", reactor=reactor)
     counts = {}
 
