@@ -164,7 +164,9 @@ def _plain_values(form: _BulkForm, text: str, start: int, end: int) -> list[Any]
         cut = text.find("</value>", min(start + _BULK_PIECE, end), end)
         cut = end if cut < 0 else cut + len("</value>")
         found = form.pattern.findall(text, start, cut)
-        if not found or text.count("<", start, cut) != form.tags * len(found):
+        if not found:  # the white space after the last value, or not values at all
+            return items if _after_space(text, start) == end else []
+        if text.count("<", start, cut) != form.tags * len(found):
             return []
         joined = "".join(found)
         between = cut - start - len(joined) - form.markup * len(found)

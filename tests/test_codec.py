@@ -23,7 +23,7 @@ from sampy_twisted._codec import (
     encode_call,
     safe_loads,
 )
-from sampy_twisted import _encoding, _limits
+from sampy_twisted import _codec, _encoding, _limits
 from sampy_twisted._encoding import check_samp_value, from_xmlrpc
 from sampy_twisted._limits import MAX_NESTING, message_size
 
@@ -302,6 +302,17 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(result, outcome(_strict_loads, document))
         self.assertEqual(result[0], "ValueError")
         self.assertIn("nest", result[1])
+
+    def test_list_in_pieces(self):
+        """However the pieces of a long list fall (white space alone in
+        the last one, say), the scanner reads it whole, in bulk."""
+        rows = [str(i) for i in range(50)]
+        text = dumps_call("m", [rows]).decode("ascii")
+        start, end = text.index("<data>") + len("<data>"), text.index("</data>")
+        for piece in range(1, 120):
+            self.patch(_codec, "_BULK_PIECE", piece)
+            self.assertEqual(_codec._plain_values(_codec._BULK_FORMS[0], text, start, end), rows, piece)
+            self.assertEqual(_codec._Scanner(text).document(), ((rows,), "m"))
 
     def test_big_row_list(self):
         """A row list of 100 000 strings, read by the scanner."""
