@@ -295,7 +295,9 @@ class WebProfile:
         self.translate_max_bytes = translate_max_bytes
         self.translate_timeout = translate_timeout
         self.base_url = "http://127.0.0.1:21012/"
-        self.xmlrpc = XMLRPCResource(self._procedures(), lenient=False)
+        # Parsed at once, however big: register reads the page's origin
+        # from self.current, set only around the synchronous render.
+        self.xmlrpc = XMLRPCResource(self._procedures(), lenient=False, parse_in_thread=False)
         self.resource = WebResource(self)
         self.current: WebConsentRequest | None = None
 

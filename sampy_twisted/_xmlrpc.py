@@ -1322,18 +1322,23 @@ class XMLRPCResource(Resource):
         callbacks accept them; with ``False`` they are passed as decoded, to
         procedures that check SAMP data themselves and refuse what breaks it
         (the hub core, as JSAMP's hub does).
+    :param bool parse_in_thread: parse bodies from
+        :data:`THREADED_PARSE_BYTES` on in the reactor's thread pool (the
+        site's reactor); ``False`` for procedures that read what the caller
+        set around :meth:`render_POST`, which then calls them at once.
     """
 
     isLeaf = True
     _log = Logger()
 
     def __init__(
-        self, procedures: Mapping[str, Callable[..., object]], lenient: bool = True
+        self, procedures: Mapping[str, Callable[..., object]], lenient: bool = True, parse_in_thread: bool = True
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._procedures = dict(procedures)
         self._signatures: dict[str, tuple[float, float]] = {}
         self._lenient = lenient
+        self._parse_in_thread = parse_in_thread
 
     def render_GET(self, request: server.Request) -> bytes:
         request.setResponseCode(405)
@@ -1344,7 +1349,7 @@ class XMLRPCResource(Resource):
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
         body = _take_body(request)
         reactor = getattr(getattr(getattr(request, "channel", None), "site", None), "reactor", None)
-        if len(body) < THREADED_PARSE_BYTES or not IReactorThreads.providedBy(reactor):
+        if not self._parse_in_thread or len(body) < THREADED_PARSE_BYTES or not IReactorThreads.providedBy(reactor):
             try:
                 args, method = safe_loads(body)
             except (ValueError, xmlrpc.client.Fault) as exc:

@@ -117,6 +117,21 @@ class WebHubTests(TestCase):
         self.assertEqual(self.header(response, b"access-control-allow-origin"), origin)
         self.assertRaises(xmlrpc.client.Fault, xmlrpc.client.loads, text)
 
+    async def test_big_register_keeps_origin(self):
+        """The consent prompt names the page's origin however big its
+        registration request (a padded one is not parsed out of the
+        request's context)."""
+        asked = []
+        await self.start_hub(consent=lambda request: asked.append(request) or True)
+        identity = {"samp.name": "page", "padding": "x" * (2 * 1024 * 1024)}
+        response, text = await self.request(
+            headers={b"origin": [b"https://page.example.org"], b"content-type": [b"text/xml"]},
+            body=dumps_call("samp.webhub.register", (identity,)),
+        )
+        self.assertEqual(response.code, 200)
+        self.assertIn("samp.private-key", xmlrpc.client.loads(text)[0][0])
+        self.assertEqual([(r.name, r.origin) for r in asked], [("page", "https://page.example.org")])
+
     async def test_bad_input_limits(self):
         """The Standard Profile's limits hold: a huge body is 413, a DTD a fault."""
         await self.start_hub()
