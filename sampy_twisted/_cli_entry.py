@@ -1,10 +1,9 @@
 """
 The ``sampy-twisted`` console script: ``ping`` and ``send --notify`` run
 without Twisted (:mod:`._oneshot`) when the command line is one that module
-serves; every
-other command line goes to the full command, :func:`sampy_twisted._cli.main`,
-unchanged.  This module imports only the standard library until it knows
-which.
+serves; every other command line goes to the full command,
+:func:`sampy_twisted._cli.main`, unchanged.  This module imports only the
+standard library until it knows which.
 """
 
 from __future__ import annotations
