@@ -183,6 +183,28 @@ def log_problems_to_stderr():
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
+def serve_blocking_commands(client, commands, say):
+    """
+    A blocking worker's (astropy's) end of the orchestrator's line
+    protocol: announce *client*'s id, then run each line of stdin as
+    ``commands[command](*args)`` and ``say`` its result (or ``error
+    COMMAND: why``, on one line), until stdin closes; then disconnect.
+    """
+    say(f"ready {client.get_public_id()}")
+    try:
+        for line in sys.stdin:  # ends when the orchestrator closes our stdin
+            command, *args = line.split()
+            try:
+                say(commands[command](*args))
+            except Exception as exc:
+                say(f"error {command}: {' '.join(str(exc).split())[:300]}")
+    finally:
+        try:
+            client.disconnect()
+        except Exception:
+            pass
+
+
 def command_protocol(reactor, client, commands):
     """
     A worker's end of the orchestrator's line protocol (on its stdin and

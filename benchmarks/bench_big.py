@@ -72,6 +72,7 @@ from _common import (  # noqa: E402
     line_writer,
     load_average,
     log_problems_to_stderr,
+    serve_blocking_commands,
     machine_summary,
     start_hub_process,
 )
@@ -223,19 +224,7 @@ def astropy_worker(role, recipient):
         return f"sent {key} {t0!r} {time.monotonic() - t0!r}"
 
     commands = {"prepare": prepare, "send": send, "alive": lambda: "alive"}
-    say(f"ready {client.get_public_id()}")
-    try:
-        for line in sys.stdin:  # ends when the orchestrator closes our stdin
-            command, *args = line.split()
-            try:
-                say(commands[command](*args))
-            except Exception as exc:
-                say(f"error {command}: {' '.join(str(exc).split())[:300]}")
-    finally:
-        try:
-            client.disconnect()
-        except Exception:
-            pass
+    serve_blocking_commands(client, commands, say)
 
 
 # -- measuring the hub ---------------------------------------------------------

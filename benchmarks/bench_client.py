@@ -49,6 +49,7 @@ from _common import (  # noqa: E402
     line_writer,
     load_average,
     log_problems_to_stderr,
+    serve_blocking_commands,
 )
 
 NOTIFY_MTYPE = "bench.notify"
@@ -294,19 +295,7 @@ def astropy_worker(role, recipient, concurrency):
         "count": count,
         "cpu": lambda: f"cpu {_cpu()!r}",
     }
-    say(f"ready {client.get_public_id()}")
-    try:
-        for line in sys.stdin:  # ends when the orchestrator closes our stdin
-            command, *args = line.split()
-            try:
-                say(commands[command](*args))
-            except Exception as exc:
-                say(f"error {command}: {exc}")
-    finally:
-        try:
-            client.disconnect()
-        except Exception:
-            pass
+    serve_blocking_commands(client, commands, say)
 
 
 # -- orchestrator --------------------------------------------------------------
