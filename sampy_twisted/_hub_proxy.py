@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from ._discovery import get_hub_params
 from ._encoding import SAMPValue, check_samp_value, timeout_seconds
 from ._errors import SAMPHubError, SAMPProxyError
+from ._limits import DEFAULT_HUB_TIMEOUT
 from ._reactor import default_reactor
 from ._xmlrpc import DEFAULT_MAX_BYTES, XMLRPCProxy
 
@@ -72,7 +73,7 @@ class SAMPHubProxy:
     :param float timeout: seconds any hub request may take.
     """
 
-    def __init__(self, reactor: IReactorTime | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, reactor: IReactorTime | None = None, timeout: float = DEFAULT_HUB_TIMEOUT) -> None:
         self._reactor: IReactorTime = default_reactor(reactor)
         self._timeout = timeout
         self._proxy: XMLRPCProxy | None = None

@@ -36,6 +36,12 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Largest XML-RPC body, request or response, accepted by default: room
 for a ``table.select.rowList`` of about 1.7 million rows."""
 
+DEFAULT_HUB_TIMEOUT = 30.0
+"""Seconds a client's call to its hub may take, by default."""
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds connecting to an XML-RPC server may take, by default."""
+
 DEFAULT_MAX_CONNECTIONS = 1000
 """
 Most connections open at once on one server, lowered to half the process's

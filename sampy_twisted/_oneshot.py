@@ -38,16 +38,10 @@ from ._codec import dumps_call, safe_loads
 from ._encoding import check_samp_value, from_xmlrpc, message_map
 from ._errors import SAMPHubError
 from ._hubfile import lockfile_location, read_lockfile
-from ._limits import DEFAULT_MAX_BYTES
+from ._limits import DEFAULT_CONNECT_TIMEOUT, DEFAULT_HUB_TIMEOUT, DEFAULT_MAX_BYTES
 from ._mtype import is_mtype
 
 __all__ = ["Command", "NotServed", "Notify", "Ping", "parse", "run"]
-
-HUB_TIMEOUT = 30.0
-"""Seconds a hub request may take (the Twisted hub proxy's default)."""
-
-CONNECT_TIMEOUT = 10.0
-"""Seconds connecting to the hub may take (the Twisted proxy's)."""
 
 CALL_GRACE = 1
 """Seconds the hub's own ``callAndWait`` timeout exceeds ``--wait``, so
@@ -253,7 +247,7 @@ class _Hub:
         if connection is not None:
             connection.close()
 
-    def call(self, method: str, *args: Any, timeout: float = HUB_TIMEOUT) -> Any:
+    def call(self, method: str, *args: Any, timeout: float = DEFAULT_HUB_TIMEOUT) -> Any:
         """
         Call *method*, waiting at most *timeout* seconds.
 
@@ -287,7 +281,7 @@ class _Hub:
         connection = self._connection
         if connection is None:
             connection = http.client.HTTPConnection(
-                self._host, self._port, timeout=min(CONNECT_TIMEOUT, _left(deadline))
+                self._host, self._port, timeout=min(DEFAULT_CONNECT_TIMEOUT, _left(deadline))
             )
             connection.connect()
             self._connection = connection

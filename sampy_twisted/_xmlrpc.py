@@ -668,7 +668,7 @@ class XMLRPCProxy:
         reactor: IReactorTime,
         max_concurrent: int = 20,
         timeout: float | None = 60.0,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = _limits.DEFAULT_CONNECT_TIMEOUT,
         max_bytes: int = DEFAULT_MAX_BYTES,
         tls_policy: IPolicyForHTTPS | None = None,
         error_class: type[Exception] = XMLRPCError,
