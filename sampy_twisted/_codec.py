@@ -28,14 +28,16 @@ sent to each.
 
 from __future__ import annotations
 
+import functools
 import re
 import xmlrpc.client
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, NoReturn, cast
 from xml.etree import ElementTree
 
 from ._encoding import string_chunks
 from ._limits import MAX_ELEMENT_DEPTH, MAX_NESTING
+from ._verbatim import VERBATIM_FROM, VerbatimStrings, find_verbatim
 
 __all__ = [
     "CachedMap",
@@ -72,27 +74,27 @@ def _too_deep() -> _TooDeep:
 _PLAIN_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin-1", b"latin1"}
 _DECLARED_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)")
 _CHUNK = 16 * 1024
+_Parse = Callable[[bytes], "tuple[tuple[Any, ...], str | None]"]
 _SCAN_FROM = 32 * 1024  # bytes
 
 
-def safe_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
+def safe_loads(data: bytes, verbatim: bool = False) -> tuple[tuple[Any, ...], str | None]:
     """
     Parse an XML-RPC request or response, refusing DTDs, entities and
     values nested deeper than :data:`~sampy_twisted._limits.MAX_NESTING`
     (as soon as the parser meets them, without recursion).
 
     :param bytes data: the XML document.
+    :param bool verbatim: give long lists of plain strings as
+        :class:`~._verbatim.VerbatimStrings` (for the hub, which passes them
+        on) where they allow it.
     :return: ``(params, methodname)`` as :func:`xmlrpc.client.loads`.
     :raises xmlrpc.client.Fault: the document is a fault response.
     :raises ValueError: the document has a DTD, nests too deep or is not
         XML-RPC.
     """
-    # Documents that may hold a DTD go straight to the strict parser, which
-    # stops at the declaration.
-    if _plain_bytes(data):
-        # ElementTree is the faster for small documents; the scanner for
-        # the long lists of strings big ones hold.
-        for fast in (_scan_loads, _tree_loads) if len(data) >= _SCAN_FROM else (_tree_loads, _scan_loads):
+    if _declares_plain_encoding(data):
+        for fast in _fast_parsers(data, functools.partial(_scan_loads, verbatim=verbatim)):
             try:
                 return fast(data)
             except (xmlrpc.client.Fault, _TooDeep):
@@ -102,26 +104,46 @@ def safe_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
     return _strict_loads(data)
 
 
-def _plain_bytes(data: bytes) -> bool:
-    if b"<!DOCTYPE" in data or b"\x00" in data:
-        return False
+def _fast_parsers(data: bytes, scan: _Parse) -> Iterator[_Parse]:
+    """
+    The parsers to try on *data* before the strict one, in turn: the
+    scanner is the faster for the long lists of strings big documents hold,
+    ElementTree for small ones.  The scanner stops at a DTD; ElementTree
+    would read one, so it is not tried on a document that may hold one
+    (looked for only when the scanner has given up on a big document).
+    """
+    big = len(data) >= _SCAN_FROM
+    if big:
+        yield scan
+    if b"<!DOCTYPE" not in data and b"\x00" not in data:
+        yield _tree_loads
+    if not big:
+        yield scan
+
+
+def _declares_plain_encoding(data: bytes) -> bool:
+    """Whether *data* is UTF-8 or a subset of it, as far as it says."""
     declared = _DECLARED_ENCODING.match(data)
     return declared is None or declared.group(1).lower() in _PLAIN_ENCODINGS
 
 
 # -- 1. the scanner ----------------------------------------------------------
 
-_SPACE = re.compile(r"[ \t\n]*")
-_TAG = re.compile(r"<(/?)([A-Za-z_][A-Za-z0-9_.-]*)[ \t\n]*(/?)>")
+# The scanner reads the document's bytes and decodes only texts: one at a
+# time, and a list of strings a megabyte at a time, so that a big document
+# is never held a second time as one string.
+_SPACE = re.compile(rb"[ \t\n]*")
+_TAG = re.compile(rb"<(/?)([A-Za-z_][A-Za-z0-9_.-]*)[ \t\n]*(/?)>")
 _DECLARATION = re.compile(
-    r"<\?xml[ \t\n]+version[ \t\n]*=[ \t\n]*(['\"])1\.0\1"
-    r"(?:[ \t\n]+encoding[ \t\n]*=[ \t\n]*(['\"])[A-Za-z][A-Za-z0-9._-]*\2)?"
-    r"(?:[ \t\n]+standalone[ \t\n]*=[ \t\n]*(['\"])(?:yes|no)\3)?[ \t\n]*\?>"
+    rb"<\?xml[ \t\n]+version[ \t\n]*=[ \t\n]*(['\"])1\.0\1"
+    rb"(?:[ \t\n]+encoding[ \t\n]*=[ \t\n]*(['\"])[A-Za-z][A-Za-z0-9._-]*\2)?"
+    rb"(?:[ \t\n]+standalone[ \t\n]*=[ \t\n]*(['\"])(?:yes|no)\3)?[ \t\n]*\?>"
 )
-# What the scanner leaves to ElementTree in text: characters XML forbids,
-# CR (which XML turns into LF) and CDATA ends; character references are
-# left to it by _unescape.
-_NOT_PLAIN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff]|]]>")
+# What the scanner leaves to ElementTree in text: characters XML forbids
+# (U+FFFE and U+FFFF are EF BF BE and EF BF BF in UTF-8), CR (which XML
+# turns into LF) and CDATA ends; character references are left to it by
+# _unescape.
+_NOT_PLAIN_TEXT = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\r]|]]>|\xef\xbf[\xbe\xbf]")
 _ENTITY = re.compile(r"&(?!(?:amp|lt|gt|quot|apos);)")
 # String values as xmlrpc.client writes them, and without a type element,
 # whose text needs no unescaping nor any other look (no "&", no "]", nothing
@@ -147,52 +169,56 @@ _BULK_FORMS = (
 )
 
 
-def _plain_values(form: _BulkForm, text: str, start: int, end: int) -> list[Any]:
+def _plain_values(form: _BulkForm, data: bytes, start: int, end: int) -> list[Any]:
     """
-    The texts of the values of *form* from *start* to *end* in *text*, if
+    The texts of the values of *form* from *start* to *end* in *data*, if
     that is nothing but such values and white space; else nothing.
 
     Read a megabyte at a time (cut after a ``</value>``, where every match
-    ends), each piece by one ``findall`` and checked by counting while it
-    is in the processor's cache: every ``<`` in the piece is in a match, and
-    what lies between the matches is white space.  A thread parsing a long
-    list lets go of the GIL between pieces, so the reactor's thread waits
-    for none of them long.
+    ends): each piece decoded, read by one ``findall`` and checked by
+    counting while it is in the processor's cache: every ``<`` in the
+    piece is in a match, and what lies between the matches is white space.
+    A thread parsing a long list lets go of the GIL between pieces, so the
+    reactor's thread waits for none of them long.
     """
     items: list[Any] = []
+    view = memoryview(data)
     while start < end:
-        cut = text.find("</value>", min(start + _BULK_PIECE, end), end)
-        cut = end if cut < 0 else cut + len("</value>")
-        found = form.pattern.findall(text, start, cut)
+        cut = data.find(b"</value>", min(start + _BULK_PIECE, end), end)
+        cut = end if cut < 0 else cut + len(b"</value>")
+        try:
+            piece = str(view[start:cut], "utf-8")
+        except UnicodeDecodeError:
+            return []
+        found = form.pattern.findall(piece)
         if not found:  # the white space after the last value, or not values at all
-            return items if _after_space(text, start) == end else []
-        if text.count("<", start, cut) != form.tags * len(found):
+            return items if _after_space(data, start) == end else []
+        if piece.count("<") != form.tags * len(found):
             return []
         joined = "".join(found)
-        between = cut - start - len(joined) - form.markup * len(found)
-        if not _only_space_between(text, start, cut, joined, between):
+        between = len(piece) - len(joined) - form.markup * len(found)
+        if not _only_space_between(piece, joined, between):
             return []
         items += found
         start = cut
     return items
 
 
-def _after_space(text: str, at: int) -> int:
+def _after_space(data: bytes, at: int) -> int:
     """Where the XML white space from *at* on ends."""
-    return cast("re.Match[str]", _SPACE.match(text, at)).end()  # it matches "" too
+    return cast("re.Match[bytes]", _SPACE.match(data, at)).end()  # it matches "" too
 
 
-def _only_space_between(text: str, start: int, end: int, items: str, between: int) -> bool:
+def _only_space_between(piece: str, items: str, between: int) -> bool:
     """
-    Whether the *between* characters of *text*, from *start* to *end*, that
-    are not in *items* (the texts of the values found there) are all XML
-    white space: counted, first for line feeds alone, as writers put
-    between values.
+    Whether the *between* characters of *piece* that are not in *items*
+    (the texts of the values found there) are all XML white space:
+    counted, first for line feeds alone, as writers put between values.
     """
-    line_feeds = text.count("\n", start, end) - items.count("\n")
+    line_feeds = piece.count("\n") - items.count("\n")
     if between == line_feeds:
         return True
-    spaces = sum(text.count(space, start, end) - items.count(space) for space in " \t")
+    spaces = sum(piece.count(space) - items.count(space) for space in " \t")
     return between == line_feeds + spaces
 
 
@@ -207,7 +233,7 @@ def _unescape(text: str) -> str:
     )
 
 
-def _scan_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
+def _scan_loads(data: bytes, verbatim: bool = False) -> tuple[tuple[Any, ...], str | None]:
     """
     The plain XML-RPC documents, read by :class:`_Scanner`: anything else
     raises :class:`_Unusual` (or another error) for ElementTree to judge.
@@ -216,24 +242,26 @@ def _scan_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
         declared = _DECLARED_ENCODING.match(data)
         if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
             raise _Unusual()
-    return _Scanner(data.decode("utf-8")).document()
+    return _Scanner(data, verbatim).document()
 
 
 class _Scanner:
     """
     Reads one XML-RPC document, tag by tag, counting the depth of its
     elements as the other parsers do; only the elements and text XML-RPC
-    has, in the order it has them.
+    has, in the order it has them.  With *verbatim*, long lists of plain
+    strings are kept as :class:`~._verbatim.VerbatimStrings`.
     """
 
-    def __init__(self, document: str) -> None:
-        self._text = document
+    def __init__(self, document: bytes, verbatim: bool = False) -> None:
+        self._data = document
+        self._verbatim = verbatim
         self._at = 0
         self._depth = 0
-        self._found: dict[str, int] = {}
+        self._found: dict[bytes, int] = {}
 
     def document(self) -> tuple[tuple[Any, ...], str | None]:
-        declaration = _DECLARATION.match(self._text)
+        declaration = _DECLARATION.match(self._data)
         if declaration is not None:
             self._at = declaration.end()
         closing, root, empty = self._tag()
@@ -241,18 +269,18 @@ class _Scanner:
             raise _Unusual()
         self._enter()
         method: str | None = None
-        if root == "methodCall":
-            if self._start("methodName"):
+        if root == b"methodCall":
+            if self._start(b"methodName"):
                 raise _Unusual()
             method = self._chars()
-            self._end("methodName")
+            self._end(b"methodName")
             params = self._params()
-        elif root == "methodResponse":
+        elif root == b"methodResponse":
             params = self._response()
         else:
             raise _Unusual()
         self._end(root)
-        if _after_space(self._text, self._at) != len(self._text):
+        if _after_space(self._data, self._at) != len(self._data):
             raise _Unusual()
         return params, method
 
@@ -261,18 +289,18 @@ class _Scanner:
         if closing or empty:
             raise _Unusual()
         self._enter()
-        if tag == "params":
+        if tag == b"params":
             return self._param_list()
-        if tag != "fault":
+        if tag != b"fault":
             raise _Unusual()
         fault = self._value()
-        self._end("fault")
+        self._end(b"fault")
         if not isinstance(fault, dict):
             raise _Unusual()
         raise xmlrpc.client.Fault(**fault)  # a TypeError here: unusual
 
     def _params(self) -> tuple[Any, ...]:
-        if self._start("params"):
+        if self._start(b"params"):
             return ()
         return self._param_list()
 
@@ -281,39 +309,39 @@ class _Scanner:
         while True:
             closing, tag, empty = self._tag()
             if closing:
-                if tag != "params":
+                if tag != b"params":
                     raise _Unusual()
                 self._depth -= 1
                 return tuple(values)
-            if tag != "param" or empty:
+            if tag != b"param" or empty:
                 raise _Unusual()
             self._enter()
             values.append(self._value())
-            self._end("param")
+            self._end(b"param")
 
     def _value(self) -> Any:
         """The next ``<value>`` element, which must come next."""
-        if self._start("value"):
+        if self._start(b"value"):
             return ""
         text = self._chars()
         closing, tag, empty = self._tag()
         if closing:
-            if tag != "value":
+            if tag != b"value":
                 raise _Unusual()
             self._depth -= 1
             return text  # a string without a type element
         if text.strip(" \t\n"):
             raise _Unusual()
         self._enter()
-        if tag == "struct":
+        if tag == b"struct":
             result: Any = {} if empty else self._struct()
-        elif tag == "array":
+        elif tag == b"array":
             if empty:
                 raise _Unusual()
             result = self._array()
         else:
-            result = self._scalar(tag, empty)
-        self._end("value")
+            result = self._scalar(tag.decode("ascii"), empty)
+        self._end(b"value")
         return result
 
     def _scalar(self, tag: str, empty: bool) -> Any:
@@ -322,7 +350,7 @@ class _Scanner:
             text = ""
         else:
             text = self._chars()
-            self._end(tag)
+            self._end(tag.encode("ascii"))
         return _scalar(tag, text)
 
     def _struct(self) -> dict[str, Any]:
@@ -330,80 +358,94 @@ class _Scanner:
         while True:
             closing, tag, empty = self._tag()
             if closing:
-                if tag != "struct":
+                if tag != b"struct":
                     raise _Unusual()
                 self._depth -= 1
                 return result
-            if tag != "member" or empty:
+            if tag != b"member" or empty:
                 raise _Unusual()
             self._enter()
-            if self._start("name"):
+            if self._start(b"name"):
                 key = ""
             else:
                 key = self._chars()
-                self._end("name")
+                self._end(b"name")
             result[key] = self._value()
-            self._end("member")
+            self._end(b"member")
 
-    def _array(self) -> list[Any]:
-        if self._start("data"):
-            self._end("array")
+    def _array(self) -> Any:
+        if self._start(b"data"):
+            self._end(b"array")
             return []
         items = self._plain_strings()
+        if isinstance(items, VerbatimStrings):
+            self._end(b"data")
+            self._end(b"array")
+            return items
         while True:
             closing, tag, empty = self._tag()
             if closing:
-                if tag != "data":
+                if tag != b"data":
                     raise _Unusual()
                 self._depth -= 1
                 break
-            if tag != "value":
+            if tag != b"value":
                 raise _Unusual()
             self._at = self._tag_start
             items.append(self._value())
-        self._end("array")
+        self._end(b"array")
         return items
 
-    def _plain_strings(self) -> list[Any]:
+    def _plain_strings(self) -> list[Any] | VerbatimStrings:
         """
         The items of the array whose ``<data>`` was just read, if they are
         all plain string values of one form (else nothing, for the items to
-        be read one by one): see :func:`_plain_values`.
+        be read one by one): see :func:`_plain_values` and, for a long list
+        the hub passes on, :func:`~._verbatim.find_verbatim`.
         """
-        text, start = self._text, self._at
-        end = self._next("</data>")
-        if end == len(text) or self._next("<array") < end or self._next("<struct") < end:
+        data, start = self._data, self._at
+        end = self._next(b"</data>")
+        if self._verbatim and VERBATIM_FROM <= end - start and end < len(data):
+            verbatim = find_verbatim(data, _after_space(data, start), end)
+            if verbatim is not None:
+                self._check_depth(_BULK_FORMS[0])
+                self._at = end
+                return verbatim
+        if end == len(data) or self._next(b"<array") < end or self._next(b"<struct") < end:
             return []  # holds other lists or maps: not a list of strings
         for form in _BULK_FORMS:
-            items = _plain_values(form, text, start, end)
+            items = _plain_values(form, data, start, end)
             if items:
-                if self._depth + form.depth > MAX_ELEMENT_DEPTH:
-                    raise _too_deep()
+                self._check_depth(form)
                 self._at = end
                 return items
         return []
 
-    def _next(self, marker: str) -> int:
+    def _check_depth(self, form: _BulkForm) -> None:
+        if self._depth + form.depth > MAX_ELEMENT_DEPTH:
+            raise _too_deep()
+
+    def _next(self, marker: bytes) -> int:
         """
-        Where *marker* next appears from here on (the text's length if
-        nowhere), remembered: the text is searched from where the last
+        Where *marker* next appears from here on (the document's length if
+        nowhere), remembered: the document is searched from where the last
         search found it, so that looking ahead from every list of a
         deeply nested document costs one pass, not one each.
         """
         found = self._found.get(marker, -1)
         if found < self._at:
-            found = self._text.find(marker, self._at)
-            self._found[marker] = found = len(self._text) if found < 0 else found
+            found = self._data.find(marker, self._at)
+            self._found[marker] = found = len(self._data) if found < 0 else found
         return found
 
     # -- tags and text
 
     _tag_start = 0
 
-    def _tag(self) -> tuple[bool, str, bool]:
+    def _tag(self) -> tuple[bool, bytes, bool]:
         """The next tag, after white space: (closing, name, empty)."""
-        self._tag_start = _after_space(self._text, self._at)
-        match = _TAG.match(self._text, self._tag_start)
+        self._tag_start = _after_space(self._data, self._at)
+        match = _TAG.match(self._data, self._tag_start)
         if match is None:
             raise _Unusual()
         closing, name, empty = match.groups()
@@ -417,7 +459,7 @@ class _Scanner:
         if self._depth > MAX_ELEMENT_DEPTH:
             raise _too_deep()
 
-    def _start(self, name: str) -> bool:
+    def _start(self, name: bytes) -> bool:
         """Read the start tag of *name*; whether the element is empty."""
         closing, tag, empty = self._tag()
         if closing or tag != name:
@@ -427,22 +469,22 @@ class _Scanner:
             self._depth -= 1
         return empty
 
-    def _end(self, name: str) -> None:
+    def _end(self, name: bytes) -> None:
         closing, tag, _ = self._tag()
         if not closing or tag != name:
             raise _Unusual()
         self._depth -= 1
 
     def _chars(self) -> str:
-        """The text up to the next tag."""
-        end = self._text.find("<", self._at)
+        """The text up to the next tag (a UnicodeDecodeError if not UTF-8)."""
+        end = self._data.find(b"<", self._at)
         if end < 0:
             raise _Unusual()
-        text = self._text[self._at : end]
+        text = self._data[self._at : end]
         if _NOT_PLAIN_TEXT.search(text):
             raise _Unusual()
         self._at = end
-        return _unescape(text)
+        return _unescape(text.decode("utf-8"))
 
 
 # -- 2. ElementTree ----------------------------------------------------------
@@ -626,14 +668,14 @@ class CachedMap(dict[str, Any]):
     recipients.  It must not change once written.
     """
 
-    _encoded: list[bytes] | None = None
+    _encoded: list[bytes | memoryview] | None = None
 
     @property
     def is_encoded(self) -> bool:
         """Whether the encoding has been made (and is kept)."""
         return self._encoded is not None
 
-    def encoded(self) -> list[bytes]:
+    def encoded(self) -> list[bytes | memoryview]:
         """The ``<value>`` element of this map, as UTF-8, in parts."""
         if self._encoded is None:
             writer = _Writer()
@@ -680,11 +722,11 @@ class _Writer:
     """
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | memoryview] = []
         self._text: list[str] = []
         self.write = self._text.append
 
-    def parts(self) -> list[bytes]:
+    def parts(self) -> list[bytes | memoryview]:
         """Everything written, as byte strings to send one after the other."""
         self._flush()
         return self._parts
@@ -701,6 +743,11 @@ class _Writer:
         elif type(value) is CachedMap:
             self._flush()
             self._parts += value.encoded()
+        elif type(value) is VerbatimStrings:
+            self.write("<value><array><data>\n")
+            self._flush()
+            self._parts.append(value.xml())
+            self.write("</data></array></value>\n")
         elif isinstance(value, dict):
             self.struct(value)
         elif isinstance(value, (list, tuple)):
@@ -749,7 +796,7 @@ class _Writer:
 _HEADER = "<?xml version='1.0'?>\n"
 
 
-def encode_call(method: str, args: Iterable[Any]) -> list[bytes]:
+def encode_call(method: str, args: Iterable[Any]) -> list[bytes | memoryview]:
     """
     Encode a method call as :func:`xmlrpc.client.dumps` does, as byte
     strings to send one after the other (their concatenation is the body).

@@ -15,9 +15,10 @@ import math
 import re
 import traceback
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeAlias, overload
+from typing import Any, TypeAlias, cast, overload
 
 from ._errors import SAMP_STATUS_ERROR, SAMP_STATUS_OK
+from ._verbatim import VerbatimStrings
 
 __all__ = [
     "check_samp_value",
@@ -100,6 +101,9 @@ def _convert(value: object, path: str, what: str) -> SAMPValue:
     if isinstance(value, str):
         _check_string(value, path, what)
         return value
+    if isinstance(value, VerbatimStrings):
+        # Its strings were checked as it was read; the hub passes it on.
+        return cast(SAMPValue, value)
     if isinstance(value, dict):
         out: dict[str, SAMPValue] = {}
         for key, item in value.items():
@@ -176,6 +180,8 @@ def from_xmlrpc(value: object) -> SAMPValue:
         return value
     if isinstance(value, dict):
         return {str(k): from_xmlrpc(v) for k, v in value.items()}
+    if isinstance(value, VerbatimStrings):
+        return cast(SAMPValue, value.strings())
     if isinstance(value, (list, tuple)):
         try:
             for _ in string_chunks(value):

@@ -50,6 +50,7 @@ from ._codec import CachedMap
 from ._encoding import SAMPValue, check_samp_value, error_response, legal_text, ok_response, timeout_seconds
 from ._limits import DEFAULT_MAX_QUEUED_BYTES, message_size
 from ._mtype import best_match, is_mtype, is_mtype_pattern
+from ._verbatim import VerbatimStrings
 
 __all__ = ["HUB_ID", "MAX_UNANSWERED_CALLS", "HubCore", "IChannel", "IDelivery", "IHubObserver"]
 
@@ -205,7 +206,7 @@ def check_string(value: object, what: str) -> str:
 
 def kind(value: object) -> str:
     """What *value* is, in SAMP's words, for fault texts."""
-    names: dict[type, str] = {dict: "a map", list: "a list", str: "a string"}
+    names: dict[type, str] = {dict: "a map", list: "a list", VerbatimStrings: "a list", str: "a string"}
     return names.get(type(value), type(value).__name__)
 
 

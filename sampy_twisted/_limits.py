@@ -11,6 +11,7 @@ import resource
 from typing import TYPE_CHECKING
 
 from ._encoding import string_chunks
+from ._verbatim import VerbatimStrings
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -193,6 +194,8 @@ def message_size(value: object) -> int:
             for key, member in item.items():
                 size += _MEMBER_MARKUP + len(key)
                 stack.append(member)
+        elif isinstance(item, VerbatimStrings):
+            size += len(item) * _VALUE_MARKUP + item.chars
         elif isinstance(item, (list, tuple)):
             try:  # a row list: counted in C
                 size += len(item) * _VALUE_MARKUP + sum(len(joined) for _, joined in string_chunks(item))

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._hubcore import HUB_ID, HubCore, IHubObserver, _Client
+from ._verbatim import VerbatimStrings
 
 __all__ = ["HubMonitor"]
 
@@ -63,7 +64,7 @@ def collapse(value: Any, depth: int = 0) -> tuple[Any, int]:
             result[key], item_size = collapse(item, depth + 1)
             size += item_size + len(key)
         return result, size
-    if isinstance(value, list):
+    if isinstance(value, (list, VerbatimStrings)):
         items: list[Any] = []
         for item in value[:_ITEMS_CUT]:
             collapsed, item_size = collapse(item, depth + 1)

@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._hubcore import HUB_ID, IChannel, IDelivery, _Client
+from ._limits import message_size
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -56,17 +57,6 @@ DEFAULT_MAX_PULL_WAIT = 600.0
 DEFAULT_MAX_QUEUED = 4096
 #: Approximate bytes of SAMP strings one web client may have queued.
 DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024
-
-
-def samp_size(value: object) -> int:
-    """Roughly how many bytes *value* (SAMP data) takes in XML-RPC."""
-    if isinstance(value, str):
-        return len(value) + 30
-    if isinstance(value, dict):
-        return 40 + sum(samp_size(k) + samp_size(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return 30 + sum(samp_size(v) for v in value)
-    return 30
 
 
 @implementer(IDelivery)
@@ -239,7 +229,7 @@ class PullChannel:
                 on_error(f"{method} to {client_id} not delivered: it is not callable")
             return
         entry = {"samp.methodName": method, "samp.params": params}
-        size = size or samp_size(params)  # the core's estimate when it gave one
+        size = size or message_size(params)  # the core's estimate when it gave one
         delivery = self._delivery
         full = len(self.queue) >= delivery.max_queued or self.queued_bytes + size > delivery.max_queued_bytes
         if full and not force:

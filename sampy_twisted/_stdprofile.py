@@ -91,7 +91,7 @@ class StandardProfile:
         self.lockfile: str | None = None
         self.params: dict[str, str] | None = None
         self.extra_params: dict[str, str] = {}  # implementation-specific lockfile entries
-        self.resource = XMLRPCResource(self._procedures(), lenient=False)
+        self.resource = XMLRPCResource(self._procedures(), lenient=False, verbatim=True)
 
     # -- the lockfile ------------------------------------------------------
 

@@ -45,6 +45,7 @@ from ._hubcore import HubCore, _Client, check_string, checked, kind
 from ._listening import is_loopback_host
 from ._mtype import is_mtype, pattern_matches
 from ._pulldelivery import PullChannel, PullDelivery
+from ._verbatim import VerbatimStrings
 from ._xmlrpc import XMLRPCResource, _peer, _rejections
 
 __all__ = [
@@ -237,6 +238,8 @@ def _urls_in(value: object) -> Iterable[str]:
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _urls_in(item)
+    elif isinstance(value, VerbatimStrings) and value.any_starts_with(_TRANSLATABLE):
+        yield from _urls_in(value.strings())
 
 
 def mtype_allowed(mtype: str, annotation: object, safe: Iterable[str]) -> bool:
@@ -297,7 +300,7 @@ class WebProfile:
         self.base_url = "http://127.0.0.1:21012/"
         # Parsed at once, however big: register reads the page's origin
         # from self.current, set only around the synchronous render.
-        self.xmlrpc = XMLRPCResource(self._procedures(), lenient=False, parse_in_thread=False)
+        self.xmlrpc = XMLRPCResource(self._procedures(), lenient=False, parse_in_thread=False, verbatim=True)
         self.resource = WebResource(self)
         self.current: WebConsentRequest | None = None
 

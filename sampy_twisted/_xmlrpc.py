@@ -111,7 +111,7 @@ class _BytesProducer:
     connection's buffer.
     """
 
-    def __init__(self, parts: list[bytes]) -> None:
+    def __init__(self, parts: list[bytes | memoryview]) -> None:
         self._parts = collections.deque(parts)
         self._offset = 0  # in the first part: what of it has been written
         self.length = sum(map(len, parts))
@@ -138,7 +138,8 @@ class _BytesProducer:
                 self._offset = 0
             else:
                 self._offset = start + len(piece)
-            self._consumer.write(piece)
+            # A list the hub passes on as received is a view of its body.
+            self._consumer.write(piece if isinstance(piece, bytes) else bytes(piece))
         if not parts and not self._paused and not self._done.called:
             self._done.callback(None)
 
@@ -259,7 +260,7 @@ class _OneShotRequest(Protocol):
         :meth:`received`, as the Agent's do for DS9's short bodies).
     """
 
-    def __init__(self, head: bytes, body: list[bytes], limit: int, url: str, eager: bool = False) -> None:
+    def __init__(self, head: bytes, body: list[bytes | memoryview], limit: int, url: str, eager: bool = False) -> None:
         self._request_head = head
         self._request_body = body
         self._eager = eager
@@ -293,7 +294,7 @@ class _OneShotRequest(Protocol):
         if data:
             self.transport.write(data)
 
-    def _stream(self, head: bytes, body: list[bytes]) -> None:
+    def _stream(self, head: bytes, body: list[bytes | memoryview]) -> None:
         # A big message: written as the connection takes it, rather than
         # copied whole into the connection's buffer.
         transport = cast(IConsumer, self.transport)  # a TCP or TLS transport
@@ -723,7 +724,7 @@ class XMLRPCProxy:
             d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         return d.addErrback(self._translate, method)
 
-    def _start(self, method: str, body: list[bytes]) -> defer.Deferred[Any]:
+    def _start(self, method: str, body: list[bytes | memoryview]) -> defer.Deferred[Any]:
         """The request, in a slot of the semaphore: taken at once when one
         is free and nobody waits (the usual case), without the Deferreds
         of ``DeferredSemaphore.run``; else in turn."""
@@ -741,7 +742,7 @@ class XMLRPCProxy:
         self._semaphore.release()
         return result
 
-    def _request(self, method: str, body: list[bytes], retry: bool = True) -> defer.Deferred[Any]:
+    def _request(self, method: str, body: list[bytes | memoryview], retry: bool = True) -> defer.Deferred[Any]:
         if not self._pool.persistent:
             return self._one_shot(body)
         d: defer.Deferred[Any] = self._agent.request(
@@ -754,7 +755,7 @@ class XMLRPCProxy:
             d.addErrback(self._retry_unsent, method, body)
         return d
 
-    def _one_shot(self, body: list[bytes]) -> defer.Deferred[Any]:
+    def _one_shot(self, body: list[bytes | memoryview]) -> defer.Deferred[Any]:
         """
         Send *body* on a new connection of its own: for a server that closes
         each one (see :meth:`_stop_reusing`), without the Agent's pool.
@@ -805,7 +806,7 @@ class XMLRPCProxy:
         result.addErrback(self._cut_short, request)
         return result.addCallback(self._parse)
 
-    def _retry_unsent(self, failure: Failure, method: str, body: list[bytes]) -> defer.Deferred[Any]:
+    def _retry_unsent(self, failure: Failure, method: str, body: list[bytes | memoryview]) -> defer.Deferred[Any]:
         failure.trap(RequestNotSent)
         return self._request(method, body, retry=False)
 
@@ -1322,6 +1323,9 @@ class XMLRPCResource(Resource):
         callbacks accept them; with ``False`` they are passed as decoded, to
         procedures that check SAMP data themselves and refuse what breaks it
         (the hub core, as JSAMP's hub does).
+    :param bool verbatim: keep long lists of plain strings as they came
+        (:class:`~._verbatim.VerbatimStrings`), for procedures that pass
+        them on (the hub core).
     :param bool parse_in_thread: parse bodies from
         :data:`THREADED_PARSE_BYTES` on in the reactor's thread pool (the
         site's reactor); ``False`` for procedures that read what the caller
@@ -1332,13 +1336,18 @@ class XMLRPCResource(Resource):
     _log = Logger()
 
     def __init__(
-        self, procedures: Mapping[str, Callable[..., object]], lenient: bool = True, parse_in_thread: bool = True
+        self,
+        procedures: Mapping[str, Callable[..., object]],
+        lenient: bool = True,
+        parse_in_thread: bool = True,
+        verbatim: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._procedures = dict(procedures)
         self._signatures: dict[str, tuple[float, float]] = {}
         self._lenient = lenient
         self._parse_in_thread = parse_in_thread
+        self._verbatim = verbatim
 
     def render_GET(self, request: server.Request) -> bytes:
         request.setResponseCode(405)
@@ -1351,7 +1360,7 @@ class XMLRPCResource(Resource):
         reactor = getattr(getattr(getattr(request, "channel", None), "site", None), "reactor", None)
         if not self._parse_in_thread or len(body) < THREADED_PARSE_BYTES or not IReactorThreads.providedBy(reactor):
             try:
-                args, method = safe_loads(body)
+                args, method = safe_loads(body, self._verbatim)
             except (ValueError, xmlrpc.client.Fault) as exc:
                 return self._unparsable(request, exc)
             return self._answer(request, args, method)
@@ -1361,7 +1370,7 @@ class XMLRPCResource(Resource):
         # come one after the other.
         gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)
-        parsing = threads.deferToThreadPool(reactor, reactor.getThreadPool(), safe_loads, body)
+        parsing = threads.deferToThreadPool(reactor, reactor.getThreadPool(), safe_loads, body, self._verbatim)
         parsing.addBoth(self._parsed, request, gone)
         return server.NOT_DONE_YET
 

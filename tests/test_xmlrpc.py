@@ -267,9 +267,9 @@ class ProxyTests(TestCase):
         """Record the thread each request is parsed in."""
         where = []
 
-        def recording_loads(data):
+        def recording_loads(data, *options):
             where.append(threading.current_thread() is threading.main_thread())
-            return safe_loads(data)
+            return safe_loads(data, *options)
 
         self.patch(_xmlrpc, "safe_loads", recording_loads)
         return where
@@ -306,10 +306,10 @@ class ProxyTests(TestCase):
         not made."""
         called, started, release = [], defer.Deferred(), threading.Event()
 
-        def slow_loads(data):
+        def slow_loads(data, *options):
             reactor.callFromThread(started.callback, None)
             release.wait(10)
-            return safe_loads(data)
+            return safe_loads(data, *options)
 
         self.patch(_xmlrpc, "safe_loads", slow_loads)
         resource = XMLRPCResource({"echo": lambda *a: called.append(a)})

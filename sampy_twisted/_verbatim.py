@@ -1,0 +1,159 @@
+# -*- test-case-name: tests.test_verbatim -*-
+"""
+Long lists of plain strings that the hub passes on as it received them.
+
+A ``table.select.rowList`` of a million rows is a million string values in
+one XML-RPC array.  The hub needs to know only that they are legal SAMP
+strings, and to send the same array on; making a million Python strings
+from it, and writing them again, would cost it several times more than
+checking them.  So when the array's items are written as the hub's own
+writer (and :mod:`xmlrpc.client`) writes them, with plain texts, the hub
+keeps their bytes: a :class:`VerbatimStrings`, which its writer sends as
+they came (byte for byte what it would write from the strings, unless a
+text holds a ``>``, which it would write ``&gt;``).  The strings are made
+only if something reads them (the monitor, a test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import overload
+
+__all__ = ["VERBATIM_FROM", "VerbatimStrings", "find_verbatim"]
+
+#: Lists whose items' XML is this long (about 2 000 rows) or longer are
+#: kept verbatim; shorter ones are cheap to read.
+VERBATIM_FROM = 64 * 1024
+
+_OPEN = b"<value><string>"
+_CLOSE = b"</string></value>\n"
+_BETWEEN = _CLOSE + _OPEN
+_MARKUP = len(_OPEN) + len(_CLOSE)
+# Bytes an item's text may hold: tab, LF and printable ASCII but "&" (the
+# start of a reference) and "]" (of a CDATA end); "<" is in the markup too,
+# so it is counted instead.  What is left after deleting these from a piece
+# of the list is what breaks the rules.
+_TEXT_BYTES = bytes([0x09, 0x0A, *range(0x20, 0x26), *range(0x27, 0x5D), *range(0x5E, 0x80)])
+_PIECE = 1 << 20
+
+
+def find_verbatim(data: bytes, start: int, end: int) -> VerbatimStrings | None:
+    """
+    The string values from *start* to *end* in *data* as a
+    :class:`VerbatimStrings`, if they are written as the writer writes them
+    (``<value><string>TEXT</string></value>`` and a line feed, one after
+    the other) and every text is plain: tab, LF and printable ASCII but
+    ``&``, ``<`` and ``]``.  Else ``None``, for the values to be read one by
+    one.
+
+    The shape is checked by counting, a megabyte at a time while it is in
+    the processor's cache: with *n* items there are ``n - 1`` line feeds
+    and tags between two texts, the first text opens the list and the last
+    closes it, and there is no ``<`` besides theirs; so every tag is where
+    the writer puts one.
+    """
+    if not (data.startswith(_OPEN, start, end) and data.endswith(_CLOSE, start, end)):
+        return None
+    count, tags = 1, 0
+    at = start
+    while at < end:
+        # Cut before the tags between two texts, so that none is split.
+        cut = data.find(_BETWEEN, min(at + _PIECE, end), end)
+        cut = end if cut < 0 else cut
+        piece = data[at:cut]
+        if piece.translate(None, _TEXT_BYTES):
+            return None  # a byte no plain text holds
+        count += piece.count(_BETWEEN)
+        tags += piece.count(b"<")
+        at = cut
+    if tags != 4 * count:  # four in each item's markup
+        return None
+    return VerbatimStrings(data, start, end, count)
+
+
+class VerbatimStrings(Sequence[str]):
+    """
+    A checked list of plain strings, kept as the XML it came in.
+
+    It reads as a sequence of ``str``; the strings are made on the first
+    read of all of them, and the first few can be read without that.
+
+    :ivar int chars: how many characters its strings hold together.
+    """
+
+    __slots__ = ("_data", "_start", "_end", "_count", "_items", "chars")
+
+    def __init__(self, data: bytes, start: int, end: int, count: int) -> None:
+        self._data = data
+        self._start = start
+        self._end = end
+        self._count = count
+        self._items: list[str] | None = None
+        self.chars = end - start - count * _MARKUP
+
+    def xml(self) -> memoryview:
+        """The items' XML, as received: what the writer writes for them."""
+        return memoryview(self._data)[self._start : self._end]
+
+    def strings(self) -> list[str]:
+        """The items, made once."""
+        if self._items is None:
+            self._items = self._read(self._end)
+        return self._items
+
+    def any_starts_with(self, prefixes: tuple[str, ...]) -> bool:
+        """Whether any of the strings starts with one of *prefixes* (ASCII),
+        found without making them."""
+        return any(self._data.find(_OPEN + prefix.encode("ascii"), self._start, self._end) >= 0 for prefix in prefixes)
+
+    def head(self, count: int) -> list[str]:
+        """The first *count* items (all of them, if fewer), reading no more."""
+        if self._items is not None or count >= self._count:
+            return self.strings()[:count]
+        end = self._start
+        for _ in range(count):
+            end = self._data.index(_BETWEEN, end) + len(_BETWEEN)
+        return self._read(end - len(_OPEN)) if count else []
+
+    def _read(self, end: int) -> list[str]:
+        # A megabyte at a time, cut between two items, so that each piece is
+        # split while in the processor's cache and no text as long as the
+        # whole list is ever made.
+        data, at, items = self._data, self._start + len(_OPEN), []
+        close = end - len(_CLOSE)
+        while at < close:
+            cut = data.find(_BETWEEN, min(at + _PIECE, close), close)
+            cut = close if cut < 0 else cut
+            items += data[at:cut].decode("ascii").split(_BETWEEN.decode("ascii"))
+            at = cut + len(_BETWEEN)
+        if at == close:  # the list ends with an empty string
+            items.append("")
+        return items
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice) and index.start is None and index.step is None and index.stop is not None \
+                and index.stop >= 0:
+            return self.head(index.stop)
+        return self.strings()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.strings())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, VerbatimStrings):
+            other = other.strings()
+        return isinstance(other, (list, tuple)) and self.strings() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # a list, as far as equality goes
+
+    def __repr__(self) -> str:
+        return f"<VerbatimStrings: {self._count} strings, {self.chars} characters>"
