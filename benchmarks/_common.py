@@ -89,6 +89,40 @@ def start_hub_process(kind, reactor, directory, timeout=60.0, via="cli", profile
     return start_hub(argv, env, directory, lockfile, timeout, reactor, name=name)
 
 
+def _cpu_ticks():
+    """(busy, total) clock ticks of the whole machine so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+async def wait_until_quiet(reactor, busy=0.15, window=0.1, limit=10.0):
+    """
+    Wait (at most *limit* seconds) until the machine's processors were
+    busy less than *busy* of a *window* of seconds: a round then starts
+    without the tail of the last (a JVM's garbage collector, say) sharing
+    the processors with it.
+
+    :return: the seconds waited (``limit`` if it never got quiet).
+    """
+    from twisted.internet import task
+
+    started = reactor.seconds()
+    try:
+        before = _cpu_ticks()
+    except OSError:
+        return 0.0  # not Linux: no reading, no wait
+    while reactor.seconds() - started < limit:
+        await task.deferLater(reactor, window)
+        now = _cpu_ticks()
+        spent, elapsed = now[0] - before[0], now[1] - before[1]
+        before = now
+        if elapsed and spent / elapsed < busy:
+            break
+    return reactor.seconds() - started
+
+
 def load_average():
     """The machine's load averages (1, 5, 15 minutes), as text."""
     try:

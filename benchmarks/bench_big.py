@@ -38,6 +38,10 @@ ping latency
 
 The hubs' rounds are interleaved (rotating which goes first) so that
 drifting machine load hits every hub alike, and the table shows medians.
+Each round starts once the machine's processors are quiet (busy less than
+15% of 100 ms, waiting at most 10 s), so that the tail of the last round
+(a JVM's garbage collection, a process freeing a million strings) does not
+share them with it.
 The goals (issue 14), for our client through our hub: at most half the time
 through JSAMP's hub; peak hub memory under 5x the message; pings answered
 within 50 ms; no super-linear step (1 000 000 rows within 10x the time of
@@ -75,6 +79,7 @@ from _common import (  # noqa: E402
     serve_blocking_commands,
     machine_summary,
     start_hub_process,
+    wait_until_quiet,
 )
 
 MTYPE = "table.select.rowList"
@@ -388,6 +393,7 @@ async def orchestrate(reactor, options):
             await ping.expect(f"pinging {key}", limit)
         except bench_client.WorkerFailed as exc:
             raise RoundFailed(str(exc).strip()) from None
+        await wait_until_quiet(reactor)
         memory = PeakMemory(reactor, hub.pid)
         memory.start()
         cpu = bench_client._process_cpu(hub.pid)

@@ -174,7 +174,8 @@ def from_xmlrpc(value: object) -> SAMPValue:
     and ``nil`` becomes an empty string.
 
     :param value: the decoded value.
-    :return: the value built only of str, list and dict.
+    :return: the value built only of str, list and dict (a list of strings
+        is returned as it is, not copied).
     """
     if isinstance(value, str):
         return value
@@ -186,7 +187,9 @@ def from_xmlrpc(value: object) -> SAMPValue:
         try:
             for _ in string_chunks(value):
                 pass
-            return list(value)  # only strings
+            # Only strings: a decoded list is the reader's own, not copied
+            # (a million rows' copy would cost more than the check).
+            return value if isinstance(value, list) else list(value)
         except TypeError:
             pass
         return [from_xmlrpc(item) for item in value]

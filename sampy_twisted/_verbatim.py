@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import overload
 
-__all__ = ["VERBATIM_FROM", "VerbatimStrings", "find_verbatim"]
+__all__ = ["VERBATIM_FROM", "VerbatimStrings", "find_verbatim", "read_plain_strings"]
 
 #: Lists whose items' XML is this long (about 2 000 rows) or longer are
 #: kept verbatim; shorter ones are cheap to read.
@@ -28,6 +28,7 @@ VERBATIM_FROM = 64 * 1024
 _OPEN = b"<value><string>"
 _CLOSE = b"</string></value>\n"
 _BETWEEN = _CLOSE + _OPEN
+_BETWEEN_TEXT = _BETWEEN.decode("ascii")
 _MARKUP = len(_OPEN) + len(_CLOSE)
 # Bytes an item's text may hold: tab, LF and printable ASCII but "&" (the
 # start of a reference) and "]" (of a CDATA end); "<" is in the markup too,
@@ -45,30 +46,56 @@ def find_verbatim(data: bytes, start: int, end: int) -> VerbatimStrings | None:
     the other) and every text is plain: tab, LF and printable ASCII but
     ``&``, ``<`` and ``]``.  Else ``None``, for the values to be read one by
     one.
+    """
+    counted = _walk(data, start, end, None)
+    return None if counted is None else VerbatimStrings(data, start, end, counted)
+
+
+def read_plain_strings(data: bytes, start: int, end: int) -> list[str] | None:
+    """
+    The texts of the string values from *start* to *end* in *data*, if
+    :func:`find_verbatim` would keep them; else ``None``.  Checked and
+    split in one pass, several times faster than a regular expression.
+    """
+    items: list[str] = []
+    return None if _walk(data, start, end, items) is None else items
+
+
+def _walk(data: bytes, start: int, end: int, items: list[str] | None) -> int | None:
+    """
+    Check the values from *start* to *end* in *data* for
+    :func:`find_verbatim`, and count them (and with *items*, a list, add
+    their texts to it); ``None`` if they do not pass.
 
     The shape is checked by counting, a megabyte at a time while it is in
-    the processor's cache: with *n* items there are ``n - 1`` line feeds
-    and tags between two texts, the first text opens the list and the last
-    closes it, and there is no ``<`` besides theirs; so every tag is where
-    the writer puts one.
+    the processor's cache: between the first value's opening tags and the
+    last one's closing tags there are texts with, between each two, the
+    closing tags, a line feed and the opening tags, and no ``<`` but
+    theirs; so every tag is where the writer puts one.
     """
     if not (data.startswith(_OPEN, start, end) and data.endswith(_CLOSE, start, end)):
         return None
-    count, tags = 1, 0
-    at = start
-    while at < end:
+    at, last = start + len(_OPEN), end - len(_CLOSE)
+    count = 0
+    while True:
         # Cut before the tags between two texts, so that none is split.
-        cut = data.find(_BETWEEN, min(at + _PIECE, end), end)
-        cut = end if cut < 0 else cut
+        cut = data.find(_BETWEEN, min(at + _PIECE, last), last)
+        cut = last if cut < 0 else cut
         piece = data[at:cut]
         if piece.translate(None, _TEXT_BYTES):
             return None  # a byte no plain text holds
-        count += piece.count(_BETWEEN)
-        tags += piece.count(b"<")
-        at = cut
-    if tags != 4 * count:  # four in each item's markup
-        return None
-    return VerbatimStrings(data, start, end, count)
+        if items is None:
+            texts = piece.count(_BETWEEN) + 1
+        else:
+            found = piece.decode("ascii").split(_BETWEEN_TEXT)
+            texts = len(found)
+            items += found
+        if piece.count(b"<") != 4 * (texts - 1):  # four between each two texts
+            return None
+        count += texts
+        if cut == last:
+            return count
+        at = cut + len(_BETWEEN)
 
 
 class VerbatimStrings(Sequence[str]):
@@ -110,24 +137,17 @@ class VerbatimStrings(Sequence[str]):
         """The first *count* items (all of them, if fewer), reading no more."""
         if self._items is not None or count >= self._count:
             return self.strings()[:count]
+        if count <= 0:
+            return []
         end = self._start
         for _ in range(count):
             end = self._data.index(_BETWEEN, end) + len(_BETWEEN)
-        return self._read(end - len(_OPEN)) if count else []
+        # The first *count* values: up to the closing tags of the last.
+        return self._read(end - len(_OPEN))
 
     def _read(self, end: int) -> list[str]:
-        # A megabyte at a time, cut between two items, so that each piece is
-        # split while in the processor's cache and no text as long as the
-        # whole list is ever made.
-        data, at, items = self._data, self._start + len(_OPEN), []
-        close = end - len(_CLOSE)
-        while at < close:
-            cut = data.find(_BETWEEN, min(at + _PIECE, close), close)
-            cut = close if cut < 0 else cut
-            items += data[at:cut].decode("ascii").split(_BETWEEN.decode("ascii"))
-            at = cut + len(_BETWEEN)
-        if at == close:  # the list ends with an empty string
-            items.append("")
+        items = read_plain_strings(self._data, self._start, end)
+        assert items is not None  # checked as it was found
         return items
 
     def __len__(self) -> int:

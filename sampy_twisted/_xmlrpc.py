@@ -1360,7 +1360,7 @@ class XMLRPCResource(Resource):
         reactor = getattr(getattr(getattr(request, "channel", None), "site", None), "reactor", None)
         if not self._parse_in_thread or len(body) < THREADED_PARSE_BYTES or not IReactorThreads.providedBy(reactor):
             try:
-                args, method = safe_loads(body, self._verbatim)
+                args, method = self._read(body)
             except (ValueError, xmlrpc.client.Fault) as exc:
                 return self._unparsable(request, exc)
             return self._answer(request, args, method)
@@ -1370,9 +1370,18 @@ class XMLRPCResource(Resource):
         # come one after the other.
         gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)
-        parsing = threads.deferToThreadPool(reactor, reactor.getThreadPool(), safe_loads, body, self._verbatim)
+        parsing = threads.deferToThreadPool(reactor, reactor.getThreadPool(), self._read, body)
         parsing.addBoth(self._parsed, request, gone)
         return server.NOT_DONE_YET
+
+    def _read(self, body: bytes) -> tuple[tuple[Any, ...], str | None]:
+        """The arguments and the method name of a request (in a thread, for
+        a big one: with the arguments converted, which for a long list
+        costs a pass over it too)."""
+        args, method = safe_loads(body, self._verbatim)
+        if self._lenient:
+            args = tuple(from_xmlrpc(arg) for arg in args)
+        return args, method
 
     def _unparsable(self, request: server.Request, exc: Exception) -> bytes:
         # Expected from hostile or broken peers: one short line (rate
@@ -1426,8 +1435,6 @@ class XMLRPCResource(Resource):
         function = self._procedures.get(method) if method is not None else None
         if method is None or function is None:
             raise xmlrpc.client.Fault(1, f"unknown method {method!r}")
-        if self._lenient:
-            args = [from_xmlrpc(a) for a in args]
         self._check_arguments(method, function, args)
         result = function(*args)
         if inspect.isawaitable(result):

@@ -356,13 +356,15 @@ class BulkChecksTests(SynchronousTestCase):
         error = self.assertRaises(ValueError, check_samp_value, {"rows": rows}, "message")
         self.assertIn("message: rows[567]", str(error))
 
-    def test_check_and_convert_copy(self):
-        """Checked and converted lists are new lists, equal to the old."""
+    def test_check_copies_convert_keeps(self):
+        """Checked lists are new lists, equal to the old; a decoded list of
+        strings is already SAMP data, and kept (a tuple becomes a list)."""
         rows = ["a", "b"]
-        for convert in (check_samp_value, from_xmlrpc):
-            result = convert(rows)
-            self.assertEqual(result, rows)
-            self.assertIsNot(result, rows)
+        result = check_samp_value(rows)
+        self.assertEqual(result, rows)
+        self.assertIsNot(result, rows)
+        self.assertIs(from_xmlrpc(rows), rows)
+        self.assertEqual(from_xmlrpc(("a", "b")), rows)
 
     def test_message_size_same(self):
         """The size of a list of strings is the same counted in bulk or
