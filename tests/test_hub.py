@@ -16,10 +16,11 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from sampy_twisted._codec import CachedMap
-from sampy_twisted import _delivery
+from sampy_twisted import _codec, _delivery
 from sampy_twisted._delivery import ENCODE_IN_THREAD_BYTES, PushDelivery
 from sampy_twisted._hub import HUB_ID, SAMPHubServer, start_hub
 from sampy_twisted._listening import ConnectionTracker
+from sampy_twisted._verbatim import VerbatimStrings
 from sampy_twisted._xmlrpc import XMLRPCProxy, XMLRPCResource, make_site
 
 WAIT = 10.0
@@ -485,6 +486,31 @@ class RoutingTests(HubTestCase):
         for recipient in recipients:
             self.assertEqual(await recipient.notification("test.rows"), (sender.id, msg))
         self.assertEqual(threads_used, [False])
+
+    async def test_long_list_passed_on_as_received(self):
+        """A long list of plain strings is checked and passed on as the hub
+        received it, without a string made of it; one with a row SAMP
+        forbids is refused, naming the row; one with a row to unescape is
+        read and passed on as any other."""
+        kept, made = [], []
+        find = _codec.find_verbatim
+        self.patch(_codec, "find_verbatim", lambda *a: kept.append(find(*a)) or kept[-1])
+        self.patch(VerbatimStrings, "strings", lambda self: made.append(self) or [])
+        sender = await self.client(callable=False)
+        recipient = await self.client(subscriptions={"test.*": {}})
+        rows = [str(i) for i in range(5000)]
+        msg = message("test.rows", {"row-list": rows, "other": {"more": rows}})
+        await sender.hub_call("notify", recipient.id, msg)
+        self.assertEqual(await recipient.notification("test.rows"), (sender.id, msg))
+        self.assertEqual([type(k) for k in kept], [VerbatimStrings, VerbatimStrings])
+        self.assertEqual(made, [])
+
+        escaped = message("test.escaped", {"row-list": rows[:2500] + ["a&b<c>"] + rows[2500:]})
+        await sender.hub_call("notify", recipient.id, escaped)
+        self.assertEqual(await recipient.notification("test.escaped"), (sender.id, escaped))
+
+        forbidden = message("test.rows", {"row-list": rows[:2500] + ["\xe9"] + rows[2500:]})
+        await self.assertFault(sender.hub_call("notify", recipient.id, forbidden), "row-list'][2500]")
 
     async def test_encoding_waiter_cancelled(self):
         """A recipient that leaves while a big message is encoded for it

@@ -248,6 +248,29 @@ class TranslatorTests(TestCase):
         response, body = await self.request(b"GET", f"/translator/wrong-key?file://{paths['sent.xml']}".encode())
         self.assertEqual(response.code, 403)
 
+    async def test_long_row_list_to_a_page(self):
+        """A long list of strings the hub passes on as received reaches a
+        web page whole, and a URL in it may be translated."""
+        await self.start_hub()
+        info = await within(self.web.call("samp.webhub.register", {"samp.name": "page"}))
+        key, web_id = info["samp.private-key"], info["samp.self-id"]
+        await within(self.web.call("samp.webhub.allowReverseCallbacks", key, "1"))
+        await within(self.web.call("samp.webhub.declareSubscriptions", key, {"table.*": {}}))
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"<VOTABLE/>")
+        rows = [str(i) for i in range(5000)] + [f"file://{path}"]
+        ours = SAMPIntegratedClient(name="ours", reactor=reactor)
+        await within(ours.connect(hub_params=self.hub.params))
+        self.addCleanup(ours.disconnect)
+        await within(ours.enotify(web_id, "table.select.rowList", **{"row-list": rows}))
+        callbacks = await within(self.web.call("samp.webhub.pullCallbacks", key, "10"))
+        self.assertEqual([c["samp.methodName"] for c in callbacks], ["receiveNotification"])
+        self.assertEqual(callbacks[0]["samp.params"][1]["samp.params"], {"row-list": rows})
+        translator = info["samp.url-translator"][len(self.hub.web_url) - 1:]
+        response, body = await self.request(b"GET", f"{translator}file://{path}".encode())
+        self.assertEqual((response.code, body), (200, b"<VOTABLE/>"))
+
 
 class PortTakenTests(TestCase):
     async def test_web_port_taken(self):
