@@ -46,7 +46,7 @@ from ._listening import is_loopback_host
 from ._mtype import is_mtype, pattern_matches
 from ._pulldelivery import PullChannel, PullDelivery
 from ._verbatim import VerbatimStrings
-from ._xmlrpc import XMLRPCResource, _peer, _rejections
+from ._xmlrpc import XMLRPCResource, _peer, _rejections, with_request
 
 __all__ = [
     "DEFAULT_WEB_PORT",
@@ -298,11 +298,8 @@ class WebProfile:
         self.translate_max_bytes = translate_max_bytes
         self.translate_timeout = translate_timeout
         self.base_url = "http://127.0.0.1:21012/"
-        # Parsed at once, however big: register reads the page's origin
-        # from self.current, set only around the synchronous render.
-        self.xmlrpc = XMLRPCResource(self._procedures(), lenient=False, parse_in_thread=False, verbatim=True)
+        self.xmlrpc = XMLRPCResource(self._procedures(), lenient=False, verbatim=True)
         self.resource = WebResource(self)
-        self.current: WebConsentRequest | None = None
 
     # -- who is calling ------------------------------------------------------
 
@@ -364,7 +361,8 @@ class WebProfile:
     def _ping(self, private_key: object = None) -> str:
         return "1"
 
-    def _register(self, identity: object) -> defer.Deferred[dict[str, Any]]:
+    @with_request
+    def _register(self, http: server.Request, identity: object) -> defer.Deferred[dict[str, Any]]:
         self._core.check_accepting()
         if isinstance(identity, str):  # the 1.3 drafts' form, as JSAMP accepts
             identity = {"samp.name": identity}
@@ -374,8 +372,8 @@ class WebProfile:
         if not isinstance(name, str) or not name.strip():
             raise _fault("register needs samp.name, the application's name, in its identity map")
         checked(identity, "the identity map")
-        request = self.current or WebConsentRequest(name, None, None, "unknown")
-        request = WebConsentRequest(name, request.origin, request.referer, request.address)
+        address = getattr(http.getClientAddress(), "host", "unknown")
+        request = WebConsentRequest(name, _header(http, b"origin"), _header(http, b"referer"), address)
         self._log.info(
             "Web Profile registration requested by {name!r} from origin {origin} (referer {referer})",
             name=name,
@@ -626,13 +624,7 @@ class WebResource(Resource):
             request.setResponseCode(405)
             request.setHeader(b"allow", b"POST, OPTIONS")
             return b"SAMP Web Profile XML-RPC endpoint: POST only\n"
-        address = getattr(request.getClientAddress(), "host", "unknown")
-        self._profile.current = WebConsentRequest("", _header(request, b"origin"), _header(request, b"referer"), address)
-        try:
-            result: bytes | int = self._profile.xmlrpc.render_POST(request)
-        finally:
-            self._profile.current = None
-        return result
+        return self._profile.xmlrpc.render_POST(request)
 
     def _refusal(self, request: Any) -> tuple[int, str] | None:
         peer = getattr(request.getClientAddress(), "host", "")

@@ -21,7 +21,7 @@ import math
 import xmlrpc.client
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import EllipsisType
-from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, error as ierror, threads
@@ -86,6 +86,7 @@ THREADED_PARSE_BYTES = 1024 * 1024
 
 _ERROR_BODY_BYTES = 64 * 1024
 _BODY_PIECE = 64 * 1024
+_Procedure = TypeVar("_Procedure", bound=Callable[..., object])
 _CONTENT_TYPE = Headers({b"content-type": [b"text/xml; charset=utf-8"]})
 
 
@@ -1307,6 +1308,18 @@ def _take_body(request: server.Request) -> bytes:
     return content.read()
 
 
+def with_request(function: _Procedure) -> _Procedure:
+    """
+    Mark *function*, an :class:`XMLRPCResource` procedure, to be given the
+    HTTP request it answers as its first argument, before the call's: for
+    what only the request says (the page's origin, the peer's address).
+
+    :return: *function*.
+    """
+    setattr(function, "with_request", True)
+    return function
+
+
 class XMLRPCResource(Resource):
     """
     An XML-RPC endpoint serving full dotted method names.
@@ -1326,10 +1339,10 @@ class XMLRPCResource(Resource):
     :param bool verbatim: keep long lists of plain strings as they came
         (:class:`~._verbatim.VerbatimStrings`), for procedures that pass
         them on (the hub core).
-    :param bool parse_in_thread: parse bodies from
-        :data:`THREADED_PARSE_BYTES` on in the reactor's thread pool (the
-        site's reactor); ``False`` for procedures that read what the caller
-        set around :meth:`render_POST`, which then calls them at once.
+
+    Bodies from :data:`THREADED_PARSE_BYTES` on are parsed in the reactor's
+    thread pool (the site's reactor).  A procedure marked with
+    :func:`with_request` is given the HTTP request as its first argument.
     """
 
     isLeaf = True
@@ -1339,14 +1352,12 @@ class XMLRPCResource(Resource):
         self,
         procedures: Mapping[str, Callable[..., object]],
         lenient: bool = True,
-        parse_in_thread: bool = True,
         verbatim: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._procedures = dict(procedures)
         self._signatures: dict[str, tuple[float, float]] = {}
         self._lenient = lenient
-        self._parse_in_thread = parse_in_thread
         self._verbatim = verbatim
 
     def render_GET(self, request: server.Request) -> bytes:
@@ -1358,7 +1369,7 @@ class XMLRPCResource(Resource):
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
         body = _take_body(request)
         reactor = getattr(getattr(getattr(request, "channel", None), "site", None), "reactor", None)
-        if not self._parse_in_thread or len(body) < THREADED_PARSE_BYTES or not IReactorThreads.providedBy(reactor):
+        if len(body) < THREADED_PARSE_BYTES or not IReactorThreads.providedBy(reactor):
             try:
                 args, method = self._read(body)
             except (ValueError, xmlrpc.client.Fault) as exc:
@@ -1412,7 +1423,7 @@ class XMLRPCResource(Resource):
     def _answer(self, request: server.Request, args: tuple[Any, ...], method: str | None) -> bytes | int:
         """Make the call, answering at once (bytes) or later (NOT_DONE_YET)."""
         try:
-            result = self._invoke(method, args)
+            result = self._invoke(method, args, request)
             if not isinstance(result, defer.Deferred):
                 # Answered at once, without Deferred machinery: the usual
                 # case for SAMP's receive* and hub methods.
@@ -1431,28 +1442,27 @@ class XMLRPCResource(Resource):
         result.addCallback(self._write, request, gone)
         return server.NOT_DONE_YET
 
-    def _invoke(self, method: str | None, args: Sequence[Any]) -> object:
+    def _invoke(self, method: str | None, args: Sequence[Any], request: server.Request) -> object:
         function = self._procedures.get(method) if method is not None else None
         if method is None or function is None:
             raise xmlrpc.client.Fault(1, f"unknown method {method!r}")
-        self._check_arguments(method, function, args)
-        result = function(*args)
+        given = (request,) if getattr(function, "with_request", False) else ()
+        self._check_arguments(method, function, len(given), len(args))
+        result = function(*given, *args)
         if inspect.isawaitable(result):
             # A coroutine, or a Deferred: the kinds of awaitable documented.
             return defer.ensureDeferred(cast("Coroutine[Any, Any, Any]", result))
         return result
 
-    def _check_arguments(
-        self, method: str, function: Callable[..., object], args: Sequence[Any]
-    ) -> None:
+    def _check_arguments(self, method: str, function: Callable[..., object], given: int, count: int) -> None:
+        """Fault unless *function* binds *given* arguments of ours and the
+        *count* of the call."""
         arity = self._signatures.get(method)
         if arity is None:
             arity = self._signatures[method] = _arity(function)
         fewest, most = arity
-        if not fewest <= len(args) <= most:
-            raise xmlrpc.client.Fault(
-                1, f"bad arguments for {method}: got {len(args)} argument(s)"
-            )
+        if not fewest <= given + count <= most:
+            raise xmlrpc.client.Fault(1, f"bad arguments for {method}: got {count} argument(s)")
 
     def _encode_result(self, result: Any) -> bytes:
         if result is None:

@@ -29,6 +29,17 @@ from sampy_twisted._webprofile import (
 from tests.test_hub_core import message, ok, register_client
 
 
+def procedure(profile, method):
+    """``samp.webhub.<method>`` as the XML-RPC resource calls it: one that
+    asks for the HTTP request gets a page's, from origin https://page.example."""
+    function = profile.xmlrpc._procedures[f"samp.webhub.{method}"]
+    if not getattr(function, "with_request", False):
+        return function
+    request = DummyRequest([b""])
+    request.requestHeaders.setRawHeaders(b"origin", [b"https://page.example"])
+    return lambda *args: function(request, *args)
+
+
 class WebTestCase(unittest.SynchronousTestCase):
     """A running core with a Web Profile on a :class:`task.Clock`."""
 
@@ -47,7 +58,7 @@ class WebTestCase(unittest.SynchronousTestCase):
 
     def web(self, method, *args):
         """Call ``samp.webhub.<method>`` as the XML-RPC resource would."""
-        return self.profile.xmlrpc._procedures[f"samp.webhub.{method}"](*args)
+        return procedure(self.profile, method)(*args)
 
     def register(self, name="page", callable=True, subscriptions=None):
         """A registered web client's private key and id."""
@@ -85,7 +96,7 @@ class RegistrationTests(WebTestCase):
             info["samp.url-translator"],
             f"http://127.0.0.1:21012/translator/{info['samp.private-key']}?",
         )
-        self.assertEqual(self.asked[0].name, "Aladin Lite")
+        self.assertEqual((self.asked[0].name, self.asked[0].origin), ("Aladin Lite", "https://page.example"))
         self.assertIsInstance(self.core.clients[info["samp.self-id"]].channel, PullChannel)
 
     def test_legacy_string_form(self):
@@ -100,7 +111,7 @@ class RegistrationTests(WebTestCase):
 
     def test_no_consent_function_refuses(self):
         profile = WebProfile(self.core, self.clock)
-        register = profile.xmlrpc._procedures["samp.webhub.register"]
+        register = procedure(profile, "register")
         self.failureResultOf(register({"samp.name": "page"}), xmlrpc.client.Fault)
         self.assertEqual(self.core.clients, {})
 
@@ -109,7 +120,7 @@ class RegistrationTests(WebTestCase):
             raise RuntimeError("no terminal")
 
         profile = WebProfile(self.core, self.clock, consent=broken)
-        register = profile.xmlrpc._procedures["samp.webhub.register"]
+        register = procedure(profile, "register")
         self.failureResultOf(register({"samp.name": "page"}), xmlrpc.client.Fault)
         self.flushLoggedErrors(RuntimeError)
         self.assertEqual(self.core.clients, {})
@@ -128,7 +139,7 @@ class RegistrationTests(WebTestCase):
             return answers[-1]
 
         profile = WebProfile(self.core, self.clock, consent=slow, max_waiting_consents=2)
-        register = profile.xmlrpc._procedures["samp.webhub.register"]
+        register = procedure(profile, "register")
         pending = [register({"samp.name": f"page{n}"}) for n in range(3)]
         self.assertEqual(len(answers), 1)  # one prompt, two waiting
         flood = register({"samp.name": "one too many"})
@@ -146,7 +157,7 @@ class RegistrationTests(WebTestCase):
         """A page that hangs up while asked is not registered when the user says yes."""
         answer = defer.Deferred()
         profile = WebProfile(self.core, self.clock, consent=lambda r: answer)
-        d = profile.xmlrpc._procedures["samp.webhub.register"]({"samp.name": "page"})
+        d = procedure(profile, "register")({"samp.name": "page"})
         d.cancel()
         self.failureResultOf(d, defer.CancelledError)
         answer.callback(True)

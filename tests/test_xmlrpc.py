@@ -22,6 +22,7 @@ from sampy_twisted._xmlrpc import (
     _BytesProducer,
     _NamedHostEndpoint,
     make_site,
+    with_request,
 )
 from sampy_twisted import _xmlrpc
 from sampy_twisted._codec import dumps_call, safe_loads
@@ -174,6 +175,22 @@ class ProxyTests(TestCase):
         self.assertIn("bad arguments for one", fault.faultString)
         fault = yield self.assertFailure(proxy.call("refuse"), xmlrpc.client.Fault)
         self.assertEqual((fault.faultCode, fault.faultString), (7, "refused"))
+
+    @defer.inlineCallbacks
+    def test_with_request(self):
+        """A procedure marked with_request gets the HTTP request first; the
+        call's arguments are counted without it."""
+
+        @with_request
+        def peer(request, word):
+            return [request.method.decode(), request.getHeader(b"content-type"), word]
+
+        _, proxy = self.hub(peer=peer)
+        self.assertEqual((yield proxy.call("peer", "w")), ["POST", "text/xml; charset=utf-8", "w"])
+        fault = yield self.assertFailure(proxy.call("peer"), xmlrpc.client.Fault)
+        self.assertIn("bad arguments for peer: got 0 argument(s)", fault.faultString)
+        fault = yield self.assertFailure(proxy.call("peer", "a", "b"), xmlrpc.client.Fault)
+        self.assertIn("got 2 argument(s)", fault.faultString)
 
     @defer.inlineCallbacks
     def test_error_classes(self):
