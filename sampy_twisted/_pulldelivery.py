@@ -73,7 +73,8 @@ class PullDelivery:
     :param int max_queued_bytes: approximate bytes queued for one client.
     :param float max_pull_wait: longest wait of one ``pullCallbacks``.
     :param on_callback: a function called with the client id and each
-        callback map queued (the Web Profile learns URLs from it), or
+        callback map to queue, returning the map to queue instead (the Web
+        Profile learns URLs from it, and hides what a page may not see), or
         ``None``.
     """
 
@@ -85,7 +86,7 @@ class PullDelivery:
         max_queued: int = DEFAULT_MAX_QUEUED,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         max_pull_wait: float = DEFAULT_MAX_PULL_WAIT,
-        on_callback: Callable[[str, dict[str, Any]], None] | None = None,
+        on_callback: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.clock = clock
         self.idle_timeout = idle_timeout
@@ -239,7 +240,7 @@ class PullChannel:
                 on_error(text)
             return
         if delivery.on_callback is not None:
-            delivery.on_callback(client_id, entry)
+            entry = delivery.on_callback(client_id, entry)
         self.queue.append((entry, size))
         self.queued_bytes += size
         if self._waiter is not None:

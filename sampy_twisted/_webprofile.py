@@ -41,7 +41,7 @@ from twisted.web.iweb import IResponse
 from twisted.web.resource import Resource
 
 from ._encoding import decode_boolean
-from ._hubcore import HubCore, _Client, check_string, checked, kind
+from ._hubcore import HUB_ID, HubCore, _Client, check_string, checked, kind
 from ._listening import is_loopback_host
 from ._mtype import is_mtype, pattern_matches
 from ._pulldelivery import PullChannel, PullDelivery
@@ -292,7 +292,7 @@ class WebProfile:
         self._clock = clock
         self.safe_mtypes = tuple(safe_mtypes)
         self.delivery = delivery if delivery is not None else PullDelivery(clock)
-        self.delivery.on_callback = self._learn_urls
+        self.delivery.on_callback = self._to_page
         self.gate = ConsentGate(consent, max_waiting_consents)
         self.urls = URLControl()
         self.translate_max_bytes = translate_max_bytes
@@ -315,6 +315,25 @@ class WebProfile:
         """Whether *client_id* is a registered web client."""
         client = self._core.clients.get(client_id) if isinstance(client_id, str) else None
         return client is not None and isinstance(client.channel, PullChannel)
+
+    def _to_page(self, client_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """A callback queued for web client *client_id*: its URLs learned;
+        an event about subscriptions shows only those the page may see, as
+        ``getSubscriptions`` does."""
+        self._learn_urls(client_id, entry)
+        method, params = entry["samp.methodName"], entry["samp.params"]
+        message = params[-1]
+        if method != "receiveNotification" or params[0] != HUB_ID or not isinstance(message, dict):
+            return entry
+        event = message.get("samp.params")
+        if message.get("samp.mtype") != "samp.hub.event.subscriptions" or not isinstance(event, dict):
+            return entry
+        subscriptions = event.get("subscriptions")
+        if not isinstance(subscriptions, dict):
+            return entry
+        # The event is shared by its recipients: a copy for this one.
+        message = {**message, "samp.params": {**event, "subscriptions": self._visible(subscriptions)}}
+        return {**entry, "samp.params": [*params[:-1], message]}
 
     def _learn_urls(self, client_id: str, entry: dict[str, Any]) -> None:
         """URL control: learn what a non-web client tells a web client."""
@@ -420,9 +439,12 @@ class WebProfile:
         return metadata
 
     def _get_subscriptions(self, caller: _Client, client_id: object) -> dict[str, Any]:
-        # A pattern is shown only if the page may send every MType it
-        # covers ("table.*" is, "*" is not), or its annotation allows it.
-        subscriptions = self._core.get_subscriptions(caller, client_id)
+        return self._visible(self._core.get_subscriptions(caller, client_id))
+
+    def _visible(self, subscriptions: dict[str, Any]) -> dict[str, Any]:
+        """The subscriptions a page may see: a pattern is shown only if the
+        page may send every MType it covers ("table.*" is, "*" is not), or
+        its annotation allows it."""
         return {
             pattern: annotation
             for pattern, annotation in subscriptions.items()

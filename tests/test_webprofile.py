@@ -355,6 +355,22 @@ class MessagingTests(WebTestCase):
         )
         self.assertEqual(len(self.core.get_subscriptions(std, std.client_id)), 5)
 
+    def test_unsafe_subscriptions_hidden_in_events(self):
+        """The hub's event about a client's subscriptions shows a page what
+        getSubscriptions would; other clients get the whole map."""
+        key, _ = self.register(subscriptions={"samp.hub.event.subscriptions": {}})
+        watcher = self.std_client({"samp.hub.event.subscriptions": {}})
+        std = self.std_client()
+        subscriptions = {"*": {}, "script.aladin.send": {}, "table.*": {}, "x.y": {"x-samp.mostly-harmless": "1"}}
+        self.core.declare_subscriptions(std, subscriptions)
+        self.flush()
+        sender, event = self.web("pullCallbacks", key, "0")[-1]["samp.params"]
+        self.assertEqual((sender, event["samp.mtype"]), ("hub", "samp.hub.event.subscriptions"))
+        self.assertEqual(event["samp.params"], {"id": std.client_id, "subscriptions": {
+            "table.*": {}, "x.y": {"x-samp.mostly-harmless": "1"}}})
+        seen = [m for _, m in watcher.channel.of("notification") if m["samp.params"].get("id") == std.client_id]
+        self.assertEqual(seen[-1]["samp.params"]["subscriptions"], subscriptions)
+
     def test_mostly_harmless_override(self):
         key, _ = self.register()
         yes = self.std_client({"x.custom": {"x-samp.mostly-harmless": "1"}})
