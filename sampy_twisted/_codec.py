@@ -74,8 +74,8 @@ def _too_deep() -> _TooDeep:
 _PLAIN_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin-1", b"latin1"}
 _DECLARED_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)")
 _CHUNK = 16 * 1024
-_Parse = Callable[[bytes], "tuple[tuple[Any, ...], str | None]"]
 _SCAN_FROM = 32 * 1024  # bytes
+_Parse = Callable[[bytes], "tuple[tuple[Any, ...], str | None]"]
 
 
 def safe_loads(data: bytes, verbatim: bool = False) -> tuple[tuple[Any, ...], str | None]:

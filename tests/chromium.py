@@ -32,6 +32,8 @@ _FLAGS = [
     "--no-first-run",
     "--no-default-browser-check",
     "--mute-audio",
+    "--disable-crash-reporter",
+    "--disable-breakpad",
     "--remote-debugging-pipe",
 ]
 

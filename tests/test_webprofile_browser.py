@@ -9,18 +9,16 @@ own loopback server; every wait has a timeout, none sleeps.
 
 import json
 import os
-import shutil
-import signal
 
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from twisted.web import resource, server, static
 
 from sampy_twisted import SAMPHubServer, SAMPIntegratedClient
 from sampy_twisted._listening import ConnectionTracker
 from tests.astropy_peer import AstropyPeer
+from tests.chromium import Chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGE = os.path.join(os.path.dirname(__file__), "web", "page.html")
 WAIT = 90.0  # seconds for any one step; Chromium starts slowly on a busy machine
 
@@ -45,18 +43,6 @@ class _Reports(resource.Resource):
         if not d.called:
             d.callback(report["data"])
         return b"ok"
-
-
-class _Browser(protocol.ProcessProtocol):
-    def __init__(self):
-        self.ended = defer.Deferred()
-        self.output = []
-
-    def errReceived(self, data):
-        self.output.append(data)
-
-    def processEnded(self, reason):
-        self.ended.callback(None)
 
 
 class _OurPeer:
@@ -161,39 +147,12 @@ class BrowserTestsMixin:
         self.addCleanup(port.stopListening)
         return f"http://127.0.0.1:{port.getHost().port}"
 
-    def launch(self, url):
-        profile = os.path.abspath(self.mktemp())
-        os.makedirs(profile)
-        browser = _Browser()
-        argv = [
-            "setsid",  # its own process group, killed as a whole in cleanup
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-crash-reporter",
-            "--disable-breakpad",
-            f"--user-data-dir={profile}",
-            "--remote-debugging-port=0",
-            url,
-        ]
-        env = {"HOME": profile, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        process = reactor.spawnProcess(browser, shutil.which("setsid"), argv, env=env)
-
-        def kill():
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, TypeError):
-                pass
-            return browser.ended
-
-        self.addCleanup(kill)
+    async def open_page(self, url):
+        """Headless Chromium showing *url*, stopped at the test's end."""
+        browser = Chromium(reactor)
+        self.addCleanup(browser.stop)
+        await self.within(browser.start())
+        await self.within(browser.navigate(url))
         return browser
 
     def watch_long_poll(self, web_id):
@@ -229,7 +188,7 @@ class BrowserTestsMixin:
             f"{site}/page.html?hub={self.hub.web_url}&peer={peer.id}"
             f"&data={data_url}&other={other_url}"
         )
-        browser = self.launch(page)
+        await self.open_page(page)
         error = self.reports.step("error")
         error.addCallback(lambda e: self.fail(f"the page failed: {e}"))
 
@@ -280,7 +239,6 @@ class BrowserTestsMixin:
         )
         self.assertNotIn(web_id, self.hub.registered_clients)
         self.assertFalse(error.called)
-        del browser
 
 
 class OurPeerBrowserTests(BrowserTestsMixin, unittest.TestCase):
