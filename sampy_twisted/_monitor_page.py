@@ -76,13 +76,12 @@ dl#facts div { display: flex; gap: .4rem; overflow-wrap: anywhere; }
 dl#facts dt { font-weight: 600; white-space: nowrap; }
 dl#facts dd { margin: 0; }
 main > section { min-width: 0; overflow-x: auto; }
-main { display: grid; grid-template-columns: 3fr 5fr; gap: 1rem; align-items: start; }
-@media (max-width: 1100px) { main { grid-template-columns: 1fr; } }
+main { display: grid; grid-template-columns: minmax(min-content, 2fr) 5fr; gap: 1rem; align-items: start; }
+@media (max-width: 1250px) { main { grid-template-columns: 1fr; } }
 table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { text-align: left; vertical-align: top; padding: .2rem .4rem; border-bottom: 1px solid #ddd; overflow-wrap: break-word; }
 td.mtype, td.result { overflow-wrap: anywhere; }
 td.mtype { min-width: 9rem; }
-th { white-space: nowrap; }
 th { background: #f0f0f0; position: sticky; top: 0; }
 td img { width: 20px; height: 20px; vertical-align: middle; margin-right: .3rem; }
 details summary { cursor: pointer; }

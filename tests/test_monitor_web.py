@@ -243,6 +243,16 @@ class BrowserTests(MonitorHubCase):
         self.assertIn("test client refuses test.fail", failure)
         note = await chromium.wait_for("document.querySelector('#log tr[data-mtype=\"test.note\"][data-kind=\"notification\"]') !== null")
         self.assertTrue(note)
+        # From 1251 pixels wide (side by side) down, neither table scrolls
+        # sideways.
+        for width in (1251, 1000):
+            await chromium.send("Emulation.setDeviceMetricsOverride",
+                                {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": False}, session=True)
+            overflow = await chromium.evaluate(
+                "[...document.querySelectorAll('main > section')].filter(s => s.scrollWidth > s.clientWidth)"
+                ".map(s => s.id)"
+            )
+            self.assertEqual(overflow, [], width)
 
         await a.hub_call("unregister")
         gone = await chromium.wait_for(f"{row.format(a.id)} === null && {row.format(b.id)} !== null")
