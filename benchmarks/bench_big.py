@@ -293,6 +293,22 @@ class PeakMemory:
         return self.start_rss, self.peak, _status_kb(self.pid, "VmRSS")
 
 
+def split_time(rows, repeat=7):
+    """
+    The least time Python takes here to make *rows* row strings from one
+    text (``str.split``, best of *repeat*): what any Python receiver of the
+    row list does at least, so the growth of this time from 100 000 to
+    1 000 000 rows is the machine's (its caches), not a SAMP library's.
+    """
+    text = "\n".join(map(str, range(rows)))
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        text.split("\n")
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def message_size(rows):
     """The bytes of the ``samp.hub.notify`` request body, as the standard
     library's XML-RPC encoder writes it (keys as long as real ones)."""
@@ -502,6 +518,13 @@ async def orchestrate(reactor, options):
         sizes = {rows: message_size(rows) for rows in options.rows}
         print("message sizes (samp.hub.notify body, standard library XML-RPC): "
               + ", ".join(f"{rows} rows {size / MB:.1f} MB" for rows, size in sizes.items()), flush=True)
+        floor = {rows: split_time(rows) for rows in options.rows}
+        notes.append("Python alone, in this process before the hubs start, makes the row strings from one text "
+                     "(str.split, best of 7) in " + ", ".join(f"{floor[rows] * 1000:.1f} ms for {rows}"
+                                                              for rows in options.rows)
+                     + "".join(f" ({floor[big] / floor[small]:.1f}x from {small} to {big})"
+                               for small, big in zip(options.rows, options.rows[1:]))
+                     + ": what any Python receiver does at least")
         await defer.gatherResults([defer.ensureDeferred(start_hub(k)) for k in options.hubs])
         pairs = dict(await defer.gatherResults(
             [defer.ensureDeferred(pair(k, lib)) for k in options.hubs for lib in options.libraries]))
