@@ -1026,6 +1026,7 @@ class _LenientChannel(http.HTTPChannel):
 
     delimiter = b"\n"
     _deadline: IDelayedCall | None = None
+    _addresses: tuple[IAddress, IAddress] | None = None
     site: _QuietSite  # set by the site's buildProtocol
 
     turn_away = False  # set by the site when it is full of busy connections
@@ -1077,6 +1078,21 @@ class _LenientChannel(http.HTTPChannel):
                 lines.append(b"%s: %s\r\n" % (name, value))
         lines.append(b"\r\n")
         self.transport.write(b"".join(lines))
+
+    def getHost(self) -> IAddress:
+        # Each request asks (Twisted's Request keeps both addresses): the
+        # connection's, asked once rather than a system call per request.
+        return self._own_addresses()[0]
+
+    def getPeer(self) -> IAddress:
+        return self._own_addresses()[1]
+
+    def _own_addresses(self) -> tuple[IAddress, IAddress]:
+        addresses = self._addresses
+        if addresses is None:
+            assert self.transport is not None
+            addresses = self._addresses = (self.transport.getHost(), self.transport.getPeer())
+        return addresses
 
     def checkPersistence(self, request: http.Request, version: bytes) -> bool:
         # Our XML-RPC client reuses a connection only when the response
