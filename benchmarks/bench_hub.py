@@ -8,6 +8,7 @@ child process, driven by the same clients.
                                    [--warmup S] [--max-time S]
                                    [--hub-setting NAME=VALUE]
                                    [--hub KIND] [--driver KIND] [--metric M]
+                                   [--storm-mode MODE]
                                    [--our-hub cli|twistd] [--profile-hub OUT]
                                    [--baseline DIR]
 
@@ -398,7 +399,7 @@ async def orchestrate(reactor, options):
                     for kind in rotated(r):
                         await client_figure(kind, lib, metric, options.n, (lib, metric, kind))
         if "calcstorm" in options.drivers:
-            for mode in STORM_MODES:
+            for mode in options.storm_modes:
                 for r in range(options.storm_repeat):
                     if out_of_time():
                         break
@@ -447,7 +448,7 @@ def _median(samples):
 def report(results, failed, options, notes):
     figures = [(lib, m) for lib in options.drivers if lib != "calcstorm" for m in options.metrics]
     if "calcstorm" in options.drivers:
-        figures += [("calcstorm", m) for m in STORM_MODES]
+        figures += [("calcstorm", m) for m in options.storm_modes]
     kinds = options.hubs
     baseline = "baseline" in kinds
     throughput = [("driver", "figure", *(HUB_TITLES[k] for k in kinds), "ours/JSAMP", "ours/astropy",
@@ -542,6 +543,8 @@ def main(argv=None):
                         help="drive the hubs only with this (repeatable; default all three)")
     parser.add_argument("--metric", dest="metrics", choices=CLIENT_METRICS, action="append",
                         help="measure only this figure of the astropy and ours drivers (repeatable)")
+    parser.add_argument("--storm-mode", dest="storm_modes", choices=STORM_MODES, action="append",
+                        help="run calcstorm only in this mode (repeatable; default all three)")
     parser.add_argument("--our-hub", choices=("cli", "twistd"), default="cli",
                         help="run our hub as 'sampy-twisted hub' (default) or 'twistd -n samp-hub'")
     parser.add_argument("--wait-timeout", type=int, default=2,
@@ -572,6 +575,7 @@ def main(argv=None):
         options.hubs.append("baseline")
     options.drivers = [d for d in DRIVERS if d in (options.drivers or DRIVERS)]
     options.metrics = [m for m in CLIENT_METRICS if m in (options.metrics or CLIENT_METRICS)]
+    options.storm_modes = [m for m in STORM_MODES if m in (options.storm_modes or STORM_MODES)]
     if options.profile_hub:
         options.profile_hub = os.path.abspath(options.profile_hub)
     try:

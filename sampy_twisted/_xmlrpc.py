@@ -258,7 +258,11 @@ class _OneShotRequest(Protocol):
         :class:`XMLRPCError` for another status or too long a body, and with
         ``ResponseNeverReceived`` or ``ResponseFailed`` when the connection
         ends first (the latter carrying the bytes received, in
-        :meth:`received`, as the Agent's do for DS9's short bodies).
+        :meth:`received`, as the Agent's do for DS9's short bodies);
+        cancelled, it stops the connection and fails with
+        ``CancelledError``.
+    :ivar stop_connecting: what stops the connection attempt, set by whoever
+        makes it.
     """
 
     def __init__(self, head: bytes, body: list[bytes | memoryview], limit: int, url: str, eager: bool = False) -> None:
@@ -272,7 +276,17 @@ class _OneShotRequest(Protocol):
         self._parts: list[bytes] = []
         self._size = 0
         self._chunks: Any = None  # Twisted's chunked decoder, for a chunked body
-        self.done: defer.Deferred[bytes] = defer.Deferred()
+        self.stop_connecting: Callable[[], object] = lambda: None
+        self._cancelling = False
+        # Cancelled, it fails with CancelledError, not with what stopping
+        # causes: a connection attempt stopped fails at once (ignored while
+        # cancelling), a connection cut is lost later (done is called then).
+        self.done: defer.Deferred[bytes] = defer.Deferred(self._cancelled)
+
+    def _cancelled(self, _: object) -> None:
+        self._cancelling = True
+        self.stop_connecting()
+        self.cancel()
 
     def connectionMade(self) -> None:
         assert self.transport is not None
@@ -426,7 +440,7 @@ class _OneShotRequest(Protocol):
 
     def connection_failed(self, reason: Failure) -> None:
         """Fail: the connection could not be made."""
-        if not self.done.called:
+        if not (self.done.called or self._cancelling):
             self.done.errback(reason)
 
     def cancel(self) -> None:
@@ -764,7 +778,6 @@ class XMLRPCProxy:
         head = self._one_shot_head % sum(map(len, body))
         request = _OneShotRequest(head, body, self._max_bytes, self.url, eager=self._address is not None)
         factory = _OneShotFactory(request)
-        stop_connecting: Callable[[], object]
         if self._address is not None:
             # An address over plain HTTP: the reactor's connector alone,
             # without an endpoint's wrappers and Deferreds.
@@ -776,6 +789,8 @@ class XMLRPCProxy:
             def stop_connecting() -> None:
                 if getattr(connector, "state", None) == "connecting":
                     connector.stopConnecting()
+
+            request.stop_connecting = stop_connecting
         else:
             try:
                 endpoint = self._endpoints.endpointForURI(self._uri)
@@ -783,29 +798,10 @@ class XMLRPCProxy:
                 return defer.fail()
             connecting = endpoint.connect(factory)
             connecting.addErrback(request.connection_failed)
-            stop_connecting = connecting.cancel  # (nothing once connected)
-
-        cancelled = []
-
-        def cancel(_: object) -> None:
-            cancelled.append(True)  # the result is CancelledError, not what this causes
-            stop_connecting()
-            request.cancel()
-
-        result: defer.Deferred[bytes] = defer.Deferred(cancel)
-
-        def settle(outcome: bytes | Failure) -> None:
-            if result.called or cancelled:
-                return  # cancelled: the outcome of the cut connection
-            if isinstance(outcome, Failure):
-                result.errback(outcome)
-            else:
-                result.callback(outcome)
-
-        request.done.addBoth(settle)
+            request.stop_connecting = connecting.cancel  # (nothing once connected)
         # (A Failure _cut_short returns is the Deferred's failure, not its result.)
-        result.addErrback(self._cut_short, request)
-        return result.addCallback(self._parse)
+        request.done.addErrback(self._cut_short, request)
+        return request.done.addCallback(self._parse)
 
     def _retry_unsent(self, failure: Failure, method: str, body: list[bytes | memoryview]) -> defer.Deferred[Any]:
         failure.trap(RequestNotSent)
@@ -1031,6 +1027,7 @@ class _LenientChannel(http.HTTPChannel):
 
     delimiter = b"\n"
     _deadline: IDelayedCall | None = None
+    _addresses: tuple[IAddress, IAddress] | None = None
     site: _QuietSite  # set by the site's buildProtocol
 
     turn_away = False  # set by the site when it is full of busy connections
@@ -1082,6 +1079,21 @@ class _LenientChannel(http.HTTPChannel):
                 lines.append(b"%s: %s\r\n" % (name, value))
         lines.append(b"\r\n")
         self.transport.write(b"".join(lines))
+
+    def getHost(self) -> IAddress:
+        # Each request asks (Twisted's Request keeps both addresses): the
+        # connection's, asked once rather than a system call per request.
+        return self._own_addresses()[0]
+
+    def getPeer(self) -> IAddress:
+        return self._own_addresses()[1]
+
+    def _own_addresses(self) -> tuple[IAddress, IAddress]:
+        addresses = self._addresses
+        if addresses is None:
+            assert self.transport is not None
+            addresses = self._addresses = (self.transport.getHost(), self.transport.getPeer())
+        return addresses
 
     def checkPersistence(self, request: http.Request, version: bytes) -> bool:
         # Our XML-RPC client reuses a connection only when the response

@@ -213,10 +213,41 @@ async def raw_exchange(port, data):
     return await one.done.addTimeout(WAIT, reactor)
 
 
+class _Addresses(Resource):
+    """Records, for each request, the addresses it was given and those of
+    its transport."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def render_POST(self, request):
+        transport = request.transport
+        self.seen.append((request.getHost(), request.getClientAddress(), transport.getHost(), transport.getPeer()))
+        return b"ok"
+
+
 class LenientLoopbackTests(TestCase):
     """DS9's request over a real loopback socket."""
 
     timeout = 60
+
+    async def test_addresses_per_request(self):
+        """Each request of a connection is given the connection's addresses
+        (which the channel asks its transport for once)."""
+        resource = _Addresses()
+        port = reactor.listenTCP(0, make_site(resource), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n%s\r\nx"
+        raw = await raw_exchange(port.getHost().port, request % b"" + request % b"Connection: close\r\n")
+        self.assertEqual(raw.count(b"HTTP/1.1 200 "), 2)
+        self.assertEqual(len(resource.seen), 2)
+        for host, peer, transport_host, transport_peer in resource.seen:
+            self.assertEqual((host, peer), (transport_host, transport_peer))
+            self.assertEqual((host.host, host.port), ("127.0.0.1", port.getHost().port))
+        self.assertEqual(resource.seen[0][:2], resource.seen[1][:2])
 
     async def test_ds9_request(self):
         site = make_site(XMLRPCResource({"echo": lambda *args: list(args)}))
