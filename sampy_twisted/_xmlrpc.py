@@ -1368,7 +1368,7 @@ class XMLRPCResource(Resource):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._procedures = dict(procedures)
-        self._signatures: dict[str, tuple[float, float]] = {}
+        self._signatures: dict[str, tuple[float, float, bool]] = {}
         self._lenient = lenient
         self._verbatim = verbatim
 
@@ -1397,13 +1397,13 @@ class XMLRPCResource(Resource):
         parsing.addBoth(self._parsed, request, gone)
         return server.NOT_DONE_YET
 
-    def _read(self, body: bytes) -> tuple[tuple[Any, ...], str | None]:
+    def _read(self, body: bytes) -> tuple[Sequence[Any], str | None]:
         """The arguments and the method name of a request (in a thread, for
         a big one: with the arguments converted, which for a long list
         costs a pass over it too)."""
         args, method = safe_loads(body, self._verbatim)
         if self._lenient:
-            args = tuple(from_xmlrpc(arg) for arg in args)
+            return [from_xmlrpc(arg) for arg in args], method
         return args, method
 
     def _unparsable(self, request: server.Request, exc: Exception) -> bytes:
@@ -1415,7 +1415,7 @@ class XMLRPCResource(Resource):
 
     def _parsed(
         self,
-        parsed: tuple[tuple[Any, ...], str | None] | Failure,
+        parsed: tuple[Sequence[Any], str | None] | Failure,
         request: server.Request,
         gone: list[Failure],
     ) -> None:
@@ -1432,7 +1432,7 @@ class XMLRPCResource(Resource):
         if isinstance(rendered, bytes):
             self._write(rendered, request, gone)
 
-    def _answer(self, request: server.Request, args: tuple[Any, ...], method: str | None) -> bytes | int:
+    def _answer(self, request: server.Request, args: Sequence[Any], method: str | None) -> bytes | int:
         """Make the call, answering at once (bytes) or later (NOT_DONE_YET)."""
         try:
             result = self._invoke(method, args, request)
@@ -1458,23 +1458,26 @@ class XMLRPCResource(Resource):
         function = self._procedures.get(method) if method is not None else None
         if method is None or function is None:
             raise xmlrpc.client.Fault(1, f"unknown method {method!r}")
-        given = (request,) if getattr(function, "with_request", False) else ()
-        self._check_arguments(method, function, len(given), len(args))
-        result = function(*given, *args)
+        fewest, most, wants_request = self._signature(method, function)
+        if not fewest <= len(args) <= most:
+            raise xmlrpc.client.Fault(1, f"bad arguments for {method}: got {len(args)} argument(s)")
+        result = function(request, *args) if wants_request else function(*args)
         if inspect.isawaitable(result):
             # A coroutine, or a Deferred: the kinds of awaitable documented.
             return defer.ensureDeferred(cast("Coroutine[Any, Any, Any]", result))
         return result
 
-    def _check_arguments(self, method: str, function: Callable[..., object], given: int, count: int) -> None:
-        """Fault unless *function* binds *given* arguments of ours and the
-        *count* of the call."""
-        arity = self._signatures.get(method)
-        if arity is None:
-            arity = self._signatures[method] = _arity(function)
-        fewest, most = arity
-        if not fewest <= given + count <= most:
-            raise xmlrpc.client.Fault(1, f"bad arguments for {method}: got {count} argument(s)")
+    def _signature(self, method: str, function: Callable[..., object]) -> tuple[float, float, bool]:
+        """How many arguments a call of *method* may have, fewest and most,
+        and whether the HTTP request goes first: worked out once."""
+        signature = self._signatures.get(method)
+        if signature is None:
+            fewest, most = _arity(function)
+            wants_request = bool(getattr(function, "with_request", False))
+            if wants_request:
+                fewest, most = fewest - 1, most - 1
+            signature = self._signatures[method] = (fewest, most, wants_request)
+        return signature
 
     def _encode_result(self, result: Any) -> bytes:
         if result is None:
