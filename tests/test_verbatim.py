@@ -6,6 +6,7 @@ written back byte for byte, and anything else is left to the readers that
 decode every value.
 """
 
+import itertools
 import random
 import xmlrpc.client
 
@@ -23,17 +24,20 @@ from sampy_twisted._verbatim import VerbatimStrings, find_verbatim, read_plain_s
 # writer escapes or that could end CDATA, CR, control and non-ASCII.
 _PLAIN = "ab 09./:?=\t\n\x7f"
 _NOT_PLAIN = "&<>]\r\x01\xe9"
+# Plain text without the tags' bytes or a line feed (row indexes, say): a
+# list of it is split the quick way.
+_UNTAGGED = "b 09.:?=\t\x7f"
 
 
 def plain(text):
     return not any(c in _NOT_PLAIN for c in text)
 
 
-def random_rows(rng, spoil=0.0):
-    """A list of short strings, some empty; each character not plain with
-    probability *spoil*."""
+def random_rows(rng, spoil=0.0, alphabet=_PLAIN):
+    """A list of short strings of *alphabet*, some empty; each character
+    not plain with probability *spoil*."""
     def char():
-        return rng.choice(_NOT_PLAIN) if rng.random() < spoil else rng.choice(_PLAIN)
+        return rng.choice(_NOT_PLAIN) if rng.random() < spoil else rng.choice(alphabet)
 
     return ["".join(char() for _ in range(rng.choice((0, 1, 2, 5)))) for _ in range(rng.choice((1, 2, 3, 40)))]
 
@@ -61,25 +65,26 @@ class FindTests(SynchronousTestCase):
     def test_random_lists(self):
         """A list is kept exactly when all its texts are plain, and then
         reads as the standard library reads it, however the megabyte
-        pieces fall."""
-        for piece in (1, 7, 64, _verbatim._PIECE):
+        pieces fall and whether or not its texts hold the tags' bytes."""
+        for piece, spoil, alphabet in itertools.product(
+            (1, 7, 64, _verbatim._PIECE), (0.0, 0.02, 0.2), (_PLAIN, _UNTAGGED)
+        ):
             self.patch(_verbatim, "_PIECE", piece)
-            for spoil in (0.0, 0.02, 0.2):
-                for _ in range(60):
-                    rows = random_rows(self.rng, spoil)
-                    document = dumps_call("m", [rows])
-                    start, end = list_region(document)
-                    expected = outcome(lambda d: _strict_loads(d)[0][0], document)
-                    kept = find_verbatim(document, start, end)
-                    read = read_plain_strings(document, start, end)
-                    if all(map(plain, rows)):
-                        self.assertEqual(read, expected, (piece, rows))
-                        self.assertEqual(kept.strings(), expected, (piece, rows))
-                        self.assertEqual(len(kept), len(rows))
-                        self.assertEqual(kept.chars, sum(map(len, rows)))
-                    else:
-                        self.assertIsNone(read, rows)
-                        self.assertIsNone(kept, rows)
+            for _ in range(60):
+                rows = random_rows(self.rng, spoil, alphabet)
+                document = dumps_call("m", [rows])
+                start, end = list_region(document)
+                expected = outcome(lambda d: _strict_loads(d)[0][0], document)
+                kept = find_verbatim(document, start, end)
+                read = read_plain_strings(document, start, end)
+                if all(map(plain, rows)):
+                    self.assertEqual(read, expected, (piece, rows))
+                    self.assertEqual(kept.strings(), expected, (piece, rows))
+                    self.assertEqual(len(kept), len(rows))
+                    self.assertEqual(kept.chars, sum(map(len, rows)))
+                else:
+                    self.assertIsNone(read, rows)
+                    self.assertIsNone(kept, rows)
 
     def test_other_shapes(self):
         """Values written otherwise than the writer writes them are left to
