@@ -403,19 +403,13 @@ class _Scanner:
         The items of the array whose ``<data>`` was just read, if they are
         all plain string values of one form (else nothing, for the items to
         be read one by one): see :func:`_plain_values` and, for a long list
-        the hub passes on, :func:`~._verbatim.find_verbatim`.
+        written as writers write it, :func:`~._verbatim.find_verbatim`.
         """
         data, start = self._data, self._at
+        found = self._long_plain_strings()
+        if found is not None:
+            return found
         end = self._next(b"</data>")
-        if VERBATIM_FROM <= end - start and end < len(data):
-            # A long list as writers write it: checked and split (or kept,
-            # to pass on) several times faster than read by findall.
-            first = _after_space(data, start)
-            found = find_verbatim(data, first, end) if self._verbatim else read_plain_strings(data, first, end)
-            if found is not None:
-                self._check_depth(_BULK_FORMS[0])
-                self._at = end
-                return found
         if end == len(data) or self._next(b"<array") < end or self._next(b"<struct") < end:
             return []  # holds other lists or maps: not a list of strings
         for form in _BULK_FORMS:
@@ -425,6 +419,39 @@ class _Scanner:
                 self._at = end
                 return items
         return []
+
+    def _long_plain_strings(self) -> list[str] | VerbatimStrings | None:
+        """
+        The items of a list from :data:`~._verbatim.VERBATIM_FROM` bytes
+        long, written as writers write it: checked and split (or kept, for
+        the hub to pass on) several times faster than read by ``findall``.
+        """
+        data, start = self._data, self._at
+        close = b"</data>"
+        near = data.find(close, start, start + VERBATIM_FROM + len(close))
+        if 0 <= near < start + VERBATIM_FROM:
+            return None  # a short list
+        # A long list usually ends at the document's last "</data>" (a row
+        # list is its message's last value): guessed so, the list is not
+        # searched for its end first, which costs as much as reading it.
+        # A list that reads to there has no "<" but its values' own, so
+        # its end is right.
+        guess = near if near >= 0 else data.rfind(close, start)
+        found = self._read_long(guess)
+        if found is None and self._next(close) not in (guess, len(data)):
+            found = self._read_long(self._next(close))  # the guess was past its end
+        return found
+
+    def _read_long(self, end: int) -> list[str] | VerbatimStrings | None:
+        """The long list ending at *end*, if it is plain (see above)."""
+        if end < 0:
+            return None
+        read = find_verbatim if self._verbatim else read_plain_strings
+        found = read(self._data, _after_space(self._data, self._at), end)
+        if found is not None:
+            self._check_depth(_BULK_FORMS[0])
+            self._at = end
+        return found
 
     def _check_depth(self, form: _BulkForm) -> None:
         if self._depth + form.depth > MAX_ELEMENT_DEPTH:

@@ -205,6 +205,23 @@ class SafeLoadsTests(SynchronousTestCase):
                 self.assertEqual(outcome(lambda d: safe_loads(d, verbatim=verbatim), document),
                                  outcome(_strict_loads, document))
 
+    def test_lists_before_others(self):
+        """A long list is kept wherever it lies in its document: its end is
+        first guessed as the document's last ``</data>``, which is wrong
+        when another list follows it."""
+        self.patch(_codec, "VERBATIM_FROM", 200)
+        self.patch(_codec, "_SCAN_FROM", 0)
+        long_plain = [str(i) for i in range(100)]
+        long_not_plain = ["&"] + long_plain
+        short = ["a", "b"]
+        for order in itertools.permutations([long_plain, long_not_plain, short, long_plain[::-1]]):
+            document = dumps_call("m", [list(order), "tail"])
+            (lists, _), _ = safe_loads(document, verbatim=True)
+            self.assertEqual([type(each) for each in lists],
+                             [VerbatimStrings if each[0] in ("0", "99") else list for each in order])
+            for verbatim in (True, False):
+                self.assertEqual(safe_loads(document, verbatim=verbatim), ((list(order), "tail"), "m"))
+
     def test_too_deep(self):
         """A kept list nested too deep is refused as the strict reader
         refuses it."""
