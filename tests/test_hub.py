@@ -502,7 +502,8 @@ class RoutingTests(HubTestCase):
         msg = message("test.rows", {"row-list": rows, "other": {"more": rows}})
         await sender.hub_call("notify", recipient.id, msg)
         self.assertEqual(await recipient.notification("test.rows"), (sender.id, msg))
-        self.assertEqual([type(k) for k in kept], [VerbatimStrings, VerbatimStrings])
+        # (The first list's end is guessed wrong once: the other follows it.)
+        self.assertEqual([type(k) for k in kept if k is not None], [VerbatimStrings, VerbatimStrings])
         self.assertEqual(made, [])
 
         escaped = message("test.escaped", {"row-list": rows[:2500] + ["a&b<c>"] + rows[2500:]})
