@@ -43,6 +43,7 @@ SAMPValue: TypeAlias = "str | list[SAMPValue] | dict[str, SAMPValue]"
 
 # SAMP strings: TAB, LF, CR and 0x20-0x7f, nothing else.
 _ILLEGAL_CHAR = re.compile(r"[^\t\n\r\x20-\x7f]")
+_LEGAL_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x80)])
 _SAMP_INT = re.compile(r"[+-]?[0-9]+\Z")
 _SAMP_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 
@@ -87,6 +88,15 @@ def _describe(path: str, what: str) -> str:
     return f"{what}: {path}" if path else what
 
 
+def _all_legal(text: str) -> bool:
+    """
+    Whether *text* holds only characters SAMP allows: for the long texts
+    of joined rows, a few times quicker than searching with
+    ``_ILLEGAL_CHAR`` (whether a ``str`` is ASCII is known without a look).
+    """
+    return text.isascii() and not text.encode("ascii").translate(None, _LEGAL_BYTES)
+
+
 def _check_string(value: str, path: str, what: str) -> None:
     bad = _ILLEGAL_CHAR.search(value)
     if bad is not None:
@@ -117,7 +127,7 @@ def _convert(value: object, path: str, what: str) -> SAMPValue:
         return out
     if isinstance(value, (list, tuple)):
         try:
-            if value and not any(_ILLEGAL_CHAR.search(joined) for _, joined in string_chunks(value)):
+            if value and all(_all_legal(joined) for _, joined in string_chunks(value)):
                 return list(value)  # a million rows checked in a few searches
         except TypeError:
             pass  # not only strings: the item that breaks the rules is named below

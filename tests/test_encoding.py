@@ -56,6 +56,21 @@ class CheckSAMPValueTests(SynchronousTestCase):
         """Items of lists are named by index."""
         self.assertRefused(TypeError, {"rows": ["0", 1]}, "rows[1]")
 
+    def test_long_lists_every_character(self):
+        """A long list of strings is checked in bulk: with any one character
+        anywhere in it, it passes or is refused exactly as its items are,
+        the refusal naming the item."""
+        rows = [str(i) for i in range(10_000)]
+        for code in [*range(0x100), 0x2028, 0xFFFE, 0x1F600]:
+            for index in (0, 4095, 4096, 9999):
+                bad = rows[:index] + [f"{rows[index]}{chr(code)}"] + rows[index + 1:]
+                try:
+                    check_samp_value(bad[index])
+                except ValueError:
+                    self.assertRefused(ValueError, {"rows": bad}, f"rows[{index}]")
+                else:
+                    self.assertEqual(check_samp_value({"rows": bad}), {"rows": bad})
+
     def test_non_ascii(self):
         """Non-ASCII text is a ValueError naming the character and place."""
         self.assertRefused(ValueError, {"samp.params": {"name": "caf\xe9"}}, "samp.params['name']", "'é'", "position 3")
