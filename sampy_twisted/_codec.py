@@ -434,8 +434,9 @@ class _Scanner:
         # A long list usually ends at the document's last "</data>" (a row
         # list is its message's last value): guessed so, the list is not
         # searched for its end first, which costs as much as reading it.
-        # A list that reads to there has no "<" but its values' own, so
-        # its end is right.
+        # A list that reads to there has no "<" but its values' own, so the
+        # guess was right; one that does not is read again to its real end
+        # (a list followed by another: one more pass over it).
         guess = near if near >= 0 else data.rfind(close, start)
         found = self._read_long(guess)
         if found is None and self._next(close) not in (guess, len(data)):
