@@ -32,7 +32,7 @@ import functools
 import re
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple, NoReturn, cast
+from typing import Any, NamedTuple, NoReturn, TypeAlias, cast
 from xml.etree import ElementTree
 
 from ._encoding import string_chunks
@@ -40,7 +40,10 @@ from ._limits import MAX_ELEMENT_DEPTH, MAX_NESTING
 from ._verbatim import VERBATIM_FROM, VerbatimStrings, find_verbatim, read_plain_strings
 
 __all__ = [
+    "LAZY_FROM",
     "CachedMap",
+    "LazyStrings",
+    "Part",
     "dumps_call",
     "dumps_fault",
     "dumps_response",
@@ -713,7 +716,7 @@ class CachedMap(dict[str, Any]):
         if self._encoded is None:
             writer = _Writer()
             writer.struct(self)
-            self._encoded = writer.parts()
+            self._encoded = cast("list[bytes | memoryview]", writer.parts())  # (not lazy)
         return self._encoded
 
 
@@ -735,16 +738,66 @@ def _string_parts(items: list[Any] | tuple[Any, ...]) -> list[bytes]:
 
     :raises TypeError: an item is not a string.
     """
-    parts = []
-    for piece, joined in string_chunks(items, 1000):
-        strings: Iterable[str] = piece
-        if "&" in joined or "<" in joined or ">" in joined:
-            strings = map(_escape, piece)
-        parts.append(f"<value><string>{_BETWEEN_STRINGS.join(strings)}</string></value>\n".encode())
-    return parts
+    return [_piece_xml(piece, joined) for piece, joined in string_chunks(items, _STRINGS_PER_PART)]
+
+
+def _piece_xml(piece: list[Any] | tuple[Any, ...], joined: str) -> bytes:
+    """The string values of *piece*, whose strings joined are *joined*."""
+    strings: Iterable[str] = piece
+    if "&" in joined or "<" in joined or ">" in joined:
+        strings = map(_escape, piece)
+    return f"<value><string>{_BETWEEN_STRINGS.join(strings)}</string></value>\n".encode()
 
 
 _BETWEEN_STRINGS = "</string></value>\n<value><string>"
+_STRING_MARKUP = len("<value><string></string></value>\n")
+_STRINGS_PER_PART = 1000
+
+#: Lists of strings from this many items on are written by
+#: :class:`LazyStrings` in a request (``encode_call(..., lazy=True)``).
+LAZY_FROM = 4096
+
+
+class LazyStrings:
+    """
+    The string values of a long list of strings in a request, written a
+    thousand at a time as the connection takes them: a client sending a
+    million rows does not hold the request's 37 MB besides the rows (fresh
+    memory costs the kernel a page fault every 4 kB), and starts sending
+    at once.  Its length, which the request's head gives, is counted
+    first, from the strings joined a thousand at a time.
+
+    The list must not change until the request is sent (a call's
+    arguments, checked, are copies).
+
+    :raises TypeError: an item is not a string.
+    """
+
+    __slots__ = ("_items", "_length")
+
+    def __init__(self, items: list[Any] | tuple[Any, ...]) -> None:
+        self._items = items
+        length = 0
+        for piece, joined in string_chunks(items, _STRINGS_PER_PART):
+            if joined.isascii() and not ("&" in joined or "<" in joined or ">" in joined):
+                length += len(joined) + len(piece) * _STRING_MARKUP
+            else:
+                length += len(_piece_xml(piece, joined))
+        self._length = length
+
+    def __len__(self) -> int:
+        """The length of the values' XML, in bytes."""
+        return self._length
+
+    def pieces(self) -> Iterator[bytes]:
+        """The values' XML, a thousand at a time (made anew each time)."""
+        for piece, joined in string_chunks(self._items, _STRINGS_PER_PART):
+            yield _piece_xml(piece, joined)
+
+
+#: A part of an encoded document: bytes, or a view of a received body's
+#: bytes, or (in a request) a list of strings written as it is sent.
+Part: TypeAlias = "bytes | memoryview | LazyStrings"
 
 
 class _Writer:
@@ -754,12 +807,13 @@ class _Writer:
     own, shared by every document that holds the map.
     """
 
-    def __init__(self) -> None:
-        self._parts: list[bytes | memoryview] = []
+    def __init__(self, lazy: bool = False) -> None:
+        self._parts: list[Part] = []
         self._text: list[str] = []
+        self._lazy = lazy
         self.write = self._text.append
 
-    def parts(self) -> list[bytes | memoryview]:
+    def parts(self) -> list[Part]:
         """Everything written, as byte strings to send one after the other."""
         self._flush()
         return self._parts
@@ -805,8 +859,12 @@ class _Writer:
     def _array(self, items: list[Any] | tuple[Any, ...]) -> None:
         write = self.write
         write("<value><array><data>\n")
+        parts: list[Part] = []
         try:
-            parts = _string_parts(items)
+            if self._lazy and len(items) >= LAZY_FROM:
+                parts.append(LazyStrings(items))
+            else:
+                parts += _string_parts(items)
         except TypeError:  # not only strings
             for item in items:
                 self.value(item)
@@ -829,16 +887,20 @@ class _Writer:
 _HEADER = "<?xml version='1.0'?>\n"
 
 
-def encode_call(method: str, args: Iterable[Any]) -> list[bytes | memoryview]:
+def encode_call(method: str, args: Iterable[Any], lazy: bool = False) -> list[Part]:
     """
-    Encode a method call as :func:`xmlrpc.client.dumps` does, as byte
-    strings to send one after the other (their concatenation is the body).
+    Encode a method call as :func:`xmlrpc.client.dumps` does, as parts to
+    send one after the other (their concatenation is the body): byte
+    strings, and with *lazy*, :class:`LazyStrings` for long lists of
+    strings.
 
     :param str method: the method name.
     :param args: the parameters, already SAMP-checked.
+    :param bool lazy: write long lists of strings as they are sent; they
+        must not change until then.
     :raises TypeError: a value XML-RPC cannot carry (``None``).
     """
-    writer = _Writer()
+    writer = _Writer(lazy)
     writer.write(f"{_HEADER}<methodCall>\n<methodName>{_escape(method)}</methodName>\n")
     writer.params(args)
     writer.write("</methodCall>\n")
@@ -847,7 +909,7 @@ def encode_call(method: str, args: Iterable[Any]) -> list[bytes | memoryview]:
 
 def dumps_call(method: str, args: Iterable[Any]) -> bytes:
     """:func:`encode_call` as one byte string."""
-    return b"".join(encode_call(method, args))
+    return b"".join(cast("list[bytes | memoryview]", encode_call(method, args)))
 
 
 def dumps_response(value: Any) -> bytes:
@@ -859,7 +921,7 @@ def dumps_response(value: Any) -> bytes:
     writer.write(f"{_HEADER}<methodResponse>\n")
     writer.params((value,))
     writer.write("</methodResponse>\n")
-    return b"".join(writer.parts())
+    return b"".join(cast("list[bytes | memoryview]", writer.parts()))
 
 
 def dumps_fault(code: int, text: str) -> bytes:
@@ -868,4 +930,4 @@ def dumps_fault(code: int, text: str) -> bytes:
     writer.write(f"{_HEADER}<methodResponse>\n<fault>\n")
     writer.struct({"faultCode": code, "faultString": text})
     writer.write("</fault>\n</methodResponse>\n")
-    return b"".join(writer.parts())
+    return b"".join(cast("list[bytes | memoryview]", writer.parts()))

@@ -13,13 +13,12 @@ callables, refuses DTDs and oversized bodies, and never answers ``nil``.
 
 from __future__ import annotations
 
-import collections
 import inspect
 import io
 import ipaddress
 import math
 import xmlrpc.client
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from types import EllipsisType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit
@@ -71,7 +70,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTT
 from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
-from ._codec import dumps_fault, dumps_response, encode_call, safe_loads
+from ._codec import LazyStrings, Part, dumps_fault, dumps_response, encode_call, safe_loads
 from ._encoding import SAMPValue, from_xmlrpc
 from . import _limits
 from ._limits import (
@@ -109,13 +108,13 @@ class _BytesProducer:
     A request body of known length (never chunked: HTTP/1.0 hubs), written
     from its parts as the connection takes it: a message shared by many
     requests is neither copied into each nor, a big one, whole into each
-    connection's buffer.
+    connection's buffer, and a long list of strings is encoded as it goes
+    (:class:`~._codec.LazyStrings`).
     """
 
-    def __init__(self, parts: list[bytes | memoryview]) -> None:
-        self._parts = collections.deque(parts)
-        self._offset = 0  # in the first part: what of it has been written
+    def __init__(self, parts: list[Part]) -> None:
         self.length = sum(map(len, parts))
+        self._chunks = _chunks(parts)
         self._paused = self._stopped = False
 
     def startProducing(self, consumer: IConsumer) -> defer.Deferred[None]:
@@ -127,22 +126,18 @@ class _BytesProducer:
     def _write(self) -> None:
         # The connection (a streaming consumer) pauses us, from within
         # write(), once it holds more than its buffer's worth.
-        parts = self._parts
-        while parts and not self._paused:
-            part, start = parts[0], self._offset
-            if start == 0 and len(part) <= _BODY_PIECE:
-                piece = part
-            else:
-                piece = part[start : start + _BODY_PIECE]
-            if start + len(piece) == len(part):
-                parts.popleft()
-                self._offset = 0
-            else:
-                self._offset = start + len(piece)
-            # A list the hub passes on as received is a view of its body.
-            self._consumer.write(piece if isinstance(piece, bytes) else bytes(piece))
-        if not parts and not self._paused and not self._done.called:
-            self._done.callback(None)
+        while not self._paused:
+            try:
+                chunk = next(self._chunks, None)
+            except Exception:
+                self._stopped = self._paused = True
+                self._done.errback()  # the request fails, with this
+                return
+            if chunk is None:
+                if not self._done.called:
+                    self._done.callback(None)
+                return
+            self._consumer.write(chunk)
 
     def pauseProducing(self) -> None:
         self._paused = True
@@ -158,7 +153,20 @@ class _BytesProducer:
         # The request failed; its Deferred never fires (as Twisted's own
         # FileBodyProducer does).
         self._stopped = self._paused = True
-        self._parts.clear()
+        self._chunks = iter(())
+
+
+def _chunks(parts: list[Part]) -> Iterator[bytes]:
+    """*parts* as byte strings of at most about :data:`_BODY_PIECE`."""
+    for part in parts:
+        if isinstance(part, LazyStrings):
+            yield from part.pieces()
+        elif isinstance(part, bytes) and len(part) <= _BODY_PIECE:
+            yield part
+        else:
+            # A list the hub passes on as received is a view of its body.
+            for start in range(0, len(part), _BODY_PIECE):
+                yield bytes(part[start : start + _BODY_PIECE])
 
 
 class _BoundedBody(Protocol):
@@ -265,7 +273,7 @@ class _OneShotRequest(Protocol):
         makes it.
     """
 
-    def __init__(self, head: bytes, body: list[bytes | memoryview], limit: int, url: str, eager: bool = False) -> None:
+    def __init__(self, head: bytes, body: list[Part], limit: int, url: str, eager: bool = False) -> None:
         self._request_head = head
         self._request_body = body
         self._eager = eager
@@ -294,7 +302,7 @@ class _OneShotRequest(Protocol):
         if sum(map(len, body)) > _BODY_PIECE:
             self._stream(self._request_head, body)
             return
-        data = b"".join([self._request_head, *body])
+        data = b"".join([self._request_head, *_chunks(body)])
         if self._eager:
             # A plain TCP connection (the proxy says so), just made, with
             # nothing buffered: the request goes to the socket now rather
@@ -309,14 +317,21 @@ class _OneShotRequest(Protocol):
         if data:
             self.transport.write(data)
 
-    def _stream(self, head: bytes, body: list[bytes | memoryview]) -> None:
+    def _stream(self, head: bytes, body: list[Part]) -> None:
         # A big message: written as the connection takes it, rather than
         # copied whole into the connection's buffer.
         transport = cast(IConsumer, self.transport)  # a TCP or TLS transport
         producer = _BytesProducer(body)
         transport.write(head)
         transport.registerProducer(producer, True)
-        producer.startProducing(transport).addCallback(lambda _: transport.unregisterProducer())
+        writing = producer.startProducing(transport)
+        writing.addCallback(lambda _: transport.unregisterProducer())
+        writing.addErrback(self._unwritable)
+
+    def _unwritable(self, failure: Failure) -> None:
+        # The body could not be made (a list that changed): the request is
+        # cut short, and fails with why.
+        self._fail(XMLRPCError(f"cannot write the request: {failure.getErrorMessage()}", self._url))
 
     def dataReceived(self, data: bytes) -> None:
         if self.done.called:
@@ -721,7 +736,9 @@ class XMLRPCProxy:
         self, method: str, *args: SAMPValue, timeout: float | None | EllipsisType = ...
     ) -> defer.Deferred[Any]:
         """
-        Call *method* with *args* (already SAMP-checked).
+        Call *method* with *args* (already SAMP-checked; a long list of
+        strings among them is encoded as the request is sent, and must not
+        change until the call is done).
 
         :param timeout: seconds for this call, ``None`` for none, or the
             proxy's default when not given.
@@ -729,7 +746,7 @@ class XMLRPCProxy:
             *fault_class* for a fault answer and *error_class* for
             everything else (but cancellation).
         """
-        body = encode_call(method, args)
+        body = encode_call(method, args, lazy=True)
         if timeout is ...:
             timeout = self.timeout
         d = self._start(method, body)
@@ -739,7 +756,7 @@ class XMLRPCProxy:
             d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         return d.addErrback(self._translate, method)
 
-    def _start(self, method: str, body: list[bytes | memoryview]) -> defer.Deferred[Any]:
+    def _start(self, method: str, body: list[Part]) -> defer.Deferred[Any]:
         """The request, in a slot of the semaphore: taken at once when one
         is free and nobody waits (the usual case), without the Deferreds
         of ``DeferredSemaphore.run``; else in turn."""
@@ -757,7 +774,7 @@ class XMLRPCProxy:
         self._semaphore.release()
         return result
 
-    def _request(self, method: str, body: list[bytes | memoryview], retry: bool = True) -> defer.Deferred[Any]:
+    def _request(self, method: str, body: list[Part], retry: bool = True) -> defer.Deferred[Any]:
         if not self._pool.persistent:
             return self._one_shot(body)
         d: defer.Deferred[Any] = self._agent.request(
@@ -770,7 +787,7 @@ class XMLRPCProxy:
             d.addErrback(self._retry_unsent, method, body)
         return d
 
-    def _one_shot(self, body: list[bytes | memoryview]) -> defer.Deferred[Any]:
+    def _one_shot(self, body: list[Part]) -> defer.Deferred[Any]:
         """
         Send *body* on a new connection of its own: for a server that closes
         each one (see :meth:`_stop_reusing`), without the Agent's pool.
@@ -803,7 +820,7 @@ class XMLRPCProxy:
         request.done.addErrback(self._cut_short, request)
         return request.done.addCallback(self._parse)
 
-    def _retry_unsent(self, failure: Failure, method: str, body: list[bytes | memoryview]) -> defer.Deferred[Any]:
+    def _retry_unsent(self, failure: Failure, method: str, body: list[Part]) -> defer.Deferred[Any]:
         failure.trap(RequestNotSent)
         return self._request(method, body, retry=False)
 

@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sampy_twisted._codec import (
     CachedMap,
+    LazyStrings,
     _scan_loads,
     _strict_loads,
     _tree_loads,
@@ -124,6 +125,30 @@ class WriterTests(SynchronousTestCase):
         long_lists = ([str(i) for i in range(2500)], ["a"] * 1000 + [""], [""] * 2001, ["&"] * 1001)
         for value in (["1", "2"], ["a&b", "<", ">", ""], [], ("x", "y"), [""] * 3, *long_lists):
             self.assertEqual(dumps_call("m", [value]), stdlib_call("m", [value]))
+
+    def test_lazy_string_lists(self):
+        """A request's long lists of strings, written as they are sent,
+        come out byte for byte as the standard library writes them, however
+        they are made up (escapes, non-ASCII, empty strings, not only
+        strings), and have the length they say."""
+        self.patch(_codec, "LAZY_FROM", 3)
+        rng = random.Random(3)
+        values = [["1", "2"], [str(i) for i in range(2500)], ["a&b", "<", ">", "", "\xe9"] * 700,
+                  ["\xe9", "a"] * 1500, [f"\u20ac{i}" for i in range(2000)], ("x",) * 1001,
+                  ["x", 1, "y", {"k": "v"}], []]
+        values += [[random_string(rng) for _ in range(rng.choice((3, 999, 1000, 1001, 2999)))] for _ in range(20)]
+        for value in values:
+            parts = encode_call("m", [value, {"nested": value}], lazy=True)
+            lazy = [part for part in parts if isinstance(part, LazyStrings)]
+            if len(value) >= 3 and all(isinstance(item, str) for item in value):
+                self.assertEqual(len(lazy), 2)
+            else:
+                self.assertEqual(lazy, [])
+            for part in lazy:
+                self.assertEqual(len(part), len(b"".join(part.pieces())))
+            written = b"".join(b"".join(part.pieces()) if isinstance(part, LazyStrings) else part for part in parts)
+            self.assertEqual(written, stdlib_call("m", [value, {"nested": value}]))
+            self.assertEqual(written, dumps_call("m", [value, {"nested": value}]))
 
     def test_refusals(self):
         """None and non-string keys are refused as the standard library

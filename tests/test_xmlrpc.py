@@ -25,7 +25,7 @@ from sampy_twisted._xmlrpc import (
     with_request,
 )
 from sampy_twisted import _xmlrpc
-from sampy_twisted._codec import dumps_call, safe_loads
+from sampy_twisted._codec import LazyStrings, dumps_call, encode_call, safe_loads
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]>
@@ -484,6 +484,26 @@ class ProxyTests(TestCase):
             self.assertEqual((yield proxy.call("count", rows)), [str(len(rows)), rows[-1]])
 
     @defer.inlineCallbacks
+    def test_list_changed_before_sent(self):
+        """A long list that changes before its request has been written
+        (which the caller must not do) fails the call with an error; the
+        server runs nothing, and the next call works."""
+        called = []
+        _, proxy = self.hub(count=lambda rows: called.append(len(rows)) or "ok")
+        # (Once it has seen the server close, the second proxy sends each
+        # request on a connection of its own.)
+        old = self.proxy(self.serve(protocol.Factory.forProtocol(_HTTP10Echo)))
+        for each, answer in ((proxy, "ok"), (old, ["1", "a"])):
+            self.assertEqual((yield each.call("count", ["a"])), answer)
+            rows = [str(i) for i in range(10_000)]
+            call = each.call("count", rows)
+            rows[5000] = None
+            error = yield self.assertFailure(call, XMLRPCError)
+            self.assertIn("NoneType", str(error))
+            self.assertEqual((yield each.call("count", ["a"])), answer)
+        self.assertEqual(called, [1, 1])
+
+    @defer.inlineCallbacks
     def test_caller_hanging_up_cancels(self):
         """When the caller hangs up, the Deferred a procedure returned is
         cancelled: nobody is left to answer."""
@@ -591,6 +611,39 @@ class BytesProducerTests(SynchronousTestCase):
         self.assertLessEqual(max(map(len, consumer.written)), 64 * 1024)
         self.assertEqual(consumer.written[0], b"head")
         self.assertIsNone(self.successResultOf(done))
+
+    def test_lazy_strings(self):
+        """A long list of strings is encoded as the connection takes it, a
+        thousand strings at a time, to the length the producer gave."""
+        rows = [str(i) for i in range(10_000)]
+        parts = encode_call("m", [rows], lazy=True)
+        self.assertIn(LazyStrings, map(type, parts))
+        producer = _BytesProducer(parts)
+        consumer = _PausingConsumer()
+        consumer.producer = producer
+        done = producer.startProducing(consumer)
+        self.assertEqual(len(consumer.written), 1)
+        while not done.called:
+            producer.resumeProducing()
+        self.assertEqual(b"".join(consumer.written), dumps_call("m", [rows]))
+        self.assertEqual(producer.length, len(dumps_call("m", [rows])))
+        self.assertGreater(len(consumer.written), 10)
+
+    def test_lazy_strings_failing(self):
+        """A list that cannot be written after all (it changed) fails the
+        request's Deferred, and nothing more is written."""
+        rows = [str(i) for i in range(10_000)]
+        producer = _BytesProducer(encode_call("m", [rows], lazy=True))
+        consumer = _PausingConsumer()
+        consumer.producer = producer
+        done = producer.startProducing(consumer)
+        rows[5000] = None
+        while not done.called:
+            producer.resumeProducing()
+        written = len(consumer.written)
+        self.failureResultOf(done, TypeError)
+        producer.resumeProducing()
+        self.assertEqual(len(consumer.written), written)
 
     def test_stopped(self):
         """After stopProducing nothing more is written and the Deferred
