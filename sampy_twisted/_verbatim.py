@@ -163,8 +163,20 @@ class VerbatimStrings(Sequence[str]):
         # The first *count* values: up to the closing tags of the last.
         return self._read(end - len(_OPEN))
 
-    def _read(self, end: int) -> list[str]:
-        items = read_plain_strings(self._data, self._start, end)
+    def tail(self, count: int) -> list[str]:
+        """The last *count* items (all of them, if fewer), reading no more."""
+        if self._items is not None or count >= self._count:
+            return self.strings()[max(len(self) - count, 0) :]
+        if count <= 0:
+            return []
+        start = self._end
+        for _ in range(count):
+            start = self._data.rindex(_BETWEEN, self._start, start)
+        # The last *count* values: from the opening tags of the first.
+        return self._read(self._end, start + len(_CLOSE))
+
+    def _read(self, end: int, start: int | None = None) -> list[str]:
+        items = read_plain_strings(self._data, self._start if start is None else start, end)
         assert items is not None  # checked as it was found
         return items
 

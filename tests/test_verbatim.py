@@ -142,6 +142,17 @@ class VerbatimStringsTests(SynchronousTestCase):
             self.assertEqual(fresh.head(count), self.rows)
         self.assertEqual(fresh.head(3), self.rows[:3])
 
+    def test_tail(self):
+        """The last few items are read without making the others."""
+        fresh = find_verbatim(self.document, *list_region(self.document))
+        for count in range(len(self.rows)):
+            self.assertEqual(fresh.tail(count), self.rows[len(self.rows) - count:])
+        self.assertIsNone(fresh._items)
+        for count in (len(self.rows), len(self.rows) + 1):
+            self.assertEqual(fresh.tail(count), self.rows)
+        self.assertEqual(fresh.tail(3), self.rows[-3:])
+        self.assertEqual(fresh.tail(0), [])
+
     def test_any_starts_with(self):
         self.assertTrue(self.kept.any_starts_with(("https", "file")))
         self.assertTrue(self.kept.any_starts_with(("http",)))

@@ -19,8 +19,11 @@ from zope.interface.verify import verifyObject
 from sampy_twisted._hubcore import HubCore, IChannel
 from sampy_twisted._listening import is_loopback_host
 from sampy_twisted._pulldelivery import PullChannel
+from sampy_twisted._codec import dumps_call
+from sampy_twisted._verbatim import find_verbatim
 from sampy_twisted._webprofile import (
     WEB_SAFE_MTYPES,
+    URLControl,
     WebConsentRequest,
     WebProfile,
     mtype_allowed,
@@ -443,6 +446,43 @@ class URLControlTests(WebTestCase):
         self.flush()
         bad_key = self.failureResultOf(self.profile.translate("nope", url))
         self.assertEqual(bad_key.value.status, 403)
+
+
+class URLLearningTests(unittest.SynchronousTestCase):
+    """
+    URLControl keeps the most recent URLs, looking for them from the end of
+    what it is told, and no further back than it needs.
+    """
+
+    def test_most_recent_kept(self):
+        """Of more URLs than it keeps, the last ones mentioned stay, in
+        lists, maps and texts alike; one mentioned again is recent again."""
+        control = URLControl(max_urls=3)
+        control.learn({"a": "http://x/1 and file:///2", "b": ["https://x/3", "text", "http://x/4"]})
+        self.assertEqual([control.allows(f) for f in ("http://x/1", "file:///2", "https://x/3", "http://x/4")],
+                         [False, True, True, True])
+        control.learn(["file:///2", "http://x/5"])
+        self.assertEqual([control.allows(f) for f in ("file:///2", "https://x/3", "http://x/4", "http://x/5")],
+                         [True, False, True, True])
+
+    def test_long_lists_bounded(self):
+        """A long list is looked at from its end, four times as many
+        strings as URLs are kept, whether decoded or kept as received."""
+        rows = ["http://x/early"] + [str(i) for i in range(100)] + [f"http://x/{i}" for i in range(5)]
+        document = dumps_call("m", [rows])
+        start = document.index(b"<data>\n") + len(b"<data>\n")
+        kept = find_verbatim(document, start, document.index(b"</data>"))
+        for value in (rows, kept):
+            control = URLControl(max_urls=3)
+            control.learn({"row-list": value})
+            self.assertEqual([control.allows(f"http://x/{i}") for i in range(5)], [False, False, True, True, True])
+            control = URLControl(max_urls=20)
+            control.learn({"row-list": value})
+            self.assertTrue(control.allows("http://x/0"))
+            self.assertFalse(control.allows("http://x/early"))  # 106 strings back: past 4 x 20
+            control = URLControl(max_urls=30)
+            control.learn({"row-list": value})
+            self.assertTrue(control.allows("http://x/early"))
 
 
 class BrowserCheckTests(WebTestCase):
