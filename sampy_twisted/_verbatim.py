@@ -143,7 +143,7 @@ class VerbatimStrings(Sequence[str]):
     def strings(self) -> list[str]:
         """The items, made once."""
         if self._items is None:
-            self._items = self._read(self._end)
+            self._items = self._read(self._start, self._end)
         return self._items
 
     def any_starts_with(self, prefixes: tuple[str, ...]) -> bool:
@@ -161,7 +161,7 @@ class VerbatimStrings(Sequence[str]):
         for _ in range(count):
             end = self._data.index(_BETWEEN, end) + len(_BETWEEN)
         # The first *count* values: up to the closing tags of the last.
-        return self._read(end - len(_OPEN))
+        return self._read(self._start, end - len(_OPEN))
 
     def tail(self, count: int) -> list[str]:
         """The last *count* items (all of them, if fewer), reading no more."""
@@ -173,10 +173,10 @@ class VerbatimStrings(Sequence[str]):
         for _ in range(count):
             start = self._data.rindex(_BETWEEN, self._start, start)
         # The last *count* values: from the opening tags of the first.
-        return self._read(self._end, start + len(_CLOSE))
+        return self._read(start + len(_CLOSE), self._end)
 
-    def _read(self, end: int, start: int | None = None) -> list[str]:
-        items = read_plain_strings(self._data, self._start if start is None else start, end)
+    def _read(self, start: int, end: int) -> list[str]:
+        items = read_plain_strings(self._data, start, end)
         assert items is not None  # checked as it was found
         return items
 

@@ -226,7 +226,8 @@ class URLControl:
         more than one of forty thousand.
         """
         found: dict[str, None] = {}  # the latest first
-        for text in itertools.islice(_strings_backwards(value, 4 * self._max), 4 * self._max):
+        most = 4 * self._max
+        for text in itertools.islice(_strings_backwards(value, most), most):
             if text.startswith(_URL_STARTS):
                 for url in reversed(_URL.findall(text)):
                     found.setdefault(url)

@@ -211,14 +211,27 @@ class TranslatorTests(TestCase):
     request = WebHubTests.request
     header = WebHubTests.header
 
-    async def test_file_url_translated_only_when_mentioned(self):
-        """A file: URL a Standard Profile client sent is served (read in a
-        thread); another file, or a too-large one, is not."""
+    async def hub_and_page(self):
+        """A hub, and a page registered with it, called back and
+        subscribed to ``table.*``: its registration map, key and id."""
         await self.start_hub()
         info = await within(self.web.call("samp.webhub.register", {"samp.name": "page"}))
         key, web_id = info["samp.private-key"], info["samp.self-id"]
         await within(self.web.call("samp.webhub.allowReverseCallbacks", key, "1"))
         await within(self.web.call("samp.webhub.declareSubscriptions", key, {"table.*": {}}))
+        return info, key, web_id
+
+    async def standard_client(self):
+        """A Standard Profile client of ours, connected to the hub."""
+        ours = SAMPIntegratedClient(name="ours", reactor=reactor)
+        await within(ours.connect(hub_params=self.hub.params))
+        self.addCleanup(ours.disconnect)
+        return ours
+
+    async def test_file_url_translated_only_when_mentioned(self):
+        """A file: URL a Standard Profile client sent is served (read in a
+        thread); another file, or a too-large one, is not."""
+        info, key, web_id = await self.hub_and_page()
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         paths = {}
@@ -226,9 +239,7 @@ class TranslatorTests(TestCase):
             paths[name] = os.path.join(directory, name)
             with open(paths[name], "wb") as f:
                 f.write(content)
-        ours = SAMPIntegratedClient(name="ours", reactor=reactor)
-        await within(ours.connect(hub_params=self.hub.params))
-        self.addCleanup(ours.disconnect)
+        ours = await self.standard_client()
         for name in ("sent.xml", "big.xml"):
             await within(ours.enotify(web_id, "table.load.votable", url=f"file://{paths[name]}"))
         await within(self.web.call("samp.webhub.pullCallbacks", key, "10"))
@@ -251,18 +262,12 @@ class TranslatorTests(TestCase):
     async def test_long_row_list_to_a_page(self):
         """A long list of strings the hub passes on as received reaches a
         web page whole, and a URL in it may be translated."""
-        await self.start_hub()
-        info = await within(self.web.call("samp.webhub.register", {"samp.name": "page"}))
-        key, web_id = info["samp.private-key"], info["samp.self-id"]
-        await within(self.web.call("samp.webhub.allowReverseCallbacks", key, "1"))
-        await within(self.web.call("samp.webhub.declareSubscriptions", key, {"table.*": {}}))
+        info, key, web_id = await self.hub_and_page()
         path = os.path.abspath(self.mktemp())
         with open(path, "wb") as f:
             f.write(b"<VOTABLE/>")
         rows = [str(i) for i in range(5000)] + [f"file://{path}"]
-        ours = SAMPIntegratedClient(name="ours", reactor=reactor)
-        await within(ours.connect(hub_params=self.hub.params))
-        self.addCleanup(ours.disconnect)
+        ours = await self.standard_client()
         await within(ours.enotify(web_id, "table.select.rowList", **{"row-list": rows}))
         callbacks = await within(self.web.call("samp.webhub.pullCallbacks", key, "10"))
         self.assertEqual([c["samp.methodName"] for c in callbacks], ["receiveNotification"])
