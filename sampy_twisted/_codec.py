@@ -78,10 +78,10 @@ _PLAIN_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"l
 _DECLARED_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)")
 _CHUNK = 16 * 1024
 _SCAN_FROM = 32 * 1024  # bytes
-_Parse = Callable[[bytes], "tuple[tuple[Any, ...], str | None]"]
+_Parse = Callable[["bytes | bytearray"], "tuple[tuple[Any, ...], str | None]"]
 
 
-def safe_loads(data: bytes, verbatim: bool = False) -> tuple[tuple[Any, ...], str | None]:
+def safe_loads(data: bytes | bytearray, verbatim: bool = False) -> tuple[tuple[Any, ...], str | None]:
     """
     Parse an XML-RPC request or response, refusing DTDs, entities and
     values nested deeper than :data:`~sampy_twisted._limits.MAX_NESTING`
@@ -107,7 +107,7 @@ def safe_loads(data: bytes, verbatim: bool = False) -> tuple[tuple[Any, ...], st
     return _strict_loads(data)
 
 
-def _fast_parsers(data: bytes, scan: _Parse) -> Iterator[_Parse]:
+def _fast_parsers(data: bytes | bytearray, scan: _Parse) -> Iterator[_Parse]:
     """
     The parsers to try on *data* before the strict one, in turn: the
     scanner is the faster for the long lists of strings big documents hold,
@@ -124,7 +124,7 @@ def _fast_parsers(data: bytes, scan: _Parse) -> Iterator[_Parse]:
         yield scan
 
 
-def _declares_plain_encoding(data: bytes) -> bool:
+def _declares_plain_encoding(data: bytes | bytearray) -> bool:
     """Whether *data* is UTF-8 or a subset of it, as far as it says."""
     declared = _DECLARED_ENCODING.match(data)
     return declared is None or declared.group(1).lower() in _PLAIN_ENCODINGS
@@ -172,7 +172,7 @@ _BULK_FORMS = (
 )
 
 
-def _plain_values(form: _BulkForm, data: bytes, start: int, end: int) -> list[Any]:
+def _plain_values(form: _BulkForm, data: bytes | bytearray, start: int, end: int) -> list[Any]:
     """
     The texts of the values of *form* from *start* to *end* in *data*, if
     that is nothing but such values and white space; else nothing.
@@ -207,7 +207,7 @@ def _plain_values(form: _BulkForm, data: bytes, start: int, end: int) -> list[An
     return items
 
 
-def _after_space(data: bytes, at: int) -> int:
+def _after_space(data: bytes | bytearray, at: int) -> int:
     """Where the XML white space from *at* on ends."""
     return cast("re.Match[bytes]", _SPACE.match(data, at)).end()  # it matches "" too
 
@@ -236,7 +236,7 @@ def _unescape(text: str) -> str:
     )
 
 
-def _scan_loads(data: bytes, verbatim: bool = False) -> tuple[tuple[Any, ...], str | None]:
+def _scan_loads(data: bytes | bytearray, verbatim: bool = False) -> tuple[tuple[Any, ...], str | None]:
     """
     The plain XML-RPC documents, read by :class:`_Scanner`: anything else
     raises :class:`_Unusual` (or another error) for ElementTree to judge.
@@ -258,7 +258,7 @@ class _Scanner:
     strings are kept as :class:`~._verbatim.VerbatimStrings`.
     """
 
-    def __init__(self, document: bytes, verbatim: bool = False) -> None:
+    def __init__(self, document: bytes | bytearray, verbatim: bool = False) -> None:
         self._data = document
         self._verbatim = verbatim
         self._at = 0
@@ -526,7 +526,7 @@ class _Scanner:
 # -- 2. ElementTree ----------------------------------------------------------
 
 
-def _parse_tree(data: bytes) -> ElementTree.Element:
+def _parse_tree(data: bytes | bytearray) -> ElementTree.Element:
     """
     The root element of *data*, parsed by ElementTree's C parser and tree
     builder, in chunks: the elements' depth is followed from the parser's
@@ -562,7 +562,7 @@ def _parse_tree(data: bytes) -> ElementTree.Element:
     return root
 
 
-def _tree_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
+def _tree_loads(data: bytes | bytearray) -> tuple[tuple[Any, ...], str | None]:
     """
     The common XML-RPC documents, parsed by ElementTree's C parser and tree
     builder: several times faster than :mod:`xmlrpc.client`'s unmarshaller,
@@ -654,7 +654,7 @@ def _scalar(tag: str, text: str) -> Any:
 # -- 3. the standard library ------------------------------------------------
 
 
-def _strict_loads(data: bytes) -> tuple[tuple[Any, ...], str | None]:
+def _strict_loads(data: bytes | bytearray) -> tuple[tuple[Any, ...], str | None]:
     parser, unmarshaller = xmlrpc.client.getparser()
     expat = getattr(parser, "_parser", None)
     if expat is None:  # pragma: no cover - the stdlib always uses expat

@@ -40,7 +40,7 @@ _TAG_BYTES = bytes(sorted(set(_BETWEEN) - {0x0A}))
 _PIECE = 1 << 20
 
 
-def find_verbatim(data: bytes, start: int, end: int) -> VerbatimStrings | None:
+def find_verbatim(data: bytes | bytearray, start: int, end: int) -> VerbatimStrings | None:
     """
     The string values from *start* to *end* in *data* as a
     :class:`VerbatimStrings`, if they are written as the writer writes them
@@ -53,7 +53,7 @@ def find_verbatim(data: bytes, start: int, end: int) -> VerbatimStrings | None:
     return None if counted is None else VerbatimStrings(data, start, end, counted)
 
 
-def read_plain_strings(data: bytes, start: int, end: int) -> list[str] | None:
+def read_plain_strings(data: bytes | bytearray, start: int, end: int) -> list[str] | None:
     """
     The texts of the string values from *start* to *end* in *data*, if
     :func:`find_verbatim` would keep them; else ``None``.  Checked and
@@ -63,7 +63,7 @@ def read_plain_strings(data: bytes, start: int, end: int) -> list[str] | None:
     return None if _walk(data, start, end, items) is None else items
 
 
-def _walk(data: bytes, start: int, end: int, items: list[str] | None) -> int | None:
+def _walk(data: bytes | bytearray, start: int, end: int, items: list[str] | None) -> int | None:
     """
     Check the values from *start* to *end* in *data* for
     :func:`find_verbatim`, and count them (and with *items*, a list, add
@@ -96,7 +96,7 @@ def _walk(data: bytes, start: int, end: int, items: list[str] | None) -> int | N
         at = cut + len(_BETWEEN)
 
 
-def _texts(piece: bytes, gaps: int) -> tuple[bytes, str] | None:
+def _texts(piece: bytes | bytearray, gaps: int) -> tuple[bytes | bytearray, str] | None:
     """
     The texts of *piece*, which holds the tags between two texts *gaps*
     times, as bytes and what separates them there; ``None`` if a text
@@ -128,7 +128,7 @@ class VerbatimStrings(Sequence[str]):
 
     __slots__ = ("_data", "_start", "_end", "_count", "_items", "chars")
 
-    def __init__(self, data: bytes, start: int, end: int, count: int) -> None:
+    def __init__(self, data: bytes | bytearray, start: int, end: int, count: int) -> None:
         self._data = data
         self._start = start
         self._end = end

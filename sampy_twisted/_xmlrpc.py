@@ -70,6 +70,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTT
 from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
+from ._bodies import BigBody, BodyBuffers
 from ._codec import LazyStrings, Part, dumps_fault, dumps_response, encode_call, safe_loads
 from ._encoding import SAMPValue, from_xmlrpc
 from . import _limits
@@ -990,7 +991,8 @@ class _BoundedRequest(server.Request):
             return
         # In memory, however long (Twisted writes bodies from 100 kB on to
         # a temporary file): the body is bounded, and is parsed from bytes.
-        self.content = io.BytesIO()
+        bodies: BodyBuffers | None = getattr(self.channel.site, "bodies", None)
+        self.content = io.BytesIO() if length is None or bodies is None else bodies.body(length)
 
     def handleContentChunk(self, data: bytes) -> None:
         if self._refused:
@@ -1215,6 +1217,11 @@ class _QuietSite(server.Site):
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # not annotated in Twisted
         self._channels: dict[_LenientChannel, None] = {}  # oldest first
         self.rejections = RejectionLog(self.reactor)
+        self.bodies = BodyBuffers(self.reactor)
+
+    def stopFactory(self) -> None:
+        self.bodies.stop()
+        super().stopFactory()
 
     def buildProtocol(self, addr: IAddress | None) -> _LenientChannel:  # type: ignore[override]  # see protocol
         channel = cast(_LenientChannel, super().buildProtocol(addr))  # type: ignore[no-untyped-call]  # not annotated in Twisted
@@ -1326,12 +1333,12 @@ def _arity(function: Callable[..., object]) -> tuple[float, float]:
     return fewest, most
 
 
-def _take_body(request: server.Request) -> bytes:
+def _take_body(request: server.Request) -> bytes | bytearray:
     """The request's whole body, which the request no longer keeps: a big
     message would otherwise be held twice while it is handled."""
     content = cast(IO[bytes], request.content)
     request.content = None
-    if isinstance(content, io.BytesIO):
+    if isinstance(content, (io.BytesIO, BigBody)):
         return content.getvalue()  # the buffer itself, not a copy
     content.seek(0, 0)
     return content.read()
@@ -1414,7 +1421,7 @@ class XMLRPCResource(Resource):
         parsing.addBoth(self._parsed, request, gone)
         return server.NOT_DONE_YET
 
-    def _read(self, body: bytes) -> tuple[Sequence[Any], str | None]:
+    def _read(self, body: bytes | bytearray) -> tuple[Sequence[Any], str | None]:
         """The arguments and the method name of a request (in a thread, for
         a big one: with the arguments converted, which for a long list
         costs a pass over it too)."""

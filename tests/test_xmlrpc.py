@@ -118,6 +118,14 @@ class _Counting(protocol.Factory):
         self.connections += 1
         return self.wrapped.buildProtocol(addr)
 
+    # Started and stopped with the port, as Twisted's wrapping factories
+    # do: a site lets go of what it keeps when it stops.
+    def doStart(self):
+        self.wrapped.doStart()
+
+    def doStop(self):
+        self.wrapped.doStop()
+
 
 async def _later(value):
     return value
