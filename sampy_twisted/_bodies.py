@@ -7,11 +7,11 @@ A body of 32 MB or more (a ``table.select.rowList`` of a million rows is
 37 MB) cannot be made of memory the process already has: glibc's
 ``malloc`` gives every block that big fresh pages from the kernel, and
 each 4 kB page costs a fault the first time it is written.  Reading
-such a body cost a hub or a client about 20 ms more than the copying
-itself (on this project's test machine; several times that on a busy
-virtual machine), while the 4 MB of a body ten times smaller came from
-memory the allocator had kept, at no such cost: a step in the time a
-message takes, at the size where the allocator changes its mind.
+37 MB into such a block took 19 ms on the development machine (more when
+its host is busy), against 2.4 ms into memory written before; the 4 MB
+of a body ten times smaller came from memory the allocator had kept, at
+no such cost.  That was a step in the time a message takes, at the size
+where the allocator changes its ways.
 
 So a site reads bodies from :attr:`BodyBuffers.big_from` bytes on
 (known from their ``Content-Length``) into a buffer it keeps, and the
@@ -31,7 +31,7 @@ import sys
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-__all__ = ["BodyBuffers"]
+__all__ = ["BigBody", "BodyBuffers"]
 
 
 def _references_of(buffers: BodyBuffers) -> int:
@@ -42,6 +42,7 @@ def _references_of(buffers: BodyBuffers) -> int:
 
 
 def _new_buffer() -> bytearray:
+    """A new, empty buffer (made here, where tests count them)."""
     return bytearray()
 
 
@@ -129,21 +130,24 @@ class BigBody:
         self._length = self._at = end
 
     def tell(self) -> int:
+        """Where the next read starts: after writes, the length so far."""
         return self._at
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        """Move where the next read starts, as a file's ``seek``."""
         base = {0: 0, 1: self._at, 2: self._length}[whence]
         self._at = max(0, base + offset)
         return self._at
 
     def read(self, size: int = -1) -> bytes:
+        """Up to *size* bytes (all, if negative) from where reading is."""
         end = self._length if size < 0 else min(self._length, self._at + size)
         data = bytes(self._buffer[self._at : end]) if end > self._at else b""
         self._at = max(self._at, end)
         return data
 
     def close(self) -> None:
-        pass
+        """Nothing to do: the buffer is the site's."""
 
     def getvalue(self) -> bytearray:
         """The body: the buffer, cut to its length (not a copy)."""
