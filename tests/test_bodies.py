@@ -158,32 +158,40 @@ class SiteTests(TestCase):
 
     @defer.inlineCallbacks
     def test_held_lists_stay_whole(self):
-        """The lists of one big request, still held, are intact after the
-        next big requests; once let go, the buffer serves again."""
+        """The lists of big requests still held are intact after the next
+        big requests, which are read into buffers of their own."""
         made = count_buffers(self)
-        first = [f"a{i}" for i in range(20_000)]
-        second = [f"b{i}" for i in range(20_000)]
-        self.assertEqual((yield self.proxy.call("keep", first)), "20000")
-        self.assertEqual((yield self.proxy.call("keep", second)), "20000")
-        self.assertEqual(len(made), 2)
-        self.assertTrue([list(rows) for rows in self.kept] == [first, second])
-        self.kept.clear()
-        self.assertEqual((yield self.proxy.call("keep", first)), "20000")
-        self.assertEqual(len(made), 2)
-        self.assertTrue(list(self.kept[0]) == first)
+        sent = [[f"{name}{i}" for i in range(40_000)] for name in "abc"]
+        for rows in sent:
+            self.assertEqual((yield self.proxy.call("keep", rows)), "40000")
+        self.assertEqual(len(made), 3)
+        self.assertTrue([list(rows) for rows in self.kept] == sent)
+
+    @defer.inlineCallbacks
+    def test_used_again(self):
+        """Once what was read from a big request is let go, the next is
+        read into the same buffer."""
+        made = count_buffers(self)
+        # Parsed on the reactor's thread (under THREADED_PARSE_BYTES), where
+        # nothing of the first request is left once it is answered.
+        for name in "ab":
+            rows = [f"{name}{i}" for i in range(20_000)]
+            self.assertEqual((yield self.proxy.call("keep", rows)), "20000")
+            self.assertTrue(list(self.kept.pop()) == rows)
+        self.assertEqual(len(made), 1)
 
     @defer.inlineCallbacks
     def test_malformed_big_request(self):
         """A big body that is not XML-RPC is a fault, and leaves the buffer
         fit for the next."""
         agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-        body = dumps_call("keep", [["x"] * 20_000])[:-20]
+        body = dumps_call("keep", [["x"] * 40_000])[:-20]
         response = yield agent.request(b"POST", self.proxy.url.encode(), None, FileBodyProducer(io.BytesIO(body)))
         answer = yield readBody(response)
         fault = self.assertRaises(xmlrpc.client.Fault, xmlrpc.client.loads, answer)
         self.assertIn("cannot parse", fault.faultString)
-        rows = [str(i) for i in range(20_000)]
-        self.assertEqual((yield self.proxy.call("keep", rows)), "20000")
+        rows = [str(i) for i in range(40_000)]
+        self.assertEqual((yield self.proxy.call("keep", rows)), "40000")
         self.assertEqual(list(self.kept[-1]), rows)
 
     def test_stopped_with_its_port(self):
