@@ -991,6 +991,7 @@ class _BoundedRequest(server.Request):
             return
         # In memory, however long (Twisted writes bodies from 100 kB on to
         # a temporary file): the body is bounded, and is parsed from bytes.
+        # A big one goes into the buffer the site keeps for them (_bodies).
         bodies: BodyBuffers | None = getattr(self.channel.site, "bodies", None)
         self.content = io.BytesIO() if length is None or bodies is None else bodies.body(length)
 
@@ -1220,6 +1221,7 @@ class _QuietSite(server.Site):
         self.bodies = BodyBuffers(self.reactor)
 
     def stopFactory(self) -> None:
+        # Not listening any more: the buffer for big bodies goes too.
         self.bodies.stop()
         super().stopFactory()
 
