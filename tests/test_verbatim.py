@@ -204,7 +204,8 @@ class SafeLoadsTests(SynchronousTestCase):
 
     def test_random_documents(self):
         """With every list long enough to keep, documents of random lists
-        read as the strict reader reads them, values and errors."""
+        read as the strict reader reads them, values and errors, from bytes
+        and from a bytearray."""
         self.patch(_codec, "VERBATIM_FROM", 0)
         self.patch(_codec, "_SCAN_FROM", 0)
         rng = random.Random(1414)
@@ -212,8 +213,9 @@ class SafeLoadsTests(SynchronousTestCase):
             value = {str(i): random_rows(rng, rng.choice((0.0, 0.05))) for i in range(rng.choice((1, 3)))}
             value["nested"] = [random_rows(rng)]
             document = dumps_call("m", [value])
-            for verbatim in (True, False):
-                self.assertEqual(outcome(lambda d: safe_loads(d, verbatim=verbatim), document),
+            # From a bytearray too: a big body is read into one (_bodies).
+            for data, verbatim in itertools.product((document, bytearray(document)), (True, False)):
+                self.assertEqual(outcome(lambda d: safe_loads(d, verbatim=verbatim), data),
                                  outcome(_strict_loads, document))
 
     def test_lists_before_others(self):
