@@ -83,9 +83,10 @@ class BodyBuffers:
         """A file for Twisted to write a body of *length* bytes into."""
         if length < self.big_from:
             return io.BytesIO()
+        if self._unshared is None:
+            return BigBody(_new_buffer())  # never used again: nothing kept
         # (No name bound to the buffer here: it would count as a holder.)
-        if (self._spare is None or self._unshared is None or len(self._spare) // 2 > length
-                or _references_of(self) != self._unshared):
+        if self._spare is None or len(self._spare) // 2 > length or _references_of(self) != self._unshared:
             # None yet, much bigger than needed (the allocator would give
             # most of it back), or still held: a new one.
             self._spare = _new_buffer()
@@ -135,7 +136,9 @@ class BigBody:
 
     def seek(self, offset: int, whence: int = 0) -> int:
         """Move where the next read starts, as a file's ``seek``."""
-        base = {0: 0, 1: self._at, 2: self._length}[whence]
+        if whence not in (0, 1, 2):
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        base = (0, self._at, self._length)[whence]
         self._at = max(0, base + offset)
         return self._at
 

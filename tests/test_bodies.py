@@ -99,6 +99,7 @@ class BodyBuffersTests(SynchronousTestCase):
         read(buffers, b"a" * BIG)
         read(buffers, b"b" * BIG)
         self.assertEqual(len(made), 2)
+        self.assertEqual((buffers._spare, self.clock.getDelayedCalls()), (None, []))  # nothing kept
 
     def test_let_go_when_idle(self):
         """The buffer is let go once no big body has come for idle
@@ -131,6 +132,7 @@ class BodyBuffersTests(SynchronousTestCase):
         self.assertEqual((body.read(2), body.read(), body.read()), (b"ab", b"cdef", b""))
         self.assertEqual(body.seek(-1, 2), 5)
         self.assertEqual(body.read(), b"f")
+        self.assertRaises(ValueError, body.seek, 0, 3)
         body.close()
         self.assertEqual(body.getvalue(), b"abcdef")
 
